@@ -1,0 +1,1 @@
+"""The sender daemon (``mcastd serve``) — arrives with the real-daemon issue."""

@@ -1,0 +1,63 @@
+"""Session settings as frozen dataclasses. The CLIs only turn argv into these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .wire import DEFAULT_SYMBOL_SIZE
+
+Addr = tuple[str, int]
+
+DEFAULT_BLOCK_SIZE = 1 << 20
+DISCOVERY_ADDR: Addr = ("239.255.77.1", 9770)
+DATA_ADDR: Addr = ("239.255.77.2", 9771)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderConfig:
+    image_size: int
+    image_sha256: bytes
+    control_addr: Addr  # where receivers send JOIN/STATUS/DONE (the sender's unicast address)
+    name: str = "image"
+    discovery_addr: Addr = DISCOVERY_ADDR
+    data_addr: Addr = DATA_ADDR
+    block_size: int = DEFAULT_BLOCK_SIZE
+    symbol_size: int = DEFAULT_SYMBOL_SIZE
+    rate_bps: float = 900e6  # ceiling on the wire, bits per second (IP+UDP headers counted)
+    burst_bytes: int = 64 * 1024  # token bucket depth: how much may leave back to back
+    fec_overhead: float = 0.02  # proactive repair symbols per source symbol, per group
+    min_receivers: int = 1
+    receiver_timeout: float = 10.0  # a receiver silent this long is dropped as failed
+    max_wait: float | None = None  # start after this long with >= 1 receiver, even if fewer
+    announce_interval: float = 1.0
+    sync_interval: float = 0.1
+    grtt_initial: float = 0.05
+    grtt_min: float = 0.001
+    grtt_max: float = 2.0
+    nak_rate_target: float = 10_000.0  # STATUS messages per second the sender wants at most
+    cache_blocks: int = 64  # encoded blocks kept for repairs (bounds sender memory)
+    prefetch_blocks: int = 4  # first-pass blocks requested ahead of the cursor
+    batch_max: int = 64  # datagrams returned by one datagrams_to_send call at most
+
+    def __post_init__(self) -> None:
+        if self.image_size < 0:
+            raise ValueError("image_size must be >= 0")
+        if len(self.image_sha256) != 32:
+            raise ValueError("image_sha256 must be 32 bytes")
+        if self.block_size <= 0 or self.symbol_size <= 0 or self.symbol_size > 65000:
+            raise ValueError("block_size and symbol_size must be positive (symbol <= 65000)")
+        if self.rate_bps <= 0 or self.fec_overhead < 0 or self.min_receivers < 1:
+            raise ValueError("rate must be > 0, fec_overhead >= 0, min_receivers >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConfig:
+    discovery_addr: Addr = DISCOVERY_ADDR
+    session_name: str | None = None  # join only a session of this name
+    max_pending_blocks: int = 128  # partially received blocks held in memory at most
+    join_interval: float = 0.5
+    status_interval: float = 1.0  # heartbeat STATUS even when nothing is missing
+    nak_backoff: float = 2.0  # first NAK after new loss waits U(0, nak_backoff × GRTT)
+    done_interval: float = 0.5
+    done_attempts: int = 10
+    sender_timeout: float = 10.0  # no datagram from the sender for this long: give up

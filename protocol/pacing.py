@@ -1,0 +1,44 @@
+"""Token-bucket pacer: how many bytes may leave now, and when the next may."""
+
+from __future__ import annotations
+
+
+class TokenBucket:
+    """``rate`` bytes per second with a bucket ``burst`` bytes deep.
+
+    Tokens may go negative by one datagram: a datagram is sent whenever the balance is
+    positive, so no datagram size can stall the pacer.
+    """
+
+    __slots__ = ("rate", "burst", "_tokens", "_stamp")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        if rate <= 0 or burst <= 0:
+            raise ValueError("rate and burst must be positive")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._stamp = now
+
+    def _refill(self, now: float) -> None:
+        if now > self._stamp:
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+
+    def try_consume(self, size: int, now: float) -> bool:
+        """Take ``size`` bytes if the balance is positive; False means wait for ``next_time``."""
+        self._refill(now)
+        if self._tokens <= 0:
+            return False
+        self._tokens -= size
+        return True
+
+    def next_time(self) -> float:
+        """The earliest time ``try_consume`` can succeed (tokens back above zero)."""
+        if self._tokens > 0:
+            return self._stamp
+        return self._stamp + (-self._tokens) / self.rate + 1e-9
+
+    def set_rate(self, rate: float, now: float) -> None:
+        self._refill(now)
+        self.rate = rate

@@ -1,0 +1,441 @@
+"""ReceiverSession: the sans-I/O state machine of one laptop.
+
+Theory of operation
+-------------------
+DISCOVERING  listen on the discovery group for ANNOUNCE (optionally of one session name).
+JOINING      SessionFound tells the driver to join the data group; JOIN goes to the sender's
+             control address every ``join_interval`` until ACCEPT. Data is collected already.
+RECEIVING    every data datagram lands in its block's assembly; a block whose groups all have
+             enough symbols is handed to the driver (BlockReady), which decodes, checks and
+             writes it and answers ``block_stored`` or ``block_rejected``.
+             The sender's first-pass cursor (from data and SYNC) tells which blocks are
+             overdue. A STATUS (the NAK) lists, per overdue block, how many symbols each group
+             still needs, and ranges of blocks of which nothing arrived. The first NAK after new
+             loss waits U(0, nak_backoff × GRTT) so a room of receivers does not answer at once;
+             later ones follow at the sender's advertised ``nak_interval``. NAKs may repeat
+             freely: the sender discounts what it already sent after our ``seq_seen``.
+VERIFYING    all blocks stored: the driver hashes the whole target (VerifyImage).
+REPORTING    DONE with the result, repeated until DONE_ACK or ``done_attempts``.
+FINISHED     Finished(ok, reason).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import deque
+from enum import Enum
+
+from .assembly import ADD_COMPLETE, ADD_DUPLICATE, BlockAssembly
+from .blockcodec import DIGEST_SIZE, BlockKind
+from .config import Addr, ReceiverConfig
+from .errors import BadPacket, LocalProtocolError
+from .events import (
+    BlockReady,
+    Event,
+    Finished,
+    Joined,
+    SessionFound,
+    VerifyImage,
+)
+from .layout import block_count
+from .wire import (
+    DATA_HEADER,
+    DATA_HEADER_SIZE,
+    FLAG_REPAIR,
+    MAGIC,
+    PROTOCOL_VERSION,
+    Accept,
+    Announce,
+    Done,
+    DoneAck,
+    Join,
+    PacketType,
+    Status,
+    Sync,
+    decode_control_untrusted,
+)
+
+# Per-block state in ``_blocks``.
+MISSING, STORED, DECODING, PARTIAL = 0, 1, 2, 3
+_MISSING_RUN = re.compile(b"\x00+")
+_MAX_NEED = 48  # keep a STATUS inside one 1500-byte datagram
+_MAX_WHOLE = 32
+_CODEC_SLACK = 4096  # digest + zstd frame overhead above the raw block size (RAW is chosen
+# whenever zstd does not shrink the block, so real payloads stay far below this)
+
+
+class ReceiverState(Enum):
+    DISCOVERING = "discovering"
+    JOINING = "joining"
+    RECEIVING = "receiving"
+    VERIFYING = "verifying"
+    REPORTING = "reporting"
+    FINISHED = "finished"
+
+
+class ReceiverStats:
+    __slots__ = (
+        "received", "duplicates", "stale", "foreign", "garbled", "overflow", "rejected",
+        "naks_sent", "status_sent",
+    )
+
+    def __init__(self) -> None:
+        self.received = 0  # data datagrams stored
+        self.duplicates = 0
+        self.stale = 0  # for blocks already complete
+        self.foreign = 0  # other sessions, other programs
+        self.garbled = 0
+        self.overflow = 0  # dropped: too many partial blocks in memory
+        self.rejected = 0  # decoded blocks that failed their digest
+        self.naks_sent = 0
+        self.status_sent = 0
+
+    @property
+    def dropped(self) -> int:
+        return self.foreign + self.garbled + self.overflow
+
+
+class ReceiverSession:
+    """Call ``receive_datagram`` for every datagram from the discovery and data groups and the
+    sender; ``handle_timer`` at ``get_timer()``; then drain ``next_event()`` and send
+    ``datagrams_to_send(now)``."""
+
+    def __init__(self, config: ReceiverConfig, rng: random.Random, now: float) -> None:
+        self.config = config
+        self._rng = rng
+        self.receiver_id = rng.getrandbits(63)
+        self.state = ReceiverState.DISCOVERING
+        self.stats = ReceiverStats()
+        self.announce: Announce | None = None
+        self.sender_addr: Addr = ("", 0)
+        self.session_id = -1
+        self.nblocks = 0
+        self.blocks_done = 0
+        self.result: tuple[bool, str] | None = None
+        self._blocks = bytearray()
+        self._assemblies: dict[int, BlockAssembly] = {}
+        self._symbol_size = 0
+        self._max_encoded = 0
+        self._cursor = 0  # blocks below it had their first pass
+        self._seq_seen = -1
+        self._grtt = 0.05
+        self._nak_interval = 0.05
+        self._echo = (-1.0, 0.0)  # (sender_time, when we heard it)
+        self._last_heard = now
+        self._nak_at: float | None = None
+        self._next_status = now
+        self._next_join = now
+        self._done_sent = 0
+        self._next_done = now
+        self._digest = b""
+        self._out: list[tuple[bytes, Addr]] = []
+        self._events: deque[Event] = deque()
+
+    # --- driver API -----------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        if (
+            len(data) >= DATA_HEADER_SIZE
+            and data[2] == PROTOCOL_VERSION
+            and data[3] == PacketType.DATA
+            and data[:2] == MAGIC
+        ):
+            self._receive_data(data, now)
+            return
+        try:
+            msg = decode_control_untrusted(data)
+        except BadPacket:
+            self.stats.garbled += 1
+            return
+        if isinstance(msg, Announce):
+            self._on_announce(msg, addr, now)
+        elif msg.session_id != self.session_id:
+            self.stats.foreign += 1
+        elif isinstance(msg, Sync):
+            self._on_sync(msg, now)
+        elif isinstance(msg, Accept):
+            self._on_accept(msg, now)
+        elif (
+            isinstance(msg, DoneAck)
+            and msg.receiver_id == self.receiver_id
+            and self.state is ReceiverState.REPORTING
+        ):
+            self._finish(*self._report())
+        # Other types are for the sender; a receiver ignores them.
+
+    def handle_timer(self, now: float) -> None:
+        state = self.state
+        if state is ReceiverState.JOINING and now >= self._next_join:
+            self._send_join(now)
+        if state in (ReceiverState.JOINING, ReceiverState.RECEIVING, ReceiverState.VERIFYING):
+            if now - self._last_heard >= self.config.sender_timeout:
+                self._finish(
+                    False, f"the sender went silent for {self.config.sender_timeout:g} s"
+                )
+                return
+            if self._nak_at is not None and now >= self._nak_at or now >= self._next_status:
+                self._send_status(now)
+        elif state is ReceiverState.REPORTING and now >= self._next_done:
+            if self._done_sent >= self.config.done_attempts:
+                ok, reason = self._report()
+                self._finish(ok, reason or "the sender did not confirm our report")
+            else:
+                self._send_done(now)
+
+    def get_timer(self) -> float | None:
+        state = self.state
+        if state in (ReceiverState.DISCOVERING, ReceiverState.FINISHED):
+            return None
+        if state is ReceiverState.REPORTING:
+            return self._next_done
+        deadline = min(self._next_status, self._last_heard + self.config.sender_timeout)
+        if state is ReceiverState.JOINING:
+            deadline = min(deadline, self._next_join)
+        if self._nak_at is not None:
+            deadline = min(deadline, self._nak_at)
+        return deadline
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        out, self._out = self._out, []
+        return out
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def block_stored(self, index: int) -> None:
+        """The driver wrote block ``index`` (after it decoded and verified)."""
+        if self._blocks[index] != DECODING:
+            raise LocalProtocolError(f"block {index} was not handed out for decoding")
+        self._blocks[index] = STORED
+        self.blocks_done += 1
+        if self.blocks_done == self.nblocks and self.state in (
+            ReceiverState.JOINING, ReceiverState.RECEIVING
+        ):
+            self._start_verify()
+
+    def block_rejected(self, index: int) -> None:
+        """Block ``index`` failed its digest: forget it; it is asked for again."""
+        if self._blocks[index] != DECODING:
+            raise LocalProtocolError(f"block {index} was not handed out for decoding")
+        self._blocks[index] = MISSING
+        self.stats.rejected += 1
+
+    def image_verified(self, sha256: bytes, now: float) -> None:
+        """The driver hashed the whole target; report the outcome to the sender."""
+        if self.state is not ReceiverState.VERIFYING:
+            raise LocalProtocolError("image_verified before VerifyImage")
+        self._digest = sha256
+        self.state = ReceiverState.REPORTING
+        self._send_done(now)
+
+    def fail(self, reason: str, now: float) -> None:
+        """The driver cannot go on (full disk, write error): tell the sender and stop."""
+        if self.state is ReceiverState.FINISHED:
+            return
+        self.result = (False, reason)
+        if self.session_id >= 0:
+            self._out.append((Done(self.session_id, self.receiver_id, False, b"", reason).encode(),
+                              self.sender_addr))
+        self._finish(False, reason)
+
+    # --- data path (hot) ------------------------------------------------------------------
+
+    def _receive_data(self, data: bytes, now: float) -> None:
+        (_m, _v, _t, flags, kind, _r, sid, block, group, esi, length, seq) = (
+            DATA_HEADER.unpack_from(data)
+        )
+        if sid != self.session_id:
+            self.stats.foreign += 1
+            return
+        self._last_heard = now
+        if seq > self._seq_seen:
+            self._seq_seen = seq
+        if block >= self.nblocks:
+            self.stats.garbled += 1
+            return
+        if block > self._cursor and not flags & FLAG_REPAIR:
+            self._advance_cursor(block, now)
+        state = self._blocks[block]
+        if state == STORED or state == DECODING:  # noqa: SIM109 (hot path: no tuple)
+            self.stats.stale += 1
+            return
+        asm = self._assemblies.get(block)
+        if asm is None or asm.kind != kind or asm.layout.encoded_length != length:
+            asm = self._assembly_for(block, kind, length, asm)
+            if asm is None:
+                return
+        result = asm.add(group, esi, memoryview(data)[DATA_HEADER_SIZE:])
+        if result == ADD_COMPLETE:
+            del self._assemblies[block]
+            self._blocks[block] = DECODING
+            self.stats.received += 1
+            self._events.append(BlockReady(block, asm))
+        elif result > 0:
+            self.stats.received += 1
+        elif result == ADD_DUPLICATE:
+            self.stats.duplicates += 1
+        else:
+            self.stats.garbled += 1
+
+    def _assembly_for(
+        self, block: int, kind: int, length: int, current: BlockAssembly | None
+    ) -> BlockAssembly | None:
+        """A new assembly for a block, or a replacement when a header disagrees with it."""
+        if not _plausible(kind, length, self._max_encoded):
+            self.stats.garbled += 1
+            return None
+        if current is not None:
+            # One corrupted first datagram must not pin a wrong layout forever: once more
+            # datagrams disagree with it than agreed, start over with the newcomers' view.
+            current.mismatches += 1
+            if current.mismatches <= current.total:
+                self.stats.garbled += 1
+                return None
+        elif len(self._assemblies) >= self.config.max_pending_blocks:
+            self.stats.overflow += 1
+            return None
+        asm = BlockAssembly(block, kind, length, self._symbol_size)
+        self._assemblies[block] = asm
+        self._blocks[block] = PARTIAL
+        return asm
+
+    def _advance_cursor(self, cursor: int, now: float) -> None:
+        old, self._cursor = self._cursor, min(cursor, self.nblocks)
+        passed = self._blocks[old : self._cursor]
+        if passed.count(STORED) + passed.count(DECODING) < len(passed):
+            self._arm_nak(now)
+
+    def _arm_nak(self, now: float) -> None:
+        if self._nak_at is None:
+            self._nak_at = now + self._rng.uniform(0.0, self.config.nak_backoff * self._grtt)
+
+    # --- control ----------------------------------------------------------------------------
+
+    def _on_announce(self, msg: Announce, addr: Addr, now: float) -> None:
+        if msg.session_id == self.session_id:
+            self._last_heard = now
+            self._echo = (msg.sender_time, now)
+            return
+        if self.state is not ReceiverState.DISCOVERING:
+            self.stats.foreign += 1  # another session on the same discovery group
+            return
+        wanted = self.config.session_name
+        if wanted is not None and msg.name != wanted:
+            return
+        if (
+            msg.block_size <= 0
+            or not 0 < msg.symbol_size <= 65000
+            or msg.image_size < 0
+            or len(msg.image_sha256) != 32
+        ):
+            self.stats.garbled += 1
+            return
+        self.announce = msg
+        self.session_id = msg.session_id
+        self.sender_addr = (msg.control_host or addr[0], msg.control_port)
+        self.nblocks = block_count(msg.image_size, msg.block_size)
+        self._blocks = bytearray(self.nblocks)
+        self._symbol_size = msg.symbol_size
+        self._max_encoded = msg.block_size + _CODEC_SLACK
+        self._last_heard = now
+        self._echo = (msg.sender_time, now)
+        self.state = ReceiverState.JOINING
+        self._events.append(
+            SessionFound(
+                msg.session_id, msg.name, msg.image_size,
+                (msg.data_host, msg.data_port), self.sender_addr,
+            )
+        )
+        self._send_join(now)
+
+    def _on_sync(self, msg: Sync, now: float) -> None:
+        self._last_heard = now
+        self._echo = (msg.sender_time, now)
+        self._grtt = min(max(msg.grtt, 0.0005), 5.0)
+        self._nak_interval = min(max(msg.nak_interval, 0.001), 10.0)
+        if msg.last_seq > self._seq_seen:
+            # Everything sent before this SYNC has arrived or is lost by now.
+            self._seq_seen = msg.last_seq
+        if msg.cursor > self._cursor:
+            self._advance_cursor(msg.cursor, now)
+
+    def _on_accept(self, msg: Accept, now: float) -> None:
+        if msg.receiver_id != self.receiver_id or self.state is not ReceiverState.JOINING:
+            return
+        self.state = ReceiverState.RECEIVING
+        self._last_heard = now
+        self._events.append(Joined(self.session_id))
+        if self.blocks_done == self.nblocks:
+            self._start_verify()
+
+    def _start_verify(self) -> None:
+        self.state = ReceiverState.VERIFYING
+        self._nak_at = None
+        self._events.append(VerifyImage())
+
+    def _send_join(self, now: float) -> None:
+        echo, heard = self._echo
+        join = Join(self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0)
+        self._out.append((join.encode(), self.sender_addr))
+        self._next_join = now + self.config.join_interval
+
+    def _send_status(self, now: float) -> None:
+        need: list[tuple[int, list[int]]] = []
+        whole: list[tuple[int, int]] = []
+        if self.state in (ReceiverState.JOINING, ReceiverState.RECEIVING):
+            need, whole = self._missing()  # also while our ACCEPT is still on its way
+        echo, heard = self._echo
+        status = Status(
+            self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
+            self._seq_seen, self.blocks_done, need, whole,
+            self.stats.received, self.stats.dropped,
+        )
+        self._out.append((status.encode(), self.sender_addr))
+        self.stats.status_sent += 1
+        if need or whole:
+            self.stats.naks_sent += 1
+            gap = max(self._nak_interval, 2.0 * self._grtt)
+            self._nak_at = now + gap + self._rng.uniform(0.0, self._grtt)
+        else:
+            self._nak_at = None
+        self._next_status = now + self.config.status_interval
+
+    def _missing(self) -> tuple[list[tuple[int, list[int]]], list[tuple[int, int]]]:
+        """Overdue blocks, lowest first, bounded to one datagram."""
+        cursor = self._cursor
+        overdue = sorted(b for b in self._assemblies if b < cursor)[:_MAX_NEED]
+        need = [(b, self._assemblies[b].missing()) for b in overdue]
+        whole = []
+        for run in _MISSING_RUN.finditer(self._blocks, 0, cursor):
+            whole.append((run.start(), run.end()))
+            if len(whole) >= _MAX_WHOLE:
+                break
+        return need, whole
+
+    def _send_done(self, now: float) -> None:
+        ok, reason = self._report()
+        done = Done(self.session_id, self.receiver_id, ok, self._digest, reason)
+        self._out.append((done.encode(), self.sender_addr))
+        self._done_sent += 1
+        # Resend soon on a fast LAN (the ACK may simply have been lost), never hammer.
+        self._next_done = now + min(self.config.done_interval, max(0.02, 4.0 * self._grtt))
+
+    def _report(self) -> tuple[bool, str]:
+        assert self.announce is not None
+        if self._digest == self.announce.image_sha256:
+            return True, ""
+        return False, "the written image does not match the sender's SHA-256"
+
+    def _finish(self, ok: bool, reason: str) -> None:
+        self.state = ReceiverState.FINISHED
+        self.result = (ok, reason)
+        self._nak_at = None
+        self._assemblies.clear()
+        self._events.append(Finished(ok, reason))
+
+
+def _plausible(kind: int, length: int, max_encoded: int) -> bool:
+    if kind == BlockKind.ZERO:
+        return length == 0
+    return kind in (BlockKind.RAW, BlockKind.ZSTD) and DIGEST_SIZE < length <= max_encoded

@@ -1,0 +1,599 @@
+"""SenderSession: the sans-I/O state machine of the admin's machine.
+
+Theory of operation
+-------------------
+WAITING   ANNOUNCE on the discovery group every ``announce_interval``; JOINs are answered with
+          ACCEPT. The transfer starts when ``min_receivers`` joined, or when ``max_wait`` ran
+          out with at least one.
+SENDING   First pass: blocks in order, each as its source symbols (groups interleaved) plus
+          ``fec_overhead`` proactive repair symbols per group. Block bytes are pushed in by the
+          driver (``BlockWanted`` → ``feed_block``); a bounded LRU keeps encoded blocks for
+          repairs, so memory does not grow with the image.
+          Repair: a STATUS (NAK) says how many symbols each group of a block still needs. The
+          sender discounts the repair symbols it already sent after the receiver's
+          ``seq_seen`` (still in flight), merges the rest with what is pending by taking the
+          maximum, and answers every receiver at once with *fresh* repair symbols (never the
+          same one twice while fresh ones remain). Repairs go before new blocks.
+          SYNC on the data group every ``sync_interval`` carries the clock probe (GRTT), the
+          first-pass cursor and the last data seq, so receivers know what is overdue.
+COMPLETE  every joined receiver reported DONE (or was dropped as silent): SessionComplete.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from enum import Enum
+from itertools import islice
+
+from .blockcodec import BlockKind
+from .config import Addr, SenderConfig
+from .errors import BadPacket, LocalProtocolError
+from .events import (
+    BlockWanted,
+    Event,
+    ReceiverFinished,
+    ReceiverJoined,
+    SessionComplete,
+    TransferStarted,
+)
+from .fec import MAX_SYMBOLS_PER_GROUP, encode_symbols
+from .layout import BlockLayout, block_count, block_layout
+from .pacing import TokenBucket
+from .wire import (
+    DATA_HEADER,
+    FLAG_REPAIR,
+    MAGIC,
+    PROTOCOL_VERSION,
+    Accept,
+    Announce,
+    Done,
+    DoneAck,
+    Join,
+    PacketType,
+    Status,
+    Sync,
+    decode_control_untrusted,
+)
+
+_IP_UDP_OVERHEAD = 28
+_REFILL = 128  # datagrams generated per refill: small, so repairs need not wait a whole block
+
+
+class SenderState(Enum):
+    WAITING = "waiting"
+    SENDING = "sending"
+    COMPLETE = "complete"
+
+
+class ReceiverInfo:
+    """What the sender knows of one receiver (for NAK merging, GRTT and the summary)."""
+
+    __slots__ = (
+        "receiver_id", "addr", "joined_at", "last_heard", "rtt", "seq_seen", "blocks_done",
+        "received", "dropped", "naks", "outcome", "reason", "finished_at",
+    )
+
+    def __init__(self, receiver_id: int, addr: Addr, now: float) -> None:
+        self.receiver_id = receiver_id
+        self.addr = addr
+        self.joined_at = now
+        self.last_heard = now
+        self.rtt: float | None = None
+        self.seq_seen = -1
+        self.blocks_done = 0
+        self.received = 0
+        self.dropped = 0
+        self.naks = 0
+        self.outcome: bool | None = None  # None while active
+        self.reason = ""
+        self.finished_at: float | None = None
+
+
+class SenderStats:
+    __slots__ = (
+        "data_datagrams", "data_bytes", "first_pass_datagrams", "repair_datagrams",
+        "status_received", "naks_received", "garbled", "foreign",
+    )
+
+    def __init__(self) -> None:
+        self.data_datagrams = 0
+        self.data_bytes = 0  # DATA datagrams, headers included
+        self.first_pass_datagrams = 0
+        self.repair_datagrams = 0
+        self.status_received = 0
+        self.naks_received = 0
+        self.garbled = 0
+        self.foreign = 0
+
+
+class _Block:
+    """An encoded block held for sending and for making repair symbols."""
+
+    __slots__ = ("index", "kind", "payload", "layout", "next_esi", "_sources")
+
+    def __init__(self, index: int, kind: int, payload: bytes, layout: BlockLayout) -> None:
+        self.index = index
+        self.kind = kind
+        self.payload = payload
+        self.layout = layout
+        self.next_esi: list[int] = []
+        self._sources: list[tuple[bytes | memoryview, ...]] | None = None
+
+    def sources(self, group: int) -> tuple[bytes | memoryview, ...]:
+        """The group's source symbols, the last one zero-padded to full size for the code."""
+        if self._sources is None:
+            lay = self.layout
+            size = lay.symbol_size
+            view = memoryview(self.payload)
+            groups: list[tuple[bytes | memoryview, ...]] = []
+            for g, k in enumerate(lay.group_k):
+                syms: list[bytes | memoryview] = []
+                for esi in range(k):
+                    start, end = lay.symbol_span(lay.source_index(g, esi))
+                    sym = view[start:end]
+                    syms.append(sym if end - start == size else bytes(sym).ljust(size, b"\0"))
+                groups.append(tuple(syms))
+            self._sources = groups
+        return self._sources[group]
+
+
+class SenderSession:
+    """Call ``receive_datagram`` for every datagram to the control address, ``handle_timer``
+    at ``get_timer()``, answer ``BlockWanted`` events with ``feed_block``, and after each of
+    these send ``datagrams_to_send(now)`` and re-read ``get_timer()``."""
+
+    def __init__(self, config: SenderConfig, rng: random.Random, now: float) -> None:
+        self.config = config
+        self._rng = rng
+        self.session_id = rng.getrandbits(64)
+        self.state = SenderState.WAITING
+        self.stats = SenderStats()
+        self.receivers: dict[int, ReceiverInfo] = {}
+        self.nblocks = block_count(config.image_size, config.block_size)
+        self.created_at = now
+        self.started_at: float | None = None
+        self.first_pass_done_at: float | None = None
+        self.grtt = config.grtt_initial
+        self._pacer = TokenBucket(config.rate_bps / 8.0, config.burst_bytes, now)
+        self._lengths = array("l", [-1]) * self.nblocks  # encoded length per block, once known
+        self._cache: OrderedDict[int, _Block] = OrderedDict()
+        self._saved_esi: dict[int, bytes] = {}  # next fresh esi of evicted blocks
+        self._requested: set[int] = set()
+        self._cursor = 0
+        self._first_pass: Iterator[bytes] | None = None
+        # (seq of a block's last first-pass datagram, blocks done after it), until it is sent
+        self._pass_ends: deque[tuple[int, int]] = deque()
+        self._sent_cursor = 0  # blocks below it had their first pass *sent*, not just queued
+        self._idle = False  # nothing to generate until a block is fed or a NAK arrives
+        self._pending: dict[int, list[int]] = {}  # block → symbols still to send per group
+        self._sent_log: dict[int, deque[tuple[int, int]]] = {}  # block → (seq, group) repairs
+        self._outgoing: deque[bytes] = deque()
+        self._seq = 0  # seq of the next data datagram generated
+        self._control: list[tuple[bytes, Addr]] = []
+        self._events: deque[Event] = deque()
+        self._next_announce = now
+        self._next_sync = math.inf
+        self._next_sweep = now + 1.0
+        self._start_deadline = now + config.max_wait if config.max_wait is not None else None
+
+    # --- driver API -----------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        try:
+            msg = decode_control_untrusted(data)
+        except BadPacket:
+            self.stats.garbled += 1
+            return
+        if msg.session_id != self.session_id:
+            self.stats.foreign += 1
+            return
+        if isinstance(msg, Status):
+            self._on_status(msg, addr, now)
+        elif isinstance(msg, Join):
+            self._on_join(msg, addr, now)
+        elif isinstance(msg, Done):
+            self._on_done(msg, addr, now)
+        # ANNOUNCE/SYNC/ACCEPT are ours (looped back): nothing to do.
+
+    def handle_timer(self, now: float) -> None:
+        if self.state is SenderState.COMPLETE:
+            return
+        if now >= self._next_announce:
+            self._control.append((self._announce(now).encode(), self.config.discovery_addr))
+            self._next_announce = now + self.config.announce_interval
+        if self.state is SenderState.WAITING:
+            deadline = self._start_deadline
+            if deadline is not None and now >= deadline and self.receivers:
+                self._start(now)
+        if self.state is SenderState.SENDING and now >= self._next_sync:
+            self._queue_sync(now)
+        if now >= self._next_sweep:
+            self._next_sweep = now + 1.0
+            self._drop_silent(now)
+
+    def get_timer(self) -> float | None:
+        if self.state is SenderState.COMPLETE:
+            return None
+        deadline = min(self._next_announce, self._next_sync, self._next_sweep)
+        if self.state is SenderState.WAITING and self._start_deadline is not None:
+            deadline = min(deadline, self._start_deadline)
+        if self.state is SenderState.SENDING and self._has_data_to_send():
+            deadline = min(deadline, self._pacer.next_time())
+        return deadline
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        out, self._control = self._control, []
+        if self.state is not SenderState.SENDING:
+            return out
+        data_addr = self.config.data_addr
+        outgoing = self._outgoing
+        pacer = self._pacer
+        stats = self.stats
+        limit = self.config.batch_max
+        sent = 0
+        while sent < limit:
+            if not outgoing:
+                self._refill()
+                if not outgoing:
+                    break
+            size = len(outgoing[0])
+            if not pacer.try_consume(size + _IP_UDP_OVERHEAD, now):
+                break
+            out.append((outgoing.popleft(), data_addr))
+            stats.data_bytes += size
+            sent += 1
+        stats.data_datagrams += sent
+        if not outgoing and sent < limit:
+            self._idle = True
+        if self._pass_ends:
+            self._advance_sent_cursor(now)
+        return out
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def feed_block(self, index: int, kind: int, payload: bytes) -> None:
+        """The encoded block asked for by ``BlockWanted(index)``."""
+        if not 0 <= index < self.nblocks:
+            raise LocalProtocolError(f"block {index} is outside the image")
+        self._requested.discard(index)
+        known = self._lengths[index]
+        if known >= 0 and known != len(payload):
+            raise LocalProtocolError(f"block {index} encoded differently than before")
+        self._lengths[index] = len(payload)
+        block = _Block(index, kind, payload, block_layout(len(payload), self.config.symbol_size))
+        saved = self._saved_esi.pop(index, None)
+        block.next_esi = list(saved) if saved is not None else self._initial_esi(block.layout)
+        self._cache[index] = block
+        self._idle = False
+        self._evict()
+
+    def set_rate(self, rate_bps: float, now: float) -> None:
+        self._pacer.set_rate(rate_bps / 8.0, now)
+
+    @property
+    def cursor(self) -> int:
+        return self._cursor
+
+    # --- sending --------------------------------------------------------------------------
+
+    def _has_data_to_send(self) -> bool:
+        return bool(self._outgoing) or not self._idle
+
+    def _advance_sent_cursor(self, now: float) -> None:
+        last_sent = self._last_sent_seq()
+        ends = self._pass_ends
+        while ends and ends[0][0] <= last_sent:
+            self._sent_cursor = ends.popleft()[1]
+        if self._sent_cursor == self.nblocks and self.first_pass_done_at is None:
+            self.first_pass_done_at = now
+            self._next_sync = now  # tell receivers at once: every block is overdue now
+
+    def _refill(self) -> None:
+        """Generate the next datagrams into ``_outgoing``: repairs first, then the first pass."""
+        if self._pending and self._refill_repairs():
+            return
+        if self._cursor >= self.nblocks:
+            return
+        if self._first_pass is None:
+            block = self._cache.get(self._cursor)
+            self._want_ahead()
+            if block is None:
+                return
+            self._first_pass = self._first_pass_of(block)
+        outgoing = self._outgoing
+        for dg in self._first_pass:
+            outgoing.append(dg)
+            if len(outgoing) >= _REFILL:
+                return
+        # The block's first pass is fully generated.
+        self._first_pass = None
+        self._cursor += 1
+        self._pass_ends.append((self._seq - 1, self._cursor))
+        self._want_ahead()
+
+    def _want_ahead(self) -> None:
+        last = min(self.nblocks, self._cursor + 1 + self.config.prefetch_blocks)
+        for index in range(self._cursor, last):
+            self._want(index)
+
+    def _want(self, index: int) -> None:
+        if index not in self._cache and index not in self._requested:
+            self._requested.add(index)
+            self._events.append(BlockWanted(index))
+
+    def _first_pass_of(self, block: _Block) -> Iterator[bytes]:
+        lay = block.layout
+        sid = self.session_id
+        index = block.index
+        kind = block.kind
+        length = lay.encoded_length
+        pack = DATA_HEADER.pack
+        if kind == BlockKind.ZERO:
+            # A one-symbol "group": send it once more for each proactive repair it would get.
+            for _ in range(1 + self._proactive(1)):
+                yield pack(MAGIC, PROTOCOL_VERSION, PacketType.DATA, 0, kind, 0,
+                           sid, index, 0, 0, 0, self._take_seq())
+                self.stats.first_pass_datagrams += 1
+            return
+        view = memoryview(block.payload)
+        size = lay.symbol_size
+        groups = lay.group_count
+        for i in range(lay.source_count):
+            header = pack(MAGIC, PROTOCOL_VERSION, PacketType.DATA, 0, kind, 0,
+                          sid, index, i % groups, i // groups, length, self._take_seq())
+            yield header + view[i * size : (i + 1) * size]
+            self.stats.first_pass_datagrams += 1
+        counts = [self._proactive(k) for k in lay.group_k]
+        if any(counts):
+            yield from self._repair_datagrams(block, counts, flags=0)
+
+    def _refill_repairs(self) -> bool:
+        """Turn pending repair counts of a cached block into datagrams. False if none could."""
+        for index in list(islice(self._pending, 64)):
+            block = self._cache.get(index)
+            if block is None:
+                if len(self._requested) < self.config.prefetch_blocks * 2:
+                    self._want(index)
+                continue
+            counts = self._pending.pop(index)
+            self._cache.move_to_end(index)
+            self._outgoing.extend(self._repair_datagrams(block, counts, flags=FLAG_REPAIR))
+            return True
+        return False
+
+    def _repair_datagrams(self, block: _Block, counts: list[int], flags: int) -> Iterator[bytes]:
+        """Fresh symbols for each group, groups interleaved so a burst hits them evenly."""
+        lay = block.layout
+        per_group: list[list[bytes]] = []
+        esis_of: list[list[int]] = []
+        for g, count in enumerate(counts):
+            esis = [self._next_fresh(block, g) for _ in range(count)]
+            esis_of.append(esis)
+            if lay.encoded_length == 0:
+                per_group.append([b""] * count)
+            else:
+                per_group.append(encode_symbols(block.sources(g), esis))
+        log = self._sent_log.setdefault(block.index, deque()) if flags else None
+        pack = DATA_HEADER.pack
+        sid = self.session_id
+        for j in range(max(counts, default=0)):
+            for g, syms in enumerate(per_group):
+                if j < len(syms):
+                    seq = self._take_seq()
+                    if log is not None:
+                        log.append((seq, g))
+                    header = pack(MAGIC, PROTOCOL_VERSION, PacketType.DATA, flags, block.kind,
+                                  0, sid, block.index, g, esis_of[g][j], lay.encoded_length, seq)
+                    if flags:
+                        self.stats.repair_datagrams += 1
+                    else:
+                        self.stats.first_pass_datagrams += 1
+                    yield header + syms[j]
+
+    def _next_fresh(self, block: _Block, group: int) -> int:
+        esi = block.next_esi[group]
+        block.next_esi[group] = (esi + 1) % MAX_SYMBOLS_PER_GROUP
+        if block.layout.encoded_length == 0:
+            return 0  # a ZERO block has only its marker
+        return esi
+
+    def _proactive(self, k: int) -> int:
+        return int(k * self.config.fec_overhead + 0.5)
+
+    def _initial_esi(self, lay: BlockLayout) -> list[int]:
+        """Where fresh repair symbols start after the first pass used the proactive ones."""
+        return [
+            min(k + self._proactive(k), MAX_SYMBOLS_PER_GROUP - 1) for k in lay.group_k
+        ]
+
+    def _take_seq(self) -> int:
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFFFFFF
+        return seq
+
+    def _evict(self) -> None:
+        pinned = self._cursor
+        while len(self._cache) > self.config.cache_blocks:
+            for index in self._cache:
+                if index != pinned and index not in self._pending:
+                    break
+            else:
+                return  # everything cached is in use; the cache may overshoot briefly
+            block = self._cache.pop(index)
+            if block.next_esi != self._initial_esi(block.layout):
+                self._saved_esi[index] = bytes(block.next_esi)
+
+    def _last_sent_seq(self) -> int:
+        return self._seq - len(self._outgoing) - 1
+
+    # --- control --------------------------------------------------------------------------
+
+    def _announce(self, now: float) -> Announce:
+        cfg = self.config
+        return Announce(
+            self.session_id, cfg.name, cfg.image_size, cfg.image_sha256, cfg.block_size,
+            cfg.symbol_size, cfg.data_addr[0], cfg.data_addr[1], cfg.control_addr[0],
+            cfg.control_addr[1], now, self.state is not SenderState.WAITING,
+        )
+
+    def _queue_sync(self, now: float) -> None:
+        self._update_grtt()
+        self._prune_logs()
+        active = sum(1 for r in self.receivers.values() if r.outcome is None)
+        nak_interval = max(0.005, active / self.config.nak_rate_target)
+        sync = Sync(
+            self.session_id, now, self.grtt, self._sent_cursor, self._last_sent_seq(),
+            nak_interval,
+        )
+        self._control.append((sync.encode(), self.config.data_addr))
+        self._next_sync = now + self.config.sync_interval
+
+    def _start(self, now: float) -> None:
+        self.state = SenderState.SENDING
+        self.started_at = now
+        self._idle = False
+        self._pacer = TokenBucket(self.config.rate_bps / 8.0, self.config.burst_bytes, now)
+        self._events.append(TransferStarted(len(self.receivers)))
+        self._queue_sync(now)
+        self._want_ahead()
+        if self.nblocks == 0:
+            self.first_pass_done_at = now
+        self._check_complete(now)
+
+    def _on_join(self, msg: Join, addr: Addr, now: float) -> None:
+        if self.state is SenderState.COMPLETE:
+            return
+        info = self.receivers.get(msg.receiver_id)
+        if info is None:
+            info = ReceiverInfo(msg.receiver_id, addr, now)
+            self.receivers[msg.receiver_id] = info
+            self._events.append(ReceiverJoined(msg.receiver_id, addr))
+        info.last_heard = now
+        self._sample_rtt(info, msg.echo_time, msg.hold, now)
+        self._control.append((Accept(self.session_id, msg.receiver_id).encode(), addr))
+        if self.state is SenderState.WAITING and len(self.receivers) >= self.config.min_receivers:
+            self._start(now)
+
+    def _on_status(self, msg: Status, addr: Addr, now: float) -> None:
+        info = self.receivers.get(msg.receiver_id)
+        if info is None or info.outcome is not None:
+            self.stats.foreign += 1
+            return
+        self.stats.status_received += 1
+        info.last_heard = now
+        info.blocks_done = msg.blocks_done
+        info.received = msg.received
+        info.dropped = msg.dropped
+        if msg.seq_seen > info.seq_seen:
+            info.seq_seen = msg.seq_seen
+        self._sample_rtt(info, msg.echo_time, msg.hold, now)
+        if not (msg.need or msg.whole) or self.state is not SenderState.SENDING:
+            return
+        self.stats.naks_received += 1
+        info.naks += 1
+        for index, counts in msg.need:
+            self._merge_need(index, counts, msg.seq_seen)
+        budget = 4096  # blocks one STATUS may ask for whole (bounds the work per datagram)
+        for start, end in msg.whole:
+            start = max(start, 0)
+            end = min(end, self._sent_cursor, start + budget)
+            for index in range(start, end):
+                self._merge_need(index, None, msg.seq_seen)
+            budget -= max(0, end - start)
+            if budget <= 0:
+                break
+
+    def _merge_need(self, index: int, counts: list[int] | None, seq_seen: int) -> None:
+        if not 0 <= index < self._sent_cursor:
+            return  # its first pass is not over: the receiver asks too early
+        length = self._lengths[index]
+        if length < 0:
+            return
+        lay = block_layout(length, self.config.symbol_size)
+        if counts is None or len(counts) != lay.group_count:
+            # Nothing usable arrived, or the receiver built a wrong layout from a corrupted
+            # header: send enough for the whole block.
+            counts = list(lay.group_k)
+        in_flight = [0] * lay.group_count
+        log = self._sent_log.get(index)
+        if log:
+            for seq, group in reversed(log):
+                if seq <= seq_seen:
+                    break
+                in_flight[group] += 1
+        pending = self._pending.get(index)
+        for g, k in enumerate(lay.group_k):
+            want = min(counts[g], k) - in_flight[g]
+            if want > 0:
+                if pending is None:
+                    pending = [0] * lay.group_count
+                    self._pending[index] = pending
+                if want > pending[g]:
+                    pending[g] = want
+                    self._idle = False
+
+    def _on_done(self, msg: Done, addr: Addr, now: float) -> None:
+        info = self.receivers.get(msg.receiver_id)
+        if info is None:
+            return
+        self._control.append((DoneAck(self.session_id, msg.receiver_id).encode(), addr))
+        info.last_heard = now
+        if info.outcome is not None:
+            return  # a repeated DONE: our ACK was lost
+        ok = msg.ok and msg.digest == self.config.image_sha256
+        reason = msg.reason or ("" if ok else "its image does not match the SHA-256")
+        self._finish_receiver(info, ok, reason, now)
+
+    def _finish_receiver(self, info: ReceiverInfo, ok: bool, reason: str, now: float) -> None:
+        info.outcome = ok
+        info.reason = reason
+        info.finished_at = now
+        self._events.append(ReceiverFinished(info.receiver_id, info.addr, ok, reason))
+        self._check_complete(now)
+
+    def _check_complete(self, now: float) -> None:
+        if self.state is not SenderState.SENDING or not self.receivers:
+            return
+        if any(r.outcome is None for r in self.receivers.values()):
+            return
+        self.state = SenderState.COMPLETE
+        ok = sum(1 for r in self.receivers.values() if r.outcome)
+        self._events.append(SessionComplete(ok, len(self.receivers) - ok))
+
+    def _drop_silent(self, now: float) -> None:
+        timeout = self.config.receiver_timeout
+        for info in list(self.receivers.values()):
+            if info.outcome is None and now - info.last_heard > timeout:
+                self._finish_receiver(info, False, f"silent for {timeout:g} s: dropped", now)
+
+    def _sample_rtt(self, info: ReceiverInfo, echo: float, hold: float, now: float) -> None:
+        if echo < 0:
+            return
+        sample = now - echo - hold
+        if not 0 <= sample <= self.config.grtt_max:
+            return
+        info.rtt = sample if info.rtt is None else 0.875 * info.rtt + 0.125 * sample
+
+    def _update_grtt(self) -> None:
+        rtts = [r.rtt for r in self.receivers.values() if r.outcome is None and r.rtt is not None]
+        if rtts:
+            cfg = self.config
+            self.grtt = min(max(max(rtts), cfg.grtt_min), cfg.grtt_max)
+
+    def _prune_logs(self) -> None:
+        """Forget repair sends every active receiver has seen past: no longer in flight."""
+        seen = [r.seq_seen for r in self.receivers.values() if r.outcome is None]
+        if not seen or not self._sent_log:
+            return
+        low = min(seen)
+        for index in list(self._sent_log):
+            log = self._sent_log[index]
+            while log and log[0][0] <= low:
+                log.popleft()
+            if not log:
+                del self._sent_log[index]

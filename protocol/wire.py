@@ -1,0 +1,320 @@
+"""Wire format: one fixed binary header for data, msgpack maps for control.
+
+Every datagram starts with the same 4-byte prefix::
+
+    offset size field
+    0      2    magic  b"MC"
+    2      1    version (PROTOCOL_VERSION)
+    3      1    type   (PacketType)
+
+DATA datagrams (the hot path, no msgpack) continue with a fixed 28-byte tail, 32 bytes in all,
+little-endian, then the symbol bytes::
+
+    4      1    flags   bit 0 AUTHENTICATED (reserved for a future tag), bit 1 REPAIR
+                        (sent in answer to a NAK, not in the block's first pass)
+    5      1    kind    BlockKind: 0 ZERO, 1 RAW, 2 ZSTD
+    6      2    reserved, 0
+    8      8    session id
+    16     4    block index
+    20     2    group   FEC group inside the block
+    22     2    esi     encoding symbol id inside the group: < k source, >= k repair
+    24     4    encoded length of the block's payload (determines its layout)
+    28     4    seq     sender's datagram sequence number (data datagrams only)
+    32     ...  symbol  (source symbols may be short at the end of the payload)
+
+Control datagrams carry a msgpack map after the prefix. Unknown keys are ignored, so newer
+senders and receivers can add fields without breaking older ones. Decoders of network bytes are
+named ``decode_*_untrusted`` and raise nothing but ``BadPacket``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import MISSING, dataclass, field, fields
+from enum import IntEnum
+from typing import Any, ClassVar, TypeVar
+
+import msgpack
+
+from .errors import BadPacket
+
+MAGIC = b"MC"
+PROTOCOL_VERSION = 1
+
+PREFIX = struct.Struct("<2sBB")
+DATA_HEADER = struct.Struct("<2sBBBBHQIHHII")
+DATA_HEADER_SIZE = DATA_HEADER.size  # 32
+# IPv4 (20) + UDP (8) + our header fit a 1500-byte MTU with this symbol size.
+DEFAULT_SYMBOL_SIZE = 1500 - 20 - 8 - DATA_HEADER_SIZE  # 1440
+MAX_CONTROL_SIZE = 65507
+
+FLAG_AUTHENTICATED = 0x01
+FLAG_REPAIR = 0x02
+
+
+class PacketType(IntEnum):
+    DATA = 1
+    ANNOUNCE = 2
+    SYNC = 3
+    JOIN = 4
+    ACCEPT = 5
+    STATUS = 6
+    DONE = 7
+    DONE_ACK = 8
+
+
+def pack_data_header(
+    buf: bytearray | memoryview,
+    flags: int,
+    kind: int,
+    session_id: int,
+    block: int,
+    group: int,
+    esi: int,
+    encoded_length: int,
+    seq: int,
+) -> None:
+    DATA_HEADER.pack_into(
+        buf, 0, MAGIC, PROTOCOL_VERSION, PacketType.DATA, flags, kind, 0,
+        session_id, block, group, esi, encoded_length, seq,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DataHeader:
+    flags: int
+    kind: int
+    session_id: int
+    block: int
+    group: int
+    esi: int
+    encoded_length: int
+    seq: int
+
+
+def decode_data_untrusted(data: bytes | memoryview) -> tuple[DataHeader, memoryview]:
+    """Parse a DATA datagram (for tests and tools; sessions unpack inline on the hot path)."""
+    if len(data) < DATA_HEADER_SIZE:
+        raise BadPacket("short data datagram")
+    magic, version, ptype, flags, kind, _r, sid, block, group, esi, length, seq = (
+        DATA_HEADER.unpack_from(data)
+    )
+    if magic != MAGIC or version != PROTOCOL_VERSION or ptype != PacketType.DATA:
+        raise BadPacket("not an mcastd data datagram")
+    return (
+        DataHeader(flags, kind, sid, block, group, esi, length, seq),
+        memoryview(data)[DATA_HEADER_SIZE:],
+    )
+
+
+def packet_type_untrusted(data: bytes | memoryview) -> int:
+    """The type of an mcastd datagram, or BadPacket for anything else."""
+    if len(data) < PREFIX.size:
+        raise BadPacket("short datagram")
+    magic, version, ptype = PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise BadPacket("foreign datagram")
+    if version != PROTOCOL_VERSION:
+        raise BadPacket(f"unsupported protocol version {version}")
+    return int(ptype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Control messages. Each is a frozen dataclass; its fields are the msgpack map's keys. Fields
+# with defaults are optional on the wire (older peers may not send them).
+
+C = TypeVar("C", bound="Control")
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    TYPE: ClassVar[PacketType]
+    session_id: int
+
+    def encode(self) -> bytes:
+        body = {f.name: getattr(self, f.name) for f in fields(self)}
+        return PREFIX.pack(MAGIC, PROTOCOL_VERSION, self.TYPE) + msgpack.packb(body)
+
+
+@dataclass(frozen=True, slots=True)
+class Announce(Control):
+    """Sender → discovery group, every announce interval: everything needed to join."""
+
+    TYPE: ClassVar[PacketType] = PacketType.ANNOUNCE
+    name: str
+    image_size: int
+    image_sha256: bytes
+    block_size: int
+    symbol_size: int
+    data_host: str
+    data_port: int
+    control_host: str
+    control_port: int
+    sender_time: float
+    started: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sync(Control):
+    """Sender → data group, every sync interval: clock probe and transmission progress."""
+
+    TYPE: ClassVar[PacketType] = PacketType.SYNC
+    sender_time: float
+    grtt: float  # group round-trip time estimate, seconds
+    cursor: int  # blocks below this index have had their first pass
+    last_seq: int  # seq of the last data datagram sent before this one (-1: none yet)
+    nak_interval: float  # the least time between two STATUS messages of one receiver
+
+
+@dataclass(frozen=True, slots=True)
+class Join(Control):
+    """Receiver → sender's control address, until accepted."""
+
+    TYPE: ClassVar[PacketType] = PacketType.JOIN
+    receiver_id: int
+    echo_time: float = -1.0  # sender_time of the last ANNOUNCE/SYNC heard (-1: none)
+    hold: float = 0.0  # seconds between hearing it and sending this
+
+
+@dataclass(frozen=True, slots=True)
+class Accept(Control):
+    TYPE: ClassVar[PacketType] = PacketType.ACCEPT
+    receiver_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Control):
+    """Receiver → sender: progress, clock echo and what is still missing (the NAK).
+
+    ``need`` lists, per incomplete block whose first pass is over, how many more symbols each
+    of its groups needs (not which: any fresh symbol of the group helps). ``whole`` lists
+    [start, end) ranges of blocks of which nothing usable arrived.
+    """
+
+    TYPE: ClassVar[PacketType] = PacketType.STATUS
+    receiver_id: int
+    echo_time: float
+    hold: float
+    seq_seen: int  # highest data seq heard (or learnt from SYNC)
+    blocks_done: int
+    need: list[tuple[int, list[int]]] = field(default_factory=list)
+    whole: list[tuple[int, int]] = field(default_factory=list)
+    received: int = 0  # data datagrams accepted so far
+    dropped: int = 0  # datagrams dropped as garbled, foreign or over the memory window
+
+
+@dataclass(frozen=True, slots=True)
+class Done(Control):
+    """Receiver → sender: the whole image was verified (ok) or could not be (reason)."""
+
+    TYPE: ClassVar[PacketType] = PacketType.DONE
+    receiver_id: int
+    ok: bool
+    digest: bytes = b""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DoneAck(Control):
+    TYPE: ClassVar[PacketType] = PacketType.DONE_ACK
+    receiver_id: int
+
+
+CONTROL_TYPES: dict[int, type[Control]] = {
+    cls.TYPE: cls for cls in (Announce, Sync, Join, Accept, Status, Done, DoneAck)
+}
+
+_MAX_LIST = 4096
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_pairs(v: object, inner_list: bool) -> bool:
+    """need: [(block, [counts…])…]; whole: [(start, end)…]."""
+    if not isinstance(v, list) or len(v) > _MAX_LIST:
+        return False
+    for item in v:
+        if not isinstance(item, list | tuple) or len(item) != 2 or not _is_int(item[0]):
+            return False
+        second = item[1]
+        if inner_list:
+            if not isinstance(second, list | tuple) or len(second) > 256:
+                return False
+            if not all(_is_int(c) and 0 <= c <= 256 for c in second):
+                return False
+        elif not _is_int(second):
+            return False
+    return True
+
+
+def _valid(name: str, value: object, expected: object) -> bool:
+    # With postponed annotations, dataclass field types are the annotation strings.
+    if expected == "int":
+        return isinstance(value, int) and not isinstance(value, bool) and -1 <= value < 2**64
+    if expected == "float":
+        return isinstance(value, float | int) and not isinstance(value, bool)
+    if expected == "bool":
+        return isinstance(value, bool)
+    if expected == "str":
+        return isinstance(value, str) and len(value) <= 1024
+    if expected == "bytes":
+        return isinstance(value, bytes) and len(value) <= 1024
+    if name == "need":
+        return _check_pairs(value, True)
+    if name == "whole":
+        return _check_pairs(value, False)
+    return False
+
+
+def decode_control_untrusted(data: bytes | memoryview) -> Control:
+    """Parse any control datagram into its dataclass. Raises only BadPacket."""
+    if len(data) > MAX_CONTROL_SIZE:
+        raise BadPacket("oversized control message")
+    ptype = packet_type_untrusted(data)
+    cls = CONTROL_TYPES.get(ptype)
+    if cls is None:
+        raise BadPacket(f"not a control datagram (type {ptype})")
+    try:
+        body = msgpack.unpackb(
+            memoryview(data)[PREFIX.size :],
+            raw=False,
+            strict_map_key=True,
+            max_str_len=1024,
+            max_bin_len=1024,
+            max_array_len=_MAX_LIST * 2,
+            max_map_len=64,
+        )
+    except Exception as exc:  # msgpack raises many types on garbage
+        raise BadPacket(f"undecodable control message: {exc.__class__.__name__}") from None
+    if not isinstance(body, dict):
+        raise BadPacket("control message is not a map")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in body:
+            value = body[f.name]
+            if not _valid(f.name, value, f.type):
+                raise BadPacket(f"bad field {f.name!r} in {cls.__name__}")
+            if f.type == "float":
+                value = float(value)
+            elif f.name == "need":
+                value = [(int(b), list(c)) for b, c in value]
+            elif f.name == "whole":
+                value = [(int(a), int(b)) for a, b in value]
+            kwargs[f.name] = value
+    missing = [
+        f.name for f in fields(cls)
+        if f.name not in kwargs and f.default is MISSING and f.default_factory is MISSING
+    ]
+    if missing:
+        raise BadPacket(f"{cls.__name__} lacks {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def decode_control_as_untrusted(data: bytes | memoryview, cls: type[C]) -> C:
+    msg = decode_control_untrusted(data)
+    if not isinstance(msg, cls):
+        raise BadPacket(f"expected {cls.__name__}")
+    return msg
+

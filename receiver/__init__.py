@@ -1,0 +1,1 @@
+"""The receiver daemon (``mcast-receive``) — arrives with the real-daemon issue."""

@@ -1,0 +1,168 @@
+"""Wire format: round trips, and garbage never raises anything but BadPacket."""
+
+from __future__ import annotations
+
+import contextlib
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol.errors import BadPacket
+from protocol.wire import (
+    CONTROL_TYPES,
+    DATA_HEADER_SIZE,
+    DEFAULT_SYMBOL_SIZE,
+    FLAG_REPAIR,
+    MAGIC,
+    PREFIX,
+    PROTOCOL_VERSION,
+    Accept,
+    Announce,
+    Done,
+    DoneAck,
+    Join,
+    PacketType,
+    Status,
+    Sync,
+    decode_control_as_untrusted,
+    decode_control_untrusted,
+    decode_data_untrusted,
+    pack_data_header,
+)
+
+u64 = st.integers(0, 2**64 - 1)
+u32 = st.integers(0, 2**32 - 1)
+u16 = st.integers(0, 2**16 - 1)
+times = st.floats(0, 1e9, allow_nan=False)
+text = st.text(max_size=40)
+
+
+def test_default_symbol_fits_a_1500_byte_mtu() -> None:
+    assert DATA_HEADER_SIZE == 32
+    assert 20 + 8 + DATA_HEADER_SIZE + DEFAULT_SYMBOL_SIZE == 1500
+
+
+@given(st.integers(0, 3), st.integers(0, 2), u64, u32, u16, u16, u32, u32, st.binary(max_size=64))
+def test_data_header_round_trip(
+    flags: int, kind: int, sid: int, block: int, group: int, esi: int, length: int, seq: int,
+    symbol: bytes,
+) -> None:
+    buf = bytearray(DATA_HEADER_SIZE + len(symbol))
+    pack_data_header(buf, flags, kind, sid, block, group, esi, length, seq)
+    buf[DATA_HEADER_SIZE:] = symbol
+    header, payload = decode_data_untrusted(bytes(buf))
+    assert (header.flags, header.kind, header.session_id, header.block) == (flags, kind, sid, block)
+    assert (header.group, header.esi, header.encoded_length, header.seq) == (
+        group, esi, length, seq,
+    )
+    assert bytes(payload) == symbol
+
+
+def test_repair_flag_is_its_own_bit() -> None:
+    buf = bytearray(DATA_HEADER_SIZE)
+    pack_data_header(buf, FLAG_REPAIR, 1, 7, 1, 2, 3, 4, 5)
+    assert decode_data_untrusted(buf)[0].flags & FLAG_REPAIR
+
+
+announces = st.builds(
+    Announce, u64, text, u64, st.binary(min_size=32, max_size=32), st.integers(1, 2**30),
+    st.integers(1, 9000), text, u16, text, u16, times, st.booleans(),
+)
+syncs = st.builds(Sync, u64, times, times, u32, st.integers(-1, 2**32), times)
+joins = st.builds(Join, u64, u64, times, times)
+accepts = st.builds(Accept, u64, u64)
+statuses = st.builds(
+    Status, u64, u64, times, times, st.integers(-1, 2**32), u32,
+    st.lists(st.tuples(u32, st.lists(st.integers(0, 256), max_size=20)), max_size=30),
+    st.lists(st.tuples(u32, u32), max_size=30), u32, u32,
+)
+dones = st.builds(Done, u64, u64, st.booleans(), st.binary(max_size=32), text)
+acks = st.builds(DoneAck, u64, u64)
+controls = st.one_of(announces, syncs, joins, accepts, statuses, dones, acks)
+
+
+@given(controls)
+def test_control_round_trip(msg: object) -> None:
+    encoded = msg.encode()  # type: ignore[attr-defined]
+    assert decode_control_untrusted(encoded) == msg
+
+
+@given(controls)
+def test_unknown_fields_are_ignored(msg: object) -> None:
+    encoded = msg.encode()  # type: ignore[attr-defined]
+    body = msgpack.unpackb(encoded[PREFIX.size :])
+    body["future_field"] = [1, 2, {"x": 3}]
+    extended = encoded[: PREFIX.size] + msgpack.packb(body)
+    assert decode_control_untrusted(extended) == msg
+
+
+def test_missing_required_field_is_bad_packet() -> None:
+    encoded = Accept(1, 2).encode()
+    body = msgpack.unpackb(encoded[PREFIX.size :])
+    del body["receiver_id"]
+    with pytest.raises(BadPacket):
+        decode_control_untrusted(encoded[: PREFIX.size] + msgpack.packb(body))
+
+
+def test_wrong_field_type_is_bad_packet() -> None:
+    encoded = Join(1, 2, 0.5, 0.1).encode()
+    body = msgpack.unpackb(encoded[PREFIX.size :])
+    body["receiver_id"] = "two"
+    with pytest.raises(BadPacket):
+        decode_control_untrusted(encoded[: PREFIX.size] + msgpack.packb(body))
+
+
+def test_decode_as_checks_the_type() -> None:
+    with pytest.raises(BadPacket):
+        decode_control_as_untrusted(Accept(1, 2).encode(), Join)
+    assert decode_control_as_untrusted(Accept(1, 2).encode(), Accept) == Accept(1, 2)
+
+
+def test_every_control_type_is_registered() -> None:
+    assert set(CONTROL_TYPES) == set(PacketType) - {PacketType.DATA}
+
+
+@settings(max_examples=2000)
+@given(st.binary(max_size=200))
+def test_garbage_raises_only_bad_packet(data: bytes) -> None:
+    for decode in (decode_control_untrusted, decode_data_untrusted):
+        with contextlib.suppress(BadPacket):
+            decode(data)
+
+
+@settings(max_examples=2000)
+@given(st.sampled_from(sorted(CONTROL_TYPES)), st.binary(max_size=300))
+def test_garbage_after_a_valid_prefix_raises_only_bad_packet(ptype: int, tail: bytes) -> None:
+    with contextlib.suppress(BadPacket):
+        decode_control_untrusted(PREFIX.pack(MAGIC, PROTOCOL_VERSION, ptype) + tail)
+
+
+@settings(max_examples=1000)
+@given(
+    st.sampled_from(sorted(CONTROL_TYPES)),
+    st.dictionaries(
+        st.sampled_from(["session_id", "receiver_id", "need", "whole", "name", "ok", "grtt",
+                         "image_sha256", "echo_time", "seq_seen", "cursor", "x"]),
+        st.recursive(
+            st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | text
+            | st.binary(max_size=40),
+            lambda children: st.lists(children, max_size=4),
+            max_leaves=12,
+        ),
+    ),
+)
+def test_hostile_maps_raise_only_bad_packet(ptype: int, body: dict[str, object]) -> None:
+    data = PREFIX.pack(MAGIC, PROTOCOL_VERSION, ptype) + msgpack.packb(body)
+    with contextlib.suppress(BadPacket):
+        decode_control_untrusted(data)
+
+
+def test_other_versions_and_foreign_bytes_are_refused() -> None:
+    encoded = bytearray(Accept(1, 2).encode())
+    encoded[2] = PROTOCOL_VERSION + 1
+    with pytest.raises(BadPacket, match="version"):
+        decode_control_untrusted(bytes(encoded))
+    with pytest.raises(BadPacket):
+        decode_control_untrusted(b"GET / HTTP/1.1\r\n")
