@@ -1,0 +1,80 @@
+"""Whole transfers through the simulator: every scenario × many seeds, byte-exact images."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+
+from netsim.classroom import run_classroom
+from netsim.link import LinkSpec
+from netsim.scenarios import SCENARIOS, Scenario
+
+SEEDS = range(int(os.environ.get("NETSIM_SEEDS", "20")))
+
+
+def assert_every_survivor_exact(result: object) -> None:
+    from netsim.classroom import ClassroomResult
+
+    assert isinstance(result, ClassroomResult)
+    where = f"scenario {result.scenario.name} seed {result.seed}"
+    assert result.complete is not None, f"{where}: the sender never completed"
+    for r in result.survivors:
+        assert r.ok is True, f"{where}: receiver {r.index} reported failure"
+        assert r.image_matches is True, f"{where}: receiver {r.index} wrote a wrong image"
+    crashed = sum(1 for r in result.receivers if r.crashed)
+    assert result.complete.failed == crashed, f"{where}: {result.complete}"
+    assert result.complete.ok == len(result.survivors)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_delivers_exact_images(name: str, seed: int) -> None:
+    assert_every_survivor_exact(run_classroom(SCENARIOS[name], seed, trace=False))
+
+
+@pytest.mark.parametrize(
+    ("size", "kind"),
+    [(0, "random"), (1, "random"), (1, "zeros"), (256 * 1024 * 3 + 1441, "disklike"),
+     (4 * 1024 * 1024 + 77, "disklike"), (1440 * 7 - 3, "random"), (256 * 1024, "zeros")],
+)
+def test_awkward_image_sizes(size: int, kind: str) -> None:
+    scenario = Scenario("awkward", 3, LinkSpec(loss=0.05, delay=0.0002), image_size=size,
+                        image_kind=kind)
+    for seed in range(3):
+        assert_every_survivor_exact(run_classroom(scenario, seed))
+
+
+def test_same_seed_same_trace_and_different_seed_different_trace() -> None:
+    scenario = SCENARIOS["reorder"]
+    first = run_classroom(scenario, 7)
+    again = run_classroom(scenario, 7)
+    other = run_classroom(scenario, 8)
+    assert first.trace == again.trace
+    assert first.data_bytes == again.data_bytes and first.end == again.end
+    assert first.trace != other.trace
+
+
+def test_corrupted_datagrams_are_never_written() -> None:
+    result = run_classroom(SCENARIOS["corrupt"], 3)
+    assert_every_survivor_exact(result)
+    assert sum(r.rejected_blocks for r in result.receivers) > 0  # corruption did reach decoding
+
+
+EFFICIENCY = Scenario("efficiency", 30, LinkSpec(loss=0.05, delay=0.0002),
+                      image_size=8 * 1024 * 1024, block_size=1024 * 1024)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_thirty_receivers_at_five_percent_loss_cost_at_most_twenty_percent(seed: int) -> None:
+    result = run_classroom(EFFICIENCY, seed, trace=False)
+    assert_every_survivor_exact(result)
+    assert result.overhead <= 1.20, result.overhead
+
+
+def test_a_clean_network_costs_at_most_five_percent() -> None:
+    result = run_classroom(replace(EFFICIENCY, links=LinkSpec(delay=0.0002)), 0, trace=False)
+    assert_every_survivor_exact(result)
+    assert result.overhead <= 1.05, result.overhead
+    assert result.naks == 0
