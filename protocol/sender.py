@@ -445,13 +445,19 @@ class SenderSession:
         self._update_grtt()
         self._prune_logs()
         active = sum(1 for r in self.receivers.values() if r.outcome is None)
-        nak_interval = max(0.005, active / self.config.nak_rate_target)
+        nak_interval = max(0.002, active / self.config.nak_rate_target)
         sync = Sync(
             self.session_id, now, self.grtt, self._sent_cursor, self._last_sent_seq(),
             nak_interval,
         )
         self._control.append((sync.encode(), self.config.data_addr))
-        self._next_sync = now + self.config.sync_interval
+        interval = self.config.sync_interval
+        if self.first_pass_done_at is not None:
+            # Only a SYNC tells a receiver that the last blocks are overdue: once the first
+            # pass is over, repeat it often enough that one lost SYNC costs a few RTTs, not
+            # a whole interval.
+            interval = min(interval, max(0.005, 2.0 * self.grtt))
+        self._next_sync = now + interval
 
     def _start(self, now: float) -> None:
         self.state = SenderState.SENDING
