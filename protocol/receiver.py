@@ -61,6 +61,8 @@ MISSING, STORED, DECODING, PARTIAL = 0, 1, 2, 3
 _MISSING_RUN = re.compile(b"\x00+")
 _MAX_NEED = 48  # keep a STATUS inside one 1500-byte datagram
 _MAX_WHOLE = 32
+_MAX_BLOCKS = 1 << 24  # block indexes a receiver will track (16 TiB at 1 MiB blocks)
+_MAX_BLOCK_SIZE = 64 << 20
 _CODEC_SLACK = 4096  # digest + zstd frame overhead above the raw block size (RAW is chosen
 # whenever zstd does not shrink the block, so real payloads stay far below this)
 
@@ -306,9 +308,17 @@ class ReceiverSession:
         if passed.count(STORED) + passed.count(DECODING) < len(passed):
             self._arm_nak(now)
 
-    def _arm_nak(self, now: float) -> None:
-        if self._nak_at is None:
-            self._nak_at = now + self._rng.uniform(0.0, self.config.nak_backoff * self._grtt)
+    def _arm_nak(self, now: float, sooner: bool = False) -> None:
+        at = now + self._rng.uniform(0.0, self.config.nak_backoff * self._grtt)
+        if self._nak_at is None or sooner and at < self._nak_at:
+            self._nak_at = at
+
+    def _lacks_overdue(self) -> bool:
+        if self.state not in (ReceiverState.JOINING, ReceiverState.RECEIVING):
+            return False
+        cursor = self._cursor
+        blocks = self._blocks
+        return blocks.count(STORED, 0, cursor) + blocks.count(DECODING, 0, cursor) < cursor
 
     # --- control ----------------------------------------------------------------------------
 
@@ -324,9 +334,9 @@ class ReceiverSession:
         if wanted is not None and msg.name != wanted:
             return
         if (
-            msg.block_size <= 0
+            not 0 < msg.block_size <= _MAX_BLOCK_SIZE
             or not 0 < msg.symbol_size <= 65000
-            or msg.image_size < 0
+            or not 0 <= msg.image_size <= msg.block_size * _MAX_BLOCKS
             or len(msg.image_sha256) != 32
         ):
             self.stats.garbled += 1
@@ -359,6 +369,10 @@ class ReceiverSession:
             self._seq_seen = msg.last_seq
         if msg.cursor > self._cursor:
             self._advance_cursor(msg.cursor, now)
+        elif msg.backlog == 0 and self._lacks_overdue():
+            # The sender is idle, so whatever we still lack was lost on the way: ask now
+            # rather than at the next NAK interval (which grows with the room's size).
+            self._arm_nak(now, sooner=True)
 
     def _on_accept(self, msg: Accept, now: float) -> None:
         if msg.receiver_id != self.receiver_id or self.state is not ReceiverState.JOINING:

@@ -179,6 +179,7 @@ class SenderSession:
         self._next_sync = math.inf
         self._next_sweep = now + 1.0
         self._start_deadline = now + config.max_wait if config.max_wait is not None else None
+        self._wait_over = False
 
     # --- driver API -----------------------------------------------------------------------
 
@@ -207,8 +208,12 @@ class SenderSession:
             self._next_announce = now + self.config.announce_interval
         if self.state is SenderState.WAITING:
             deadline = self._start_deadline
-            if deadline is not None and now >= deadline and self.receivers:
-                self._start(now)
+            if deadline is not None and now >= deadline:
+                # The wait is over: start now, or with the first receiver that joins.
+                self._start_deadline = None
+                self._wait_over = True
+                if self.receivers:
+                    self._start(now)
         if self.state is SenderState.SENDING and now >= self._next_sync:
             self._queue_sync(now)
         if now >= self._next_sweep:
@@ -267,7 +272,10 @@ class SenderSession:
         self._lengths[index] = len(payload)
         block = _Block(index, kind, payload, block_layout(len(payload), self.config.symbol_size))
         saved = self._saved_esi.pop(index, None)
-        block.next_esi = list(saved) if saved is not None else self._initial_esi(block.layout)
+        if saved is not None:
+            block.next_esi = list(saved)
+        else:
+            block.next_esi = self._initial_esi(block.layout, passed=index < self._cursor)
         self._cache[index] = block
         self._idle = False
         self._evict()
@@ -405,8 +413,11 @@ class SenderSession:
     def _proactive(self, k: int) -> int:
         return int(k * self.config.fec_overhead + 0.5)
 
-    def _initial_esi(self, lay: BlockLayout) -> list[int]:
-        """Where fresh repair symbols start after the first pass used the proactive ones."""
+    def _initial_esi(self, lay: BlockLayout, passed: bool) -> list[int]:
+        """The first fresh repair esi per group: k before the first pass, after it k plus
+        the proactive repairs the first pass sent."""
+        if not passed:
+            return list(lay.group_k)
         return [
             min(k + self._proactive(k), MAX_SYMBOLS_PER_GROUP - 1) for k in lay.group_k
         ]
@@ -425,7 +436,7 @@ class SenderSession:
             else:
                 return  # everything cached is in use; the cache may overshoot briefly
             block = self._cache.pop(index)
-            if block.next_esi != self._initial_esi(block.layout):
+            if block.next_esi != self._initial_esi(block.layout, index < self._cursor):
                 self._saved_esi[index] = bytes(block.next_esi)
 
     def _last_sent_seq(self) -> int:
@@ -446,9 +457,12 @@ class SenderSession:
         self._prune_logs()
         active = sum(1 for r in self.receivers.values() if r.outcome is None)
         nak_interval = max(0.002, active / self.config.nak_rate_target)
+        backlog = len(self._outgoing) + sum(sum(c) for c in self._pending.values())
+        if self._cursor < self.nblocks:
+            backlog += 1
         sync = Sync(
             self.session_id, now, self.grtt, self._sent_cursor, self._last_sent_seq(),
-            nak_interval,
+            nak_interval, backlog,
         )
         self._control.append((sync.encode(), self.config.data_addr))
         interval = self.config.sync_interval
@@ -482,7 +496,9 @@ class SenderSession:
         info.last_heard = now
         self._sample_rtt(info, msg.echo_time, msg.hold, now)
         self._control.append((Accept(self.session_id, msg.receiver_id).encode(), addr))
-        if self.state is SenderState.WAITING and len(self.receivers) >= self.config.min_receivers:
+        if self.state is SenderState.WAITING and (
+            self._wait_over or len(self.receivers) >= self.config.min_receivers
+        ):
             self._start(now)
 
     def _on_status(self, msg: Status, addr: Addr, now: float) -> None:

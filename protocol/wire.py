@@ -164,6 +164,7 @@ class Sync(Control):
     cursor: int  # blocks below this index have had their first pass
     last_seq: int  # seq of the last data datagram sent before this one (-1: none yet)
     nak_interval: float  # the least time between two STATUS messages of one receiver
+    backlog: int = 0  # data datagrams queued or owed; 0: anything still missing was lost
 
 
 @dataclass(frozen=True, slots=True)
