@@ -6,6 +6,7 @@ the wall-clock seconds the simulation took. Receivers beyond the first three cou
 without decoding (see ReceiverNode): the protocol traffic is the same, the CPU is not spent.
 
     python -m bench.sim_scaling [--receivers 1,10,100,1000] [--size-mib 64] [--seed 1]
+                                [--rate-mbit 900] [--symbol-size 1440]
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ def main() -> None:
     parser.add_argument("--rate-mbit", type=float, default=900.0)
     parser.add_argument("--kind", default="disklike", choices=["disklike", "random", "zeros"])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--symbol-size", type=int, default=1440,
+                        help="1440 fits a 1500-byte MTU; 8940 a 9000-byte jumbo frame")
     args = parser.parse_args()
     counts = [int(n) for n in args.receivers.split(",")]
     rate = args.rate_mbit * 1e6
     print(f"# sim_scaling {time.strftime('%Y-%m-%d')} on {platform.machine()}, "
-          f"{args.size_mib} MiB {args.kind} image, 1 MiB blocks, 1440-byte symbols, "
+          f"{args.size_mib} MiB {args.kind} image, 1 MiB blocks, {args.symbol_size}-byte symbols, "
           f"sender at {args.rate_mbit:g} Mbit/s, seed {args.seed}")
     print("| receivers | loss | time / ideal | sent / encoded | NAKs | wall s | all verified |")
     print("|---:|---|---:|---:|---:|---:|---|")
@@ -47,7 +50,8 @@ def main() -> None:
                 f"scale-{n}-{label}", n, link, image_size=args.size_mib << 20,
                 image_kind=args.kind, block_size=1 << 20, rate_bps=rate, time_limit=600.0,
             )
-            r = run_classroom(scenario, args.seed, decode_sample=3, trace=False)
+            r = run_classroom(scenario, args.seed, decode_sample=3, trace=False,
+                              symbol_size=args.symbol_size)
             ideal = r.encoded_bytes * 8 / rate
             verified = all(x.ok for x in r.receivers) and all(
                 x.image_matches is not False for x in r.receivers

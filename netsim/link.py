@@ -17,12 +17,17 @@ IP_UDP_HEADER = 28  # IPv4 + UDP: counted against rate_bps, as SenderConfig.rate
 @dataclass(frozen=True, slots=True)
 class GilbertElliott:
     """Two-state bursty loss: the state steps once per datagram, then the datagram is lost with
-    the state's probability. Mean burst length is ``1 / p_bad_to_good`` (with loss_in_bad=1)."""
+    the state's probability. Mean burst length is ``1 / p_bad_to_good`` (with loss_in_bad=1).
+
+    A bad state also ends after ``max_burst`` seconds: a burst is an event in time, and with
+    sparse traffic (one ANNOUNCE a second) a per-datagram chain would otherwise stretch one
+    burst over many seconds, which no real switch does."""
 
     p_good_to_bad: float
     p_bad_to_good: float
     loss_in_bad: float = 1.0
     loss_in_good: float = 0.0
+    max_burst: float = 0.05
 
     def mean_loss(self) -> float:
         """Stationary loss rate."""
@@ -75,7 +80,7 @@ class Link:
     ``maybe_corrupt`` once per delivered copy if ``spec.corrupt``."""
 
     __slots__ = ("spec", "rng", "delay", "perfect", "loss_only", "lossy", "bernoulli",
-                 "corrupts", "busy_until", "_loss", "_ge", "_bad", "_sec_per_byte",
+                 "corrupts", "busy_until", "_loss", "_ge", "_bad", "_bad_since", "_sec_per_byte",
                  "_bytes_per_sec", "_queue", "_header", "_jitter", "_reorder", "_reorder_delay",
                  "_duplicate", "_corrupt", "dropped_loss", "dropped_queue", "duplicated",
                  "reordered", "corrupted")
@@ -94,6 +99,7 @@ class Link:
         self._loss = spec.loss
         self._ge = spec.burst_loss
         self._bad = False
+        self._bad_since = 0.0
         rate = spec.rate_bps
         self._sec_per_byte = 8.0 / rate if rate else 0.0
         self._bytes_per_sec = rate / 8.0 if rate else 0.0
@@ -110,16 +116,17 @@ class Link:
         self.reordered = 0
         self.corrupted = 0
 
-    def lost(self) -> bool:
+    def lost(self, now: float) -> bool:
         """Draw the loss decision for one datagram (steps the burst state); counts drops."""
         rng = self.rng
         ge = self._ge
         if ge is not None:
             if self._bad:
-                if rng.random() < ge.p_bad_to_good:
+                if rng.random() < ge.p_bad_to_good or now - self._bad_since > ge.max_burst:
                     self._bad = False
             elif rng.random() < ge.p_good_to_bad:
                 self._bad = True
+                self._bad_since = now
             p = ge.loss_in_bad if self._bad else ge.loss_in_good
             if p and rng.random() < p:
                 self.dropped_loss += 1
@@ -145,7 +152,7 @@ class Link:
                 now = busy
             now += wire * self._sec_per_byte  # the last bit leaves the serializer
             self.busy_until = now
-        if self.lossy and self.lost():
+        if self.lossy and self.lost(now):
             return []
         t = now + self.delay
         if self.loss_only:

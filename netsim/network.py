@@ -367,7 +367,7 @@ class SimNetwork:
                 got = list(always)
                 for port, link, p in lossy:
                     if p < 0.0:
-                        if not link.lost():
+                        if not link.lost(now):
                             got.append(port)
                     elif rand() >= p:
                         got.append(port)

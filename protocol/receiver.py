@@ -133,6 +133,7 @@ class ReceiverSession:
         self._digest = b""
         self._out: list[tuple[bytes, Addr]] = []
         self._events: deque[Event] = deque()
+        self._deadline: float | None = None
 
     # --- driver API -----------------------------------------------------------------------
 
@@ -165,6 +166,7 @@ class ReceiverSession:
         ):
             self._finish(*self._report())
         # Other types are for the sender; a receiver ignores them.
+        self._rearm()
 
     def handle_timer(self, now: float) -> None:
         state = self.state
@@ -184,8 +186,18 @@ class ReceiverSession:
                 self._finish(ok, reason or "the sender did not confirm our report")
             else:
                 self._send_done(now)
+        self._rearm()
 
     def get_timer(self) -> float | None:
+        return self._deadline
+
+    def _rearm(self) -> None:
+        """Recompute the deadline ``get_timer`` returns. Cached because the simulator asks
+        after every datagram; the silence check uses ``_last_heard`` as of now, which only
+        makes it fire early, and handle_timer re-checks it."""
+        self._deadline = self._compute_deadline()
+
+    def _compute_deadline(self) -> float | None:
         state = self.state
         if state in (ReceiverState.DISCOVERING, ReceiverState.FINISHED):
             return None
@@ -215,6 +227,7 @@ class ReceiverSession:
             ReceiverState.JOINING, ReceiverState.RECEIVING
         ):
             self._start_verify()
+            self._rearm()
 
     def block_rejected(self, index: int) -> None:
         """Block ``index`` failed its digest: forget it; it is asked for again."""
@@ -230,6 +243,7 @@ class ReceiverSession:
         self._digest = sha256
         self.state = ReceiverState.REPORTING
         self._send_done(now)
+        self._rearm()
 
     def fail(self, reason: str, now: float) -> None:
         """The driver cannot go on (full disk, write error): tell the sender and stop."""
@@ -240,6 +254,7 @@ class ReceiverSession:
             self._out.append((Done(self.session_id, self.receiver_id, False, b"", reason).encode(),
                               self.sender_addr))
         self._finish(False, reason)
+        self._rearm()
 
     # --- data path (hot) ------------------------------------------------------------------
 
@@ -312,6 +327,7 @@ class ReceiverSession:
         at = now + self._rng.uniform(0.0, self.config.nak_backoff * self._grtt)
         if self._nak_at is None or sooner and at < self._nak_at:
             self._nak_at = at
+            self._rearm()
 
     def _lacks_overdue(self) -> bool:
         if self.state not in (ReceiverState.JOINING, ReceiverState.RECEIVING):
@@ -447,6 +463,7 @@ class ReceiverSession:
         self._nak_at = None
         self._assemblies.clear()
         self._events.append(Finished(ok, reason))
+        self._rearm()
 
 
 def _plausible(kind: int, length: int, max_encoded: int) -> bool:

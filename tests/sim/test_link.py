@@ -33,7 +33,7 @@ def test_bernoulli_loss_rate(loss: float) -> None:
 def test_gilbert_elliott_bursts_and_average() -> None:
     ge = GilbertElliott(p_good_to_bad=0.0625, p_bad_to_good=0.25)
     assert ge.mean_loss() == pytest.approx(0.2)
-    lost = [not times for times in offer(LinkSpec(burst_loss=ge), n=5 * N)]
+    lost = [not times for times in offer(LinkSpec(burst_loss=ge), n=5 * N, gap=0.0001)]
     assert abs(sum(lost) / len(lost) - 0.2) < 0.02
     bursts, run = [], 0
     for x in lost:
@@ -44,6 +44,18 @@ def test_gilbert_elliott_bursts_and_average() -> None:
             run = 0
     mean_burst = sum(bursts) / len(bursts)
     assert 3.0 < mean_burst < 5.0  # 1 / p_bad_to_good = 4; Bernoulli 20 % would give 1.25
+
+
+def test_a_burst_ends_in_time_even_without_traffic() -> None:
+    # One datagram a second (ANNOUNCEs before a transfer): every one starts a fresh burst
+    # draw, so losses are as independent as the stationary rate says, not seconds-long.
+    ge = GilbertElliott(p_good_to_bad=0.0625, p_bad_to_good=0.25, max_burst=0.05)
+    lost = [not times for times in offer(LinkSpec(burst_loss=ge), n=N, gap=1.0)]
+    longest, run = 0, 0
+    for x in lost:
+        run = run + 1 if x else 0
+        longest = max(longest, run)
+    assert longest <= 4
 
 
 def test_rate_limit_serializes_fifo_and_queue_tail_drops() -> None:
