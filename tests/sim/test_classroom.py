@@ -78,3 +78,16 @@ def test_a_clean_network_costs_at_most_five_percent() -> None:
     assert_every_survivor_exact(result)
     assert result.overhead <= 1.05, result.overhead
     assert result.naks == 0
+
+
+def test_the_scenario_image_has_zero_compressible_and_random_blocks() -> None:
+    from netsim.images import make_image
+    from protocol.blockcodec import BlockEncoder, BlockKind
+
+    scenario = SCENARIOS["loss5"]
+    image = make_image(scenario.image_size, scenario.image_seed, scenario.image_kind)
+    assert len(image) >= 4 * 1024 * 1024
+    size = scenario.block_size
+    encoder = BlockEncoder()
+    kinds = {encoder.encode(image[i : i + size])[0] for i in range(0, len(image), size)}
+    assert kinds == {BlockKind.ZERO, BlockKind.ZSTD, BlockKind.RAW}
