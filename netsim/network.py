@@ -267,6 +267,14 @@ class SimNetwork:
         session = port.session
         node = port.node
         event = session.next_event()
+        if event is None:
+            out = session.datagrams_to_send(now)
+            if out:
+                self._send(port, out, now)
+                event = session.next_event()
+            if event is None:  # the common case: a datagram that changed nothing outside
+                self._rearm(port, session, now)
+                return
         while event is not None:
             node.on_event(event, self)
             event = session.next_event()
@@ -282,6 +290,9 @@ class SimNetwork:
                 event = session.next_event()
         else:
             raise SimLivelock(f"{port.address}: events never stop at t={now}")
+        self._rearm(port, session, now)
+
+    def _rearm(self, port: _Port, session: Session, now: float) -> None:
         if not port.alive:
             return
         deadline = session.get_timer()

@@ -59,6 +59,7 @@ from .wire import (
 # Per-block state in ``_blocks``.
 MISSING, STORED, DECODING, PARTIAL = 0, 1, 2, 3
 _MISSING_RUN = re.compile(b"\x00+")
+_DATA_PREFIX = MAGIC + bytes((PROTOCOL_VERSION, PacketType.DATA))
 _MAX_NEED = 48  # keep a STATUS inside one 1500-byte datagram
 _MAX_WHOLE = 32
 _MAX_BLOCKS = 1 << 24  # block indexes a receiver will track (16 TiB at 1 MiB blocks)
@@ -138,12 +139,7 @@ class ReceiverSession:
     # --- driver API -----------------------------------------------------------------------
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
-        if (
-            len(data) >= DATA_HEADER_SIZE
-            and data[2] == PROTOCOL_VERSION
-            and data[3] == PacketType.DATA
-            and data[:2] == MAGIC
-        ):
+        if data.startswith(_DATA_PREFIX) and len(data) >= DATA_HEADER_SIZE:
             self._receive_data(data, now)
             return
         try:
