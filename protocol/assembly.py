@@ -52,7 +52,9 @@ class BlockAssembly:
         size = layout.symbol_size
         if esi < k:
             start = (esi * layout.group_count + group) * size
-            end = min(start + size, layout.encoded_length)
+            end = start + size
+            if end > layout.encoded_length:  # (no min(): this runs once per datagram)
+                end = layout.encoded_length
             if len(symbol) != end - start:
                 return ADD_BAD
             self.buffer[start:end] = symbol
