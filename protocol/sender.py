@@ -13,7 +13,9 @@ SENDING   First pass: blocks in order, each as its source symbols (groups interl
           sender discounts the repair symbols it already sent after the receiver's
           ``seq_seen`` (still in flight), merges the rest with what is pending by taking the
           maximum, and answers every receiver at once with *fresh* repair symbols (never the
-          same one twice while fresh ones remain). Repairs go before new blocks.
+          same one twice while fresh ones remain). Repairs go before new blocks; whole
+          blocks a receiver never saw (a late joiner's) go after the first pass, so the
+          laptops that were on time finish at their own pace.
           SYNC on the data group every ``sync_interval`` carries the clock probe (GRTT), the
           first-pass cursor and the last data seq, so receivers know what is overdue.
 COMPLETE  every joined receiver reported DONE (or was dropped as silent): SessionComplete.
@@ -170,6 +172,9 @@ class SenderSession:
         self._sent_cursor = 0  # blocks below it had their first pass *sent*, not just queued
         self._idle = False  # nothing to generate until a block is fed or a NAK arrives
         self._pending: dict[int, list[int]] = {}  # block → symbols still to send per group
+        # Whole blocks a receiver never saw (it joined late, or lost every symbol): sent after
+        # the first pass, so a late laptop does not slow down the ones that were on time.
+        self._catchup: dict[int, list[int]] = {}
         self._sent_log: dict[int, deque[tuple[int, int]]] = {}  # block → (seq, group) repairs
         self._outgoing: deque[bytes] = deque()
         self._seq = 0  # seq of the next data datagram generated
@@ -302,10 +307,13 @@ class SenderSession:
             self._next_sync = now  # tell receivers at once: every block is overdue now
 
     def _refill(self) -> None:
-        """Generate the next datagrams into ``_outgoing``: repairs first, then the first pass."""
-        if self._pending and self._refill_repairs():
+        """Generate the next datagrams into ``_outgoing``: repairs first, then the first pass,
+        then whole blocks for receivers catching up."""
+        if self._pending and self._refill_repairs(self._pending):
             return
         if self._cursor >= self.nblocks:
+            if self._catchup:
+                self._refill_repairs(self._catchup)
             return
         if self._first_pass is None:
             block = self._cache.get(self._cursor)
@@ -360,15 +368,15 @@ class SenderSession:
         if any(counts):
             yield from self._repair_datagrams(block, counts, flags=0)
 
-    def _refill_repairs(self) -> bool:
-        """Turn pending repair counts of a cached block into datagrams. False if none could."""
-        for index in list(islice(self._pending, 64)):
+    def _refill_repairs(self, queue: dict[int, list[int]]) -> bool:
+        """Turn the counts of a cached block in ``queue`` into datagrams. False if none could."""
+        for index in list(islice(queue, 64)):
             block = self._cache.get(index)
             if block is None:
                 if len(self._requested) < self.config.prefetch_blocks * 2:
                     self._want(index)
                 continue
-            counts = self._pending.pop(index)
+            counts = queue.pop(index)
             self._cache.move_to_end(index)
             self._outgoing.extend(self._repair_datagrams(block, counts, flags=FLAG_REPAIR))
             return True
@@ -457,7 +465,9 @@ class SenderSession:
         self._prune_logs()
         active = sum(1 for r in self.receivers.values() if r.outcome is None)
         nak_interval = max(0.002, active / self.config.nak_rate_target)
-        backlog = len(self._outgoing) + sum(sum(c) for c in self._pending.values())
+        backlog = len(self._outgoing) + sum(
+            sum(c) for queue in (self._pending, self._catchup) for c in queue.values()
+        )
         if self._cursor < self.nblocks:
             backlog += 1
         sync = Sync(
@@ -519,18 +529,20 @@ class SenderSession:
         self.stats.naks_received += 1
         info.naks += 1
         for index, counts in msg.need:
-            self._merge_need(index, counts, msg.seq_seen)
+            self._merge_need(index, counts, msg.seq_seen, whole=False)
         budget = 4096  # blocks one STATUS may ask for whole (bounds the work per datagram)
         for start, end in msg.whole:
             start = max(start, 0)
             end = min(end, self._sent_cursor, start + budget)
             for index in range(start, end):
-                self._merge_need(index, None, msg.seq_seen)
+                self._merge_need(index, None, msg.seq_seen, whole=True)
             budget -= max(0, end - start)
             if budget <= 0:
                 break
 
-    def _merge_need(self, index: int, counts: list[int] | None, seq_seen: int) -> None:
+    def _merge_need(
+        self, index: int, counts: list[int] | None, seq_seen: int, whole: bool
+    ) -> None:
         if not 0 <= index < self._sent_cursor:
             return  # its first pass is not over: the receiver asks too early
         length = self._lengths[index]
@@ -548,13 +560,19 @@ class SenderSession:
                 if seq <= seq_seen:
                     break
                 in_flight[group] += 1
-        pending = self._pending.get(index)
+        if whole and index not in self._pending:
+            queue = self._catchup
+        else:
+            queue = self._pending
+            if index in self._catchup:  # someone has part of it now: no longer a catch-up
+                self._pending[index] = self._catchup.pop(index)
+        pending = queue.get(index)
         for g, k in enumerate(lay.group_k):
             want = min(counts[g], k) - in_flight[g]
             if want > 0:
                 if pending is None:
                     pending = [0] * lay.group_count
-                    self._pending[index] = pending
+                    queue[index] = pending
                 if want > pending[g]:
                     pending[g] = want
                     self._idle = False

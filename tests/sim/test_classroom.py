@@ -91,3 +91,18 @@ def test_the_scenario_image_has_zero_compressible_and_random_blocks() -> None:
     encoder = BlockEncoder()
     kinds = {encoder.encode(image[i : i + size])[0] for i in range(0, len(image), size)}
     assert kinds == {BlockKind.ZERO, BlockKind.ZSTD, BlockKind.RAW}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_late_joiner_does_not_slow_the_laptops_that_were_on_time(seed: int) -> None:
+    with_late = run_classroom(SCENARIOS["late_joiner"], seed, trace=False)
+    assert_every_survivor_exact(with_late)
+    alone = run_classroom(replace(SCENARIOS["late_joiner"], n_receivers=2, late_joins={}), seed,
+                          trace=False)
+    late = max(SCENARIOS["late_joiner"].late_joins)
+    never = float("inf")  # a receiver that never verified fails every comparison below
+    on_time = max(r.verified_at or never for r in with_late.receivers if r.index != late)
+    baseline = max(r.verified_at or never for r in alone.receivers)
+    late_done = max(r.verified_at or never for r in with_late.receivers if r.index == late)
+    assert on_time <= 1.05 * baseline < never
+    assert on_time < late_done < never
