@@ -545,6 +545,8 @@ class SenderSession:
     ) -> None:
         if not 0 <= index < self._sent_cursor:
             return  # its first pass is not over: the receiver asks too early
+        if whole and index in self._catchup:
+            return  # already owed in full: a late joiner repeats its ranges in every NAK
         length = self._lengths[index]
         if length < 0:
             return
