@@ -24,7 +24,7 @@ from protocol.events import (
     TransferStarted,
 )
 from protocol.fec import encode_symbols
-from protocol.layout import BlockLayout, block_layout
+from protocol.layout import block_layout
 from protocol.sender import SenderSession, SenderState
 from protocol.wire import (
     DATA_HEADER_SIZE,
@@ -42,6 +42,7 @@ from protocol.wire import (
     decode_data_untrusted,
     packet_type_untrusted,
 )
+from tests.protocol.test_assembly import padded_sources
 
 CONTROL: Addr = ("10.0.0.1", 9000)
 R1: Addr = ("10.0.0.11", 5001)
@@ -153,14 +154,6 @@ def state(sender: SenderSession) -> SenderState:
 
 def proactive(k: int, overhead: float) -> int:
     return math.floor(k * overhead + 0.5)
-
-
-def padded_sources(payload: bytes, lay: BlockLayout, group: int) -> list[bytes]:
-    out = []
-    for esi in range(lay.group_k[group]):
-        start, end = lay.symbol_span(lay.source_index(group, esi))
-        out.append(payload[start:end].ljust(lay.symbol_size, b"\0"))
-    return out
 
 
 # --- WAITING ---------------------------------------------------------------------------------
