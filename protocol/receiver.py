@@ -315,8 +315,7 @@ class ReceiverSession:
 
     def _advance_cursor(self, cursor: int, now: float) -> None:
         old, self._cursor = self._cursor, min(cursor, self.nblocks)
-        passed = self._blocks[old : self._cursor]
-        if passed.count(STORED) + passed.count(DECODING) < len(passed):
+        if self._lacks_any(old, self._cursor):
             self._arm_nak(now)
 
     def _arm_nak(self, now: float, sooner: bool = False) -> None:
@@ -326,11 +325,15 @@ class ReceiverSession:
             self._rearm()
 
     def _lacks_overdue(self) -> bool:
-        if self.state not in (ReceiverState.JOINING, ReceiverState.RECEIVING):
-            return False
-        cursor = self._cursor
+        return self.state in (
+            ReceiverState.JOINING, ReceiverState.RECEIVING
+        ) and self._lacks_any(0, self._cursor)
+
+    def _lacks_any(self, start: int, end: int) -> bool:
+        """Whether a block in [start, end) is neither stored nor being decoded."""
         blocks = self._blocks
-        return blocks.count(STORED, 0, cursor) + blocks.count(DECODING, 0, cursor) < cursor
+        done = blocks.count(STORED, start, end) + blocks.count(DECODING, start, end)
+        return done < end - start
 
     # --- control ----------------------------------------------------------------------------
 

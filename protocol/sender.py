@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from enum import Enum
 from itertools import islice
 
-from .blockcodec import BlockKind
 from .config import Addr, SenderConfig
 from .errors import BadPacket, LocalProtocolError
 from .events import (
@@ -46,18 +45,15 @@ from .fec import MAX_SYMBOLS_PER_GROUP, encode_symbols
 from .layout import BlockLayout, block_count, block_layout
 from .pacing import TokenBucket
 from .wire import (
-    DATA_HEADER,
     FLAG_REPAIR,
-    MAGIC,
-    PROTOCOL_VERSION,
     Accept,
     Announce,
     Done,
     DoneAck,
     Join,
-    PacketType,
     Status,
     Sync,
+    data_header,
     decode_control_untrusted,
 )
 
@@ -343,25 +339,20 @@ class SenderSession:
             self._events.append(BlockWanted(index))
 
     def _first_pass_of(self, block: _Block) -> Iterator[bytes]:
+        """Source symbols (groups interleaved), then the proactive repairs. A ZERO block is
+        one empty source symbol, so it needs no case of its own."""
         lay = block.layout
         sid = self.session_id
         index = block.index
         kind = block.kind
         length = lay.encoded_length
-        pack = DATA_HEADER.pack
-        if kind == BlockKind.ZERO:
-            # A one-symbol "group": send it once more for each proactive repair it would get.
-            for _ in range(1 + self._proactive(1)):
-                yield pack(MAGIC, PROTOCOL_VERSION, PacketType.DATA, 0, kind, 0,
-                           sid, index, 0, 0, 0, self._take_seq())
-                self.stats.first_pass_datagrams += 1
-            return
         view = memoryview(block.payload)
         size = lay.symbol_size
         groups = lay.group_count
         for i in range(lay.source_count):
-            header = pack(MAGIC, PROTOCOL_VERSION, PacketType.DATA, 0, kind, 0,
-                          sid, index, i % groups, i // groups, length, self._take_seq())
+            header = data_header(
+                0, kind, sid, index, i % groups, i // groups, length, self._take_seq()
+            )
             yield header + view[i * size : (i + 1) * size]
             self.stats.first_pass_datagrams += 1
         counts = [self._proactive(k) for k in lay.group_k]
@@ -395,7 +386,6 @@ class SenderSession:
             else:
                 per_group.append(encode_symbols(block.sources(g), esis))
         log = self._sent_log.setdefault(block.index, deque()) if flags else None
-        pack = DATA_HEADER.pack
         sid = self.session_id
         for j in range(max(counts, default=0)):
             for g, syms in enumerate(per_group):
@@ -403,8 +393,8 @@ class SenderSession:
                     seq = self._take_seq()
                     if log is not None:
                         log.append((seq, g))
-                    header = pack(MAGIC, PROTOCOL_VERSION, PacketType.DATA, flags, block.kind,
-                                  0, sid, block.index, g, esis_of[g][j], lay.encoded_length, seq)
+                    header = data_header(flags, block.kind, sid, block.index, g, esis_of[g][j],
+                                         lay.encoded_length, seq)
                     if flags:
                         self.stats.repair_datagrams += 1
                     else:

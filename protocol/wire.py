@@ -63,21 +63,18 @@ class PacketType(IntEnum):
     DONE_ACK = 8
 
 
-def pack_data_header(
-    buf: bytearray | memoryview,
-    flags: int,
-    kind: int,
-    session_id: int,
-    block: int,
-    group: int,
-    esi: int,
-    encoded_length: int,
-    seq: int,
-) -> None:
-    DATA_HEADER.pack_into(
-        buf, 0, MAGIC, PROTOCOL_VERSION, PacketType.DATA, flags, kind, 0,
+def data_header(
+    flags: int, kind: int, session_id: int, block: int, group: int, esi: int,
+    encoded_length: int, seq: int,
+) -> bytes:
+    """The 32-byte header of a DATA datagram; the symbol follows it."""
+    return _pack_data(
+        MAGIC, PROTOCOL_VERSION, PacketType.DATA, flags, kind, 0,
         session_id, block, group, esi, encoded_length, seq,
     )
+
+
+_pack_data = DATA_HEADER.pack
 
 
 @dataclass(frozen=True, slots=True)

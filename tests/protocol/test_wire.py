@@ -26,10 +26,10 @@ from protocol.wire import (
     PacketType,
     Status,
     Sync,
+    data_header,
     decode_control_as_untrusted,
     decode_control_untrusted,
     decode_data_untrusted,
-    pack_data_header,
 )
 
 u64 = st.integers(0, 2**64 - 1)
@@ -49,10 +49,8 @@ def test_data_header_round_trip(
     flags: int, kind: int, sid: int, block: int, group: int, esi: int, length: int, seq: int,
     symbol: bytes,
 ) -> None:
-    buf = bytearray(DATA_HEADER_SIZE + len(symbol))
-    pack_data_header(buf, flags, kind, sid, block, group, esi, length, seq)
-    buf[DATA_HEADER_SIZE:] = symbol
-    header, payload = decode_data_untrusted(bytes(buf))
+    datagram = data_header(flags, kind, sid, block, group, esi, length, seq) + symbol
+    header, payload = decode_data_untrusted(datagram)
     assert (header.flags, header.kind, header.session_id, header.block) == (flags, kind, sid, block)
     assert (header.group, header.esi, header.encoded_length, header.seq) == (
         group, esi, length, seq,
@@ -61,9 +59,9 @@ def test_data_header_round_trip(
 
 
 def test_repair_flag_is_its_own_bit() -> None:
-    buf = bytearray(DATA_HEADER_SIZE)
-    pack_data_header(buf, FLAG_REPAIR, 1, 7, 1, 2, 3, 4, 5)
-    assert decode_data_untrusted(buf)[0].flags & FLAG_REPAIR
+    header = data_header(FLAG_REPAIR, 1, 7, 1, 2, 3, 4, 5)
+    assert len(header) == DATA_HEADER_SIZE
+    assert decode_data_untrusted(header)[0].flags & FLAG_REPAIR
 
 
 announces = st.builds(
