@@ -80,7 +80,7 @@ class ReceiverState(Enum):
 class ReceiverStats:
     __slots__ = (
         "received", "duplicates", "stale", "foreign", "garbled", "overflow", "rejected",
-        "naks_sent", "status_sent",
+        "naks_sent", "status_sent", "data_arrived",
     )
 
     def __init__(self) -> None:
@@ -93,6 +93,7 @@ class ReceiverStats:
         self.rejected = 0  # decoded blocks that failed their digest
         self.naks_sent = 0
         self.status_sent = 0
+        self.data_arrived = 0  # data datagrams of our session, whatever became of them
 
     @property
     def dropped(self) -> int:
@@ -122,6 +123,7 @@ class ReceiverSession:
         self._max_encoded = 0
         self._cursor = 0  # blocks below it had their first pass
         self._seq_seen = -1
+        self._seq_first = 0  # the first data seq we saw: loss is counted from there
         self._grtt = 0.05
         self._nak_interval = 0.05
         self._echo = (-1.0, 0.0)  # (sender_time, when we heard it)
@@ -213,6 +215,13 @@ class ReceiverSession:
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
+    @property
+    def loss(self) -> float:
+        """Fraction of the data datagrams sent since we first heard one that never arrived
+        (an estimate: a SYNC may report sequence numbers still in flight)."""
+        sent = self._seq_seen - self._seq_first + 1
+        return max(0.0, 1.0 - self.stats.data_arrived / sent) if sent > 0 else 0.0
+
     def block_stored(self, index: int) -> None:
         """The driver wrote block ``index`` (after it decoded and verified)."""
         if self._blocks[index] != DECODING:
@@ -263,7 +272,10 @@ class ReceiverSession:
             return
         self._last_heard = now
         if seq > self._seq_seen:
+            if self._seq_seen < 0:
+                self._seq_first = seq
             self._seq_seen = seq
+        self.stats.data_arrived += 1
         if block >= self.nblocks:
             self.stats.garbled += 1
             return
@@ -380,6 +392,8 @@ class ReceiverSession:
         self._grtt = min(max(msg.grtt, 0.0005), 5.0)
         self._nak_interval = min(max(msg.nak_interval, 0.001), 10.0)
         if msg.last_seq > self._seq_seen:
+            if self._seq_seen < 0:
+                self._seq_first = msg.last_seq + 1  # joined mid-stream: count from here
             # Everything sent before this SYNC has arrived or is lost by now.
             self._seq_seen = msg.last_seq
         if msg.cursor > self._cursor:
@@ -418,7 +432,7 @@ class ReceiverSession:
         status = Status(
             self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
             self._seq_seen, self.blocks_done, need, whole,
-            self.stats.received, self.stats.dropped,
+            self.stats.received, self.stats.dropped, round(self.loss * 1e6),
         )
         self._out.append((status.encode(), self.sender_addr))
         self.stats.status_sent += 1

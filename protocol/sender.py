@@ -72,7 +72,7 @@ class ReceiverInfo:
 
     __slots__ = (
         "receiver_id", "addr", "joined_at", "last_heard", "rtt", "seq_seen", "blocks_done",
-        "received", "dropped", "naks", "outcome", "reason", "finished_at",
+        "received", "dropped", "loss", "naks", "outcome", "reason", "finished_at",
     )
 
     def __init__(self, receiver_id: int, addr: Addr, now: float) -> None:
@@ -85,6 +85,7 @@ class ReceiverInfo:
         self.blocks_done = 0
         self.received = 0
         self.dropped = 0
+        self.loss = 0.0  # fraction of data datagrams it reports lost on the way
         self.naks = 0
         self.outcome: bool | None = None  # None while active
         self.reason = ""
@@ -511,6 +512,7 @@ class SenderSession:
         info.blocks_done = msg.blocks_done
         info.received = msg.received
         info.dropped = msg.dropped
+        info.loss = min(1.0, max(0.0, msg.loss_ppm / 1e6))
         if msg.seq_seen > info.seq_seen:
             info.seq_seen = msg.seq_seen
         self._sample_rtt(info, msg.echo_time, msg.hold, now)

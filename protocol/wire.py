@@ -199,6 +199,7 @@ class Status(Control):
     whole: list[tuple[int, int]] = field(default_factory=list)
     received: int = 0  # data datagrams accepted so far
     dropped: int = 0  # datagrams dropped as garbled, foreign or over the memory window
+    loss_ppm: int = 0  # data datagrams lost on the way, parts per million (an estimate)
 
 
 @dataclass(frozen=True, slots=True)

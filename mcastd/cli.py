@@ -1,0 +1,229 @@
+"""`mcastd serve IMAGE`: argv → a SenderConfig and a running SenderDaemon."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trio
+
+from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, DISCOVERY_ADDR, SenderConfig
+from protocol.sender import SenderSession
+
+from .console import Console, make_console
+from .image import ImageError, ImageSource, default_cache_dir
+from .serve import SenderDaemon
+from .udp import NetworkError, UdpEndpoint, default_interface, open_sender
+from .units import format_bytes, parse_rate, parse_size
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcastd",
+        description="Image a classroom of computers at once over UDP multicast.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="serve one image to every receiver on the network, then exit",
+        description="Serve IMAGE (a file or a disk) to every mcast-receive on the network, "
+        "verify that each wrote it exactly, then exit: 0 if all did, 1 otherwise.",
+    )
+    serve.add_argument("image", metavar="IMAGE", help="image file or block device to send")
+    add_network_options(serve)
+    serve.add_argument("--group", default=DATA_ADDR[0], type=multicast_address,
+                       help="multicast group for the data (default %(default)s)")
+    serve.add_argument("--port", default=DATA_ADDR[1], type=port_number,
+                       help="UDP port of the data group (default %(default)s)")
+    serve.add_argument("--rate", default="900M", type=rate_argument,
+                       help="ceiling on the wire, bits/s: 900M, 1G, 100M (default 900M)")
+    serve.add_argument("--min-receivers", type=positive_int, default=1, metavar="N",
+                       help="start once N receivers joined (default 1)")
+    serve.add_argument("--max-wait", type=positive_float, metavar="SECONDS",
+                       help="start after SECONDS with at least one receiver even if fewer "
+                            "than --min-receivers joined (default: wait for all N)")
+    serve.add_argument("--fec-overhead", type=percent, default=2.0, metavar="PCT",
+                       help="proactive repair symbols, percent of the data (default 2)")
+    serve.add_argument("--block-size", type=size_argument, default=DEFAULT_BLOCK_SIZE,
+                       metavar="BYTES", help="image block size: 1M, 4M (default 1M)")
+    serve.add_argument("--ttl", type=ttl_value, default=1,
+                       help="multicast TTL; 1 keeps it on this LAN (default 1)")
+    serve.add_argument("--name", help="session name receivers can ask for with --session "
+                                      "(default: the image's file name)")
+    serve.add_argument("--no-gso", action="store_true",
+                       help="send datagram by datagram even if the kernel has UDP GSO")
+    return parser
+
+
+def add_network_options(parser: argparse.ArgumentParser) -> None:
+    """Options both programs share."""
+    parser.add_argument("-i", "--interface", metavar="IF",
+                        help="network interface to use (default: the default route's)")
+    parser.add_argument("--discovery-group", default=DISCOVERY_ADDR[0], type=multicast_address,
+                        help="multicast group where sessions are announced (default %(default)s)")
+    parser.add_argument("--discovery-port", default=DISCOVERY_ADDR[1], type=port_number,
+                        help="UDP port of the discovery group (default %(default)s)")
+    parser.add_argument("-q", "--quiet", action="count", default=0,
+                        help="only errors and the final summary")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail")
+    parser.add_argument("--json", action="store_true",
+                        help="JSON lines on stdout: progress, messages and the final report")
+
+
+# --- argument types: each rejects with one sentence ----------------------------------------
+
+
+def multicast_address(text: str) -> str:
+    parts = text.split(".")
+    octets = len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
+    if octets and 224 <= int(parts[0]) <= 239:
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 multicast address (224-239.x.x.x)")
+
+
+def port_number(text: str) -> int:
+    if text.isdigit() and 0 < int(text) < 65536:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not a UDP port (1-65535)")
+
+
+def positive_int(text: str) -> int:
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value > 0 and value != float("inf"):
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+
+
+def percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        value = -1.0
+    if 0 <= value <= 100:
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r} is not a percentage between 0 and 100")
+
+
+def ttl_value(text: str) -> int:
+    if text.isdigit() and 1 <= int(text) <= 255:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not a TTL (1-255)")
+
+
+def rate_argument(text: str) -> float:
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def size_argument(text: str) -> int:
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 4096 <= size <= 64 << 20:
+        raise argparse.ArgumentTypeError(f"--block-size wants 4K to 64M, not {text!r}")
+    return size
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    level: int = args.verbose - args.quiet
+    return max(-1, min(1, level))
+
+
+def setup_logging(level: int) -> None:
+    logging.basicConfig(
+        stream=sys.stderr, format="%(message)s",
+        level={-1: logging.ERROR, 0: logging.WARNING, 1: logging.DEBUG}[level],
+    )
+
+
+@dataclass(frozen=True)
+class Serve:
+    args: argparse.Namespace
+    console: Console
+
+    async def run(self) -> int:
+        args = self.args
+        ifname = args.interface or default_interface()
+        source = ImageSource(args.image, args.block_size)
+        try:
+            endpoint = open_sender(ifname, args.ttl, gso=False if args.no_gso else None)
+            try:
+                return await self._serve(source, endpoint, ifname)
+            finally:
+                endpoint.close()
+        finally:
+            source.close()
+
+    async def _serve(self, source: ImageSource, endpoint: UdpEndpoint, ifname: str) -> int:
+        args, console = self.args, self.console
+        console.message(f"hashing {args.image} ({format_bytes(source.size)})")
+        digest = await trio.to_thread.run_sync(
+            source.sha256, default_cache_dir(), lambda _done: None
+        )
+        config = SenderConfig(
+            image_size=source.size,
+            image_sha256=digest,
+            control_addr=endpoint.address,
+            name=args.name or _default_name(args.image),
+            discovery_addr=(args.discovery_group, args.discovery_port),
+            data_addr=(args.group, args.port),
+            block_size=args.block_size,
+            rate_bps=args.rate,
+            fec_overhead=args.fec_overhead / 100.0,
+            min_receivers=args.min_receivers,
+            max_wait=args.max_wait,
+        )
+        rng = random.Random(secrets.randbits(64))
+        session = SenderSession(config, rng, trio.current_time())
+        gso = "on" if endpoint.gso else "off"
+        console.message(
+            f"session {config.name!r} on {ifname} ({endpoint.address[0]}), group "
+            f"{args.group}:{args.port}, GSO {gso}; waiting for {args.min_receivers} receiver(s)"
+        )
+        report = await SenderDaemon(session, source, endpoint, console).run()
+        console.final(report)
+        return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _default_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1] or "image"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = verbosity(args)
+    setup_logging(level)
+    console = make_console(json_mode=args.json, verbosity=level)
+    try:
+        code: int = trio.run(Serve(args, console).run)
+        return code
+    except (ImageError, NetworkError) as exc:
+        print(f"mcastd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mcastd: interrupted; receivers will notice within 10 s.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        console.close()

@@ -1,0 +1,100 @@
+"""The event loop both daemons share: feed a sans-I/O session datagrams and timer ticks, send
+what it returns, hand its events to the daemon.
+
+One main task owns the timer and sending; one reader task per endpoint drains datagrams into
+the session and pokes the main task. trio runs one task at a time, so the session is never
+entered concurrently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+import trio
+
+from protocol.config import Addr
+from protocol.events import Event
+
+from .endpoint import Endpoint
+
+_RECEIVE_BATCH = 256
+
+
+class Session(Protocol):
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def get_timer(self) -> float | None: ...
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]: ...
+    def next_event(self) -> Event | None: ...
+
+
+class SessionDriver:
+    def __init__(
+        self, session: Session, endpoint: Endpoint, on_event: Callable[[Event], None]
+    ) -> None:
+        self.session = session
+        self.endpoint = endpoint  # everything the session sends leaves through this one
+        self.on_event = on_event
+        self._wake = trio.Event()
+        self._stopped = False
+
+    def poke(self) -> None:
+        """Something changed outside the loop (a block was fed or stored): run it now."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Leave ``run`` after sending what is queued."""
+        self._stopped = True
+        self._wake.set()
+
+    async def receive_from(self, endpoint: Endpoint) -> None:
+        """Reader task: everything ``endpoint`` receives goes into the session."""
+        batch: list[tuple[bytes, Addr]] = []
+        session = self.session
+        while True:
+            await endpoint.wait_readable()
+            endpoint.receive_batch(batch, _RECEIVE_BATCH)
+            if not batch:
+                continue
+            now = trio.current_time()
+            for data, addr in batch:
+                session.receive_datagram(data, addr, now)
+            batch.clear()
+            self._wake.set()
+
+    async def run(self) -> None:
+        session = self.session
+        while True:
+            now = trio.current_time()
+            timer = session.get_timer()
+            if timer is not None and timer <= now:
+                session.handle_timer(now)
+            self._dispatch()
+            await self._flush()
+            self._dispatch()
+            if self._stopped:
+                await self._flush()
+                return
+            if not self._wake.is_set():
+                timer = session.get_timer()
+                with trio.move_on_at(math.inf if timer is None else timer):
+                    await self._wake.wait()
+            self._wake = trio.Event()
+
+    def _dispatch(self) -> None:
+        session = self.session
+        while (event := session.next_event()) is not None:
+            self.on_event(event)
+
+    async def _flush(self) -> None:
+        session, endpoint = self.session, self.endpoint
+        while batch := session.datagrams_to_send(trio.current_time()):
+            sent = endpoint.send_batch(batch)
+            while sent < len(batch):
+                await endpoint.wait_writable()
+                sent = endpoint.send_batch(batch, sent)
+            # When the CPU, not the pacer, is the limit this loop never sleeps: let the
+            # reader tasks in between batches.
+            await trio.lowlevel.checkpoint()

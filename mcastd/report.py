@@ -1,0 +1,68 @@
+"""What the daemons tell the user: progress snapshots and final reports, shared by both sides.
+
+The daemons fill these plain records a few times a second; the renderers in
+``mcastd/console.py`` turn them into a rich live view, plain lines or JSON lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class ReceiverRow:
+    """One laptop, as the sender sees it."""
+
+    addr: str  # "10.77.0.2:41234"
+    state: str  # joining, receiving, verifying, done, failed, dropped
+    percent: float  # 0..100, blocks the receiver reported stored
+    rate_bps: float  # image bytes/s it stored lately, in bits per second
+    loss: float  # 0..1, datagrams it lost as far as it reported
+    reason: str = ""  # why it failed or was dropped
+    seconds: float | None = None  # from transfer start to its verified image
+
+
+@dataclass(slots=True)
+class SenderSnapshot:
+    name: str
+    image_size: int
+    elapsed: float  # seconds since the sender started
+    state: str  # waiting, sending, complete
+    percent: float  # 0..100, overall: blocks stored by the slowest active receiver
+    rate_bps: float  # data sent lately, bits per second (headers included)
+    eta: float | None  # seconds, None when unknown
+    sent_bytes: int  # every DATA byte sent so far
+    repair_bytes: int  # of which NAK-driven repair
+    receivers: list[ReceiverRow] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ReceiverSnapshot:
+    session: str
+    image_size: int
+    elapsed: float  # seconds since the receiver started
+    state: str  # discovering, joining, receiving, verifying, reporting, finished
+    percent: float  # 0..100, blocks stored
+    written_bytes: int  # image bytes stored so far (zero blocks count)
+    rate_bps: float  # image bits stored per second lately
+    eta: float | None
+    loss: float  # 0..1, datagrams lost so far
+
+
+@dataclass(slots=True)
+class FinalReport:
+    """The last thing either daemon prints; ``--json`` emits it as one JSON line."""
+
+    role: str  # "sender" or "receiver"
+    ok: bool
+    message: str  # one plain sentence
+    seconds: float  # transfer time (sender: start → complete; receiver: join → verified)
+    image_size: int
+    details: dict[str, Any] = field(default_factory=dict)
+    receivers: list[ReceiverRow] = field(default_factory=list)  # sender only
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["event"] = "final"
+        return data

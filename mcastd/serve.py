@@ -1,0 +1,193 @@
+"""The sender daemon: one SenderSession, the image read and encoded in worker threads, and a
+live view of every receiver."""
+
+from __future__ import annotations
+
+import trio
+
+from protocol.events import (
+    BlockWanted,
+    Event,
+    ReceiverFinished,
+    ReceiverJoined,
+    SessionComplete,
+    TransferStarted,
+)
+from protocol.sender import ReceiverInfo, SenderSession, SenderState
+
+from .console import Console
+from .driver import SessionDriver
+from .endpoint import Endpoint
+from .image import ImageError, ImageSource
+from .report import FinalReport, ReceiverRow, SenderSnapshot
+from .units import format_bytes
+
+REPORT_INTERVAL = 0.25
+ENCODE_THREADS = 2  # the machines we target have 2+ cores; zstd releases the GIL
+
+
+class SenderDaemon:
+    def __init__(
+        self, session: SenderSession, source: ImageSource, endpoint: Endpoint, console: Console
+    ) -> None:
+        self.session = session
+        self.source = source
+        self.endpoint = endpoint
+        self.console = console
+        self.driver = SessionDriver(session, endpoint, self._on_event)
+        self._limiter = trio.CapacityLimiter(ENCODE_THREADS)
+        self._nursery: trio.Nursery | None = None
+        self.complete: SessionComplete | None = None
+        self.error: str | None = None
+        self._started = trio.current_time()
+        self._rates: dict[int, tuple[float, int, float]] = {}  # id → (when, blocks, bit/s)
+        self._last_sent = (self._started, 0)
+        self._send_rate = 0.0
+
+    async def run(self) -> FinalReport:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self.driver.receive_from, self.endpoint)
+            nursery.start_soon(self._report_loop)
+            await self.driver.run()
+            nursery.cancel_scope.cancel()
+        return self.final_report()
+
+    # --- session events -------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        assert self._nursery is not None
+        if isinstance(event, BlockWanted):
+            self._nursery.start_soon(self._load, event.index)
+        elif isinstance(event, ReceiverJoined):
+            self.console.message(f"receiver {_addr(event.addr)} joined")
+        elif isinstance(event, TransferStarted):
+            self.console.message(f"sending to {event.receivers} receiver(s)")
+        elif isinstance(event, ReceiverFinished):
+            outcome = "verified its image" if event.ok else f"failed: {event.reason}"
+            self.console.message(f"receiver {_addr(event.addr)} {outcome}")
+        elif isinstance(event, SessionComplete):
+            self.complete = event
+            self.driver.stop()
+
+    async def _load(self, index: int) -> None:
+        try:
+            kind, payload = await trio.to_thread.run_sync(
+                self.source.read_encoded, index, limiter=self._limiter
+            )
+        except ImageError as exc:
+            self.error = str(exc)
+            self.driver.stop()
+            return
+        self.session.feed_block(index, kind, payload)
+        self.driver.poke()
+
+    # --- progress -------------------------------------------------------------------------
+
+    async def _report_loop(self) -> None:
+        while True:
+            self.console.update(self.snapshot())
+            await trio.sleep(REPORT_INTERVAL)
+
+    def snapshot(self) -> SenderSnapshot:
+        session = self.session
+        now = trio.current_time()
+        stats = session.stats
+        when, sent = self._last_sent
+        if now - when >= REPORT_INTERVAL:
+            self._send_rate = (stats.data_bytes - sent) * 8 / (now - when)
+            self._last_sent = (now, stats.data_bytes)
+        rows = [self._row(info, now) for info in session.receivers.values()]
+        active = [i.blocks_done for i in session.receivers.values() if i.outcome is None]
+        nblocks = max(1, session.nblocks)
+        if session.state is SenderState.COMPLETE:
+            percent = 100.0
+        elif active:
+            percent = 100.0 * min(active) / nblocks
+        else:
+            percent = 0.0
+        eta = None
+        if session.started_at is not None and 0 < percent < 100:
+            eta = (now - session.started_at) * (100 - percent) / percent
+        return SenderSnapshot(
+            name=session.config.name,
+            image_size=session.config.image_size,
+            elapsed=now - self._started,
+            state=session.state.value,
+            percent=percent,
+            rate_bps=self._send_rate,
+            eta=eta,
+            sent_bytes=stats.data_bytes,
+            repair_bytes=stats.repair_datagrams * (session.config.symbol_size + 32),
+            receivers=rows,
+        )
+
+    def _row(self, info: ReceiverInfo, now: float) -> ReceiverRow:
+        session = self.session
+        when, blocks, rate = self._rates.get(info.receiver_id, (now, info.blocks_done, 0.0))
+        if now - when >= REPORT_INTERVAL:
+            bits = (info.blocks_done - blocks) * session.config.block_size * 8
+            rate = 0.5 * rate + 0.5 * bits / (now - when)
+            when, blocks = now, info.blocks_done
+        self._rates[info.receiver_id] = (when, blocks, rate)
+        seconds = None
+        if info.finished_at is not None and session.started_at is not None:
+            seconds = info.finished_at - session.started_at
+        return ReceiverRow(
+            addr=_addr(info.addr),
+            state=receiver_state(info, session),
+            percent=100.0 * info.blocks_done / max(1, session.nblocks),
+            rate_bps=rate if info.outcome is None else 0.0,
+            loss=info.loss,
+            reason=info.reason,
+            seconds=seconds,
+        )
+
+    def final_report(self) -> FinalReport:
+        session = self.session
+        rows = [self._row(info, trio.current_time()) for info in session.receivers.values()]
+        ok_count = sum(1 for r in rows if r.state == "done")
+        seconds = 0.0
+        if session.started_at is not None:
+            seconds = trio.current_time() - session.started_at
+        size = format_bytes(session.config.image_size)
+        if self.error is not None:
+            ok, message = False, self.error
+        elif not rows:
+            ok, message = False, "no receiver joined the session."
+        elif ok_count == len(rows):
+            ok, message = True, f"all {ok_count} receiver(s) verified the {size} image."
+        else:
+            ok = False
+            message = f"{len(rows) - ok_count} of {len(rows)} receiver(s) did not verify the image."
+        stats = session.stats
+        return FinalReport(
+            role="sender",
+            ok=ok,
+            message=message,
+            seconds=seconds,
+            image_size=session.config.image_size,
+            details={
+                "sent_bytes": stats.data_bytes,
+                "datagrams": stats.data_datagrams,
+                "repair_datagrams": stats.repair_datagrams,
+                "naks": stats.naks_received,
+                "garbled": stats.garbled,
+                "foreign": stats.foreign,
+            },
+            receivers=rows,
+        )
+
+
+def receiver_state(info: ReceiverInfo, session: SenderSession) -> str:
+    if info.outcome is True:
+        return "done"
+    if info.outcome is False:
+        return "dropped" if "silent" in info.reason else "failed"
+    if session.state is SenderState.WAITING:
+        return "joined"
+    return "verifying" if info.blocks_done >= session.nblocks else "receiving"
+
+
+def _addr(addr: tuple[str, int]) -> str:
+    return f"{addr[0]}:{addr[1]}"

@@ -1,0 +1,263 @@
+"""UDP sockets for both daemons: multicast set-up, and batched send/receive for the data path.
+
+trio's own socket methods cost 20-45 µs a datagram (BUILDING-BLOCKS.md §3), so the data path
+uses plain non-blocking stdlib sockets, drained until EAGAIN, and awaits
+``trio.lowlevel.wait_readable/wait_writable`` only then. Where the kernel has them, UDP GSO
+(one sendmsg carries up to 64 equal datagrams) and GRO (one recvmsg returns several) cut the
+cost per datagram 5-12×; the plain path is kept as a fallback, chosen at start-up.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import struct
+from collections.abc import Sequence
+
+import trio
+
+from protocol.config import Addr
+
+log = logging.getLogger(__name__)
+
+# linux/udp.h; Python's socket module does not export them.
+UDP_SEGMENT = 103
+UDP_GRO = 104
+SO_RCVBUFFORCE = 33
+SO_SNDBUFFORCE = 32
+IP_MULTICAST_ALL = 49
+
+MAX_GSO_SEGMENTS = 64
+MAX_GSO_BYTES = 65000  # one UDP datagram's payload limit, with room for headers
+RECV_BUFFER = 65536  # one GRO super-datagram at most
+SOCKET_BUFFER = 8 << 20  # ~6,000 full datagrams: rides out a few ms of a busy event loop
+_GSO_CMSG = struct.Struct("=H")
+_GRO_CMSG = struct.Struct("=i")
+_CMSG_SPACE = socket.CMSG_SPACE(_GRO_CMSG.size)
+
+
+class NetworkError(Exception):
+    """A socket could not be set up: one plain sentence for the user."""
+
+
+def gso_supported() -> bool:
+    return _probe(UDP_SEGMENT, 1400)
+
+
+def gro_supported() -> bool:
+    return _probe(UDP_GRO, 1)
+
+
+def _probe(option: int, value: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.setsockopt(socket.SOL_UDP, option, value)
+        except OSError:
+            return False
+    return True
+
+
+class UdpEndpoint:
+    """One non-blocking UDP socket with batched I/O. Implements the daemons' Endpoint."""
+
+    def __init__(self, sock: socket.socket, *, gso: bool = False, gro: bool = False) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.gso = gso
+        self.gro = gro
+        if gro:
+            sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
+        self._buf = bytearray(RECV_BUFFER)
+        self._view = memoryview(self._buf)
+        self.receive_errors = 0
+
+    @property
+    def address(self) -> Addr:
+        host, port = self.sock.getsockname()[:2]
+        return str(host), int(port)
+
+    async def wait_readable(self) -> None:
+        await trio.lowlevel.wait_readable(self.sock)
+
+    async def wait_writable(self) -> None:
+        await trio.lowlevel.wait_writable(self.sock)
+
+    def receive_batch(self, out: list[tuple[bytes, Addr]], limit: int) -> None:
+        """Append what is queued (up to about ``limit`` datagrams) to ``out``; never blocks."""
+        sock, buf, view = self.sock, self._buf, self._view
+        while len(out) < limit:
+            try:
+                if self.gro:
+                    n, anc, _flags, addr = sock.recvmsg_into([buf], _CMSG_SPACE)
+                else:
+                    n, addr = sock.recvfrom_into(buf)
+                    anc = []
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. ICMP-induced ECONNREFUSED on a unicast socket: not fatal
+                self.receive_errors += 1
+                continue
+            segment = n
+            for level, kind, data in anc:
+                if level == socket.SOL_UDP and kind == UDP_GRO:
+                    segment = _GRO_CMSG.unpack_from(data)[0]
+            if segment >= n:
+                out.append((bytes(view[:n]), addr))
+            else:
+                for start in range(0, n, segment):
+                    out.append((bytes(view[start : min(start + segment, n)]), addr))
+
+    def send_batch(self, datagrams: Sequence[tuple[bytes, Addr]], start: int = 0) -> int:
+        """Send ``datagrams[start:]``; returns the index of the first one not sent (the
+        socket buffer is full: await ``wait_writable`` and call again from there)."""
+        sock = self.sock
+        i, n = start, len(datagrams)
+        try:
+            while i < n:
+                data, addr = datagrams[i]
+                end = self._gso_run(datagrams, i) if self.gso else i + 1
+                if end - i == 1:
+                    sock.sendto(data, addr)
+                else:
+                    parts = [d for d, _ in datagrams[i:end]]
+                    sock.sendmsg(
+                        parts, [(socket.SOL_UDP, UDP_SEGMENT, _GSO_CMSG.pack(len(data)))], 0, addr
+                    )
+                i = end
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
+                raise
+        return i
+
+    @staticmethod
+    def _gso_run(datagrams: Sequence[tuple[bytes, Addr]], i: int) -> int:
+        """End of the run from ``i`` that one GSO send may carry: same destination, same size
+        (only the last may be shorter), within the segment and byte limits."""
+        first, addr = datagrams[i]
+        size = len(first)
+        total = size
+        end = i + 1
+        limit = min(len(datagrams), i + MAX_GSO_SEGMENTS)
+        while end < limit:
+            data, dest = datagrams[end]
+            length = len(data)
+            if dest != addr or length > size or total + length > MAX_GSO_BYTES:
+                break
+            total += length
+            end += 1
+            if length < size:
+                break  # a short segment must be the last one
+        return end
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# --- set-up ---------------------------------------------------------------------------------
+
+
+def interface_address(ifname: str) -> tuple[str, int]:
+    """(IPv4 address, index) of interface ``ifname``."""
+    import fcntl
+
+    try:
+        index = socket.if_nametoindex(ifname)
+    except OSError:
+        raise NetworkError(
+            f"there is no network interface called {ifname!r}: pick one from `ip link`."
+        ) from None
+    siocgifaddr = 0x8915
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            req = struct.pack("256s", ifname.encode()[:15])
+            res = fcntl.ioctl(sock.fileno(), siocgifaddr, req)
+        except OSError:
+            raise NetworkError(
+                f"interface {ifname} has no IPv4 address: configure one or pick another."
+            ) from None
+    return socket.inet_ntoa(res[20:24]), index
+
+
+def default_interface(route_table: str = "/proc/net/route") -> str:
+    """The interface of the IPv4 default route."""
+    try:
+        with open(route_table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == "00000000":
+                    return fields[0]
+    except OSError:
+        pass
+    raise NetworkError("there is no default route to pick an interface from: pass --interface.")
+
+
+def _raise_buffer(sock: socket.socket, force: int, option: int, size: int) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force, size)  # root may exceed net.core.*mem_max
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, option, size)
+    got = sock.getsockopt(socket.SOL_SOCKET, option) // 2  # the kernel reports double
+    if got < size:
+        log.warning(
+            "the kernel capped a socket buffer at %d KiB (wanted %d KiB): raise "
+            "net.core.rmem_max/wmem_max to avoid drops at high rates.", got >> 10, size >> 10
+        )
+
+
+def _ip_mreqn(group: str, ifindex: int) -> bytes:
+    return socket.inet_aton(group) + socket.inet_aton("0.0.0.0") + struct.pack("=i", ifindex)
+
+
+def open_sender(ifname: str, ttl: int, *, gso: bool | None = None) -> UdpEndpoint:
+    """The sender's one socket: sends to the multicast groups out of ``ifname`` and receives
+    the receivers' unicast control messages on its own address."""
+    ip, index = interface_address(ifname)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((ip, 0))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, _ip_mreqn("0.0.0.0", index))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+        # Our own datagrams are of no use to us, except when loopback is the whole network.
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(ifname == "lo"))
+        _raise_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_BUFFER)
+        _raise_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, 1 << 20)
+    except OSError as exc:
+        sock.close()
+        raise NetworkError(f"cannot open the sending socket on {ifname}: {exc.strerror}.") from exc
+    return UdpEndpoint(sock, gso=gso_supported() if gso is None else gso)
+
+
+def open_group_listener(
+    group: Addr, ifname: str, *, gro: bool | None = None, buffer: int = SOCKET_BUFFER
+) -> UdpEndpoint:
+    """A socket that receives ``group`` on ``ifname`` only (several receivers on one host may
+    share the port)."""
+    _ip, index = interface_address(ifname)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(group)  # bound to the group address: no other group's traffic gets in
+        sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _ip_mreqn(group[0], index))
+        _raise_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, buffer)
+    except OSError as exc:
+        sock.close()
+        raise NetworkError(
+            f"cannot join multicast group {group[0]}:{group[1]} on {ifname}: {exc.strerror}."
+        ) from exc
+    return UdpEndpoint(sock, gro=gro_supported() if gro is None else gro)
+
+
+def open_unicast(ifname: str) -> UdpEndpoint:
+    """The receiver's control socket: JOIN/STATUS/DONE out, ACCEPT/DONE_ACK in."""
+    ip, _index = interface_address(ifname)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((ip, 0))
+    except OSError as exc:
+        sock.close()
+        raise NetworkError(f"cannot open a socket on {ifname}: {exc.strerror}.") from exc
+    return UdpEndpoint(sock)

@@ -1,0 +1,249 @@
+"""The kernel lab: a switch and a classroom of hosts built from network namespaces (needs root).
+
+One namespace holds a Linux bridge (the switch); every host (sender, receivers, extras) gets its
+own namespace, joined to the bridge by a veth pair whose host end is ``lab0``. Nothing is ever
+created in the root namespace, so no lab traffic can reach the machine's real interfaces.
+``tc tbf`` limits a host's link speed in both directions and an nftables ``numgen random`` rule
+drops a share of the UDP a host receives (this kernel has no netem). Run the real programs inside
+with :meth:`Lab.popen` / :meth:`Lab.run`; leaving the ``with`` block removes everything.
+
+``python -m netsim.lab classroom ...`` runs the real sender and receivers here (netsim/lab_cli.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+from typing import Any
+
+from pyroute2 import NetNS, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+IFNAME = "lab0"  # every host's lab interface, inside its own namespace
+BRIDGE = "br0"
+_TC_ROOT = 0xFFFFFFFF
+_NFT_TABLE = "mclab"
+_counter = itertools.count()
+
+
+class LabError(Exception):
+    """The lab cannot be built here; the message says why in one sentence."""
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str  # "sender", "r0", "x0"
+    netns: str
+    ifname: str
+    ip: str
+
+
+def lab_available() -> str | None:
+    """None when this machine can build a lab, else why not (for pytest skips)."""
+    if os.geteuid() != 0:
+        return "the kernel lab needs root"
+    missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
+    if missing:
+        return f"the kernel lab needs {' and '.join(missing)} on PATH"
+    return None
+
+
+class Lab:
+    def __init__(
+        self,
+        receivers: int,
+        *,
+        rate_mbit: float | None = None,
+        loss_pct: float | Sequence[float] = 0.0,
+        extra_hosts: int = 0,
+        subnet: str = "10.77.0.0/24",
+        prefix: str | None = None,
+    ) -> None:
+        if receivers < 0 or extra_hosts < 0:
+            raise ValueError("host counts must be >= 0")
+        losses = [loss_pct] * receivers if isinstance(loss_pct, int | float) else list(loss_pct)
+        if len(losses) != receivers:
+            raise ValueError(f"{len(losses)} loss values for {receivers} receivers")
+        addresses = ipaddress.ip_network(subnet).hosts()
+        self.prefixlen = ipaddress.ip_network(subnet).prefixlen
+        self.prefix = prefix or f"mclab{os.getpid()}-{next(_counter)}"
+        names = ["sender", *(f"r{i}" for i in range(receivers)),
+                 *(f"x{i}" for i in range(extra_hosts))]
+        try:
+            hosts = [LabHost(n, f"{self.prefix}-{n}", IFNAME, str(next(addresses))) for n in names]
+        except StopIteration:
+            raise ValueError(f"subnet {subnet} is too small for {len(names)} hosts") from None
+        self.sender = hosts[0]
+        self.receivers = hosts[1 : 1 + receivers]
+        self.extras = hosts[1 + receivers :]
+        self.bridge_netns = f"{self.prefix}-switch"
+        self.rate_mbit = rate_mbit
+        self._losses = losses
+        self._namespaces: list[str] = []
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._old_sigterm: Any = None
+        self._sigterm_installed = False
+        self._terminating = False
+
+    @property
+    def hosts(self) -> list[LabHost]:
+        return [self.sender, *self.receivers, *self.extras]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        if os.geteuid() != 0:
+            raise LabError("the kernel lab needs root: run it as root (sudo), it creates network "
+                           "namespaces, a bridge and traffic-control rules")
+        if threading.current_thread() is threading.main_thread():
+            self._old_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._sigterm_installed = True
+        try:
+            self._build()
+        except BaseException:
+            self._teardown()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._teardown()
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        # Unwind through __exit__ once; a second SIGTERM must not interrupt the teardown.
+        if not self._terminating:
+            self._terminating = True
+            raise SystemExit(128 + signum)
+
+    def _build(self) -> None:
+        for name in (self.bridge_netns, *(h.netns for h in self.hosts)):
+            netns.create(name)
+            self._namespaces.append(name)
+        with NetNS(self.bridge_netns) as switch:
+            switch.link("set", index=switch.link_lookup(ifname="lo")[0], state="up")
+            switch.link("add", ifname=BRIDGE, kind="bridge")
+            bridge = switch.link_lookup(ifname=BRIDGE)[0]
+            switch.link("set", index=bridge, state="up")
+            for host in self.hosts:
+                # gso_max_segs=1 makes the kernel cut GSO batches into single frames before they
+                # leave a host, as a NIC does on the wire: otherwise a 44-datagram batch crosses
+                # the veth whole and the loss rule drops (or keeps) all 44 together.
+                port = _port(host)
+                switch.link("add", ifname=port, kind="veth", gso_max_segs=1,
+                            peer={"ifname": host.ifname, "net_ns_fd": host.netns,
+                                  "gso_max_segs": 1})
+                index = switch.link_lookup(ifname=port)[0]
+                switch.link("set", index=index, master=bridge, state="up")
+        # IGMP snooping stays at the kernel default: with no querier on the bridge it floods
+        # multicast to every port, which is what the tests and the daemons need.
+        for host in self.hosts:
+            with NetNS(host.netns) as ns:
+                ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+                index = ns.link_lookup(ifname=host.ifname)[0]
+                ns.addr("add", index=index, address=host.ip, prefixlen=self.prefixlen)
+                ns.link("set", index=index, state="up")
+            self.set_rate(host, self.rate_mbit)
+        for host, loss in zip(self.receivers, self._losses, strict=True):
+            if loss:
+                self.set_loss(host, loss)
+
+    def _teardown(self) -> None:
+        main = threading.current_thread() is threading.main_thread()
+        if main:  # Ctrl-C or SIGTERM now would leave namespaces behind: hold them until done
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for proc in self._processes:
+                if proc.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+            self._processes.clear()
+            # Removing a namespace's name frees it (and its veths) once no process holds it.
+            for name in reversed(self._namespaces):
+                with contextlib.suppress(FileNotFoundError):
+                    netns.remove(name)
+            self._namespaces.clear()
+        finally:
+            if main:
+                if self._sigterm_installed:
+                    # None: the old handler was not set from Python; the default is closest.
+                    signal.signal(signal.SIGTERM, self._old_sigterm or signal.SIG_DFL)
+                    self._sigterm_installed = False
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    # -- running programs --------------------------------------------------------------------
+
+    def command(self, host: LabHost, argv: Sequence[str]) -> list[str]:
+        return ["ip", "netns", "exec", host.netns, *argv]
+
+    def popen(self, host: LabHost, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in ``host``'s namespace, in a new process group (killed at exit)."""
+        kwargs["start_new_session"] = True  # so the teardown can kill its whole group
+        proc: subprocess.Popen[bytes] = subprocess.Popen(self.command(host, argv), **kwargs)
+        self._processes.append(proc)
+        return proc
+
+    def run(
+        self, host: LabHost, argv: Sequence[str], **kwargs: Any
+    ) -> subprocess.CompletedProcess[bytes]:
+        result: subprocess.CompletedProcess[bytes] = subprocess.run(
+            self.command(host, argv), **kwargs)
+        return result
+
+    # -- link conditions ---------------------------------------------------------------------
+
+    def set_loss(self, host: LabHost, pct: float) -> None:
+        """Drop ``pct`` % (per-mille precision) of the UDP datagrams ``host`` receives."""
+        if not 0.0 <= pct <= 100.0:
+            raise ValueError(f"loss must be within 0..100 %, not {pct}")
+        # add+delete first makes the script replace the table whether or not it exists.
+        script = f"add table inet {_NFT_TABLE}\ndelete table inet {_NFT_TABLE}\n"
+        permille = round(pct * 10)
+        if permille:
+            script += (
+                f"table inet {_NFT_TABLE} {{\n  chain input {{\n"
+                "    type filter hook input priority filter; policy accept;\n"
+                f"    meta l4proto udp numgen random mod 1000 < {permille} drop\n  }}\n}}\n"
+            )
+        self.run(host, ["nft", "-f", "-"], input=script.encode(), check=True,
+                 capture_output=True, timeout=10)
+
+    def set_rate(self, host: LabHost, rate_mbit: float | None) -> None:
+        """Limit ``host``'s link to ``rate_mbit`` in both directions (None: line speed)."""
+        with NetNS(host.netns) as ns:
+            _set_tbf(ns, ns.link_lookup(ifname=host.ifname)[0], rate_mbit)
+        with NetNS(self.bridge_netns) as switch:
+            _set_tbf(switch, switch.link_lookup(ifname=_port(host))[0], rate_mbit)
+
+
+def _port(host: LabHost) -> str:
+    """The bridge-side end of ``host``'s veth (names are per namespace, so no clashes)."""
+    return f"p-{host.name}"
+
+
+def _set_tbf(ns: Any, index: int, rate_mbit: float | None) -> None:
+    if rate_mbit is None:
+        try:
+            ns.tc("del", index=index, parent=_TC_ROOT)
+        except NetlinkError as e:
+            if e.code not in (2, 22):  # no qdisc of ours there: nothing to remove
+                raise
+        return
+    if rate_mbit <= 0:
+        raise ValueError(f"rate must be > 0 Mbit/s, not {rate_mbit}")
+    # A switch port: a 2 ms token bucket (at least 32 KiB so a GSO burst fits) and a queue of
+    # 50 ms beyond it, after which the port drops, like a real one.
+    burst = max(32 * 1024, int(rate_mbit * 1e6 / 8 * 0.002))
+    ns.tc("replace", "tbf", index, rate=f"{int(rate_mbit * 1000)}kbit", burst=burst,
+          latency="50ms")

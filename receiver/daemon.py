@@ -1,0 +1,238 @@
+"""The receiver daemon: one ReceiverSession; blocks decoded, checked and written at their
+offsets in worker threads, in whatever order they complete; the whole target hashed at the
+end."""
+
+from __future__ import annotations
+
+import threading
+
+import trio
+
+from mcastd.console import Console
+from mcastd.driver import SessionDriver
+from mcastd.report import FinalReport, ReceiverSnapshot
+from mcastd.udp import NetworkError
+from mcastd.units import format_bytes
+from protocol.assembly import BlockAssembly, decode_block
+from protocol.blockcodec import BlockCorrupt, BlockDecoder, BlockKind
+from protocol.events import (
+    BlockReady,
+    Event,
+    Finished,
+    Joined,
+    SessionFound,
+    VerifyImage,
+)
+from protocol.layout import raw_block_length
+from protocol.receiver import ReceiverSession, ReceiverState
+
+from .net import ReceiverNet
+from .target import Target, TargetError, TargetInfo, check_fits
+
+REPORT_INTERVAL = 0.25
+WRITE_THREADS = 2  # decode + write; zstd, zfec, xxhash and pwrite release the GIL
+
+
+class ReceiverDaemon:
+    def __init__(
+        self,
+        session: ReceiverSession,
+        net: ReceiverNet,
+        target_info: TargetInfo,
+        console: Console,
+        *,
+        discovery_timeout: float | None = None,
+        interface: str = "",
+    ) -> None:
+        self.session = session
+        self.net = net
+        self.target_info = target_info
+        self.console = console
+        self.discovery_timeout = discovery_timeout
+        self.interface = interface
+        self.driver = SessionDriver(session, net.control, self._on_event)
+        self.target: Target | None = None
+        self._limiter = trio.CapacityLimiter(WRITE_THREADS)
+        self._local = threading.local()
+        self._nursery: trio.Nursery | None = None
+        self._started = trio.current_time()
+        self._joined_at: float | None = None
+        self._verified_at: float | None = None
+        self._rate = (self._started, 0, 0.0)  # (when, bytes, bit/s)
+        self._name = ""
+        self._image_size = 0
+        self._block_size = 0
+
+    async def run(self) -> FinalReport:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self.driver.receive_from, self.net.discovery)
+            nursery.start_soon(self.driver.receive_from, self.net.control)
+            nursery.start_soon(self._report_loop)
+            if self.discovery_timeout is not None:
+                nursery.start_soon(self._give_up_discovery, self.discovery_timeout)
+            await self.driver.run()
+            nursery.cancel_scope.cancel()
+        if self.target is not None:
+            self.target.close()
+        return self.final_report()
+
+    # --- session events -------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        nursery = self._nursery
+        assert nursery is not None
+        if isinstance(event, BlockReady):
+            nursery.start_soon(self._store, event.index, event.assembly)
+        elif isinstance(event, SessionFound):
+            self._on_session(event, nursery)
+        elif isinstance(event, Joined):
+            self._joined_at = trio.current_time()
+            self.console.message("joined; receiving")
+        elif isinstance(event, VerifyImage):
+            nursery.start_soon(self._verify)
+        elif isinstance(event, Finished):
+            self.driver.stop()
+
+    def _on_session(self, event: SessionFound, nursery: trio.Nursery) -> None:
+        announce = self.session.announce
+        assert announce is not None
+        self._name = event.name
+        self._image_size = event.image_size
+        self._block_size = announce.block_size
+        self.console.message(
+            f"found session {event.name!r} from {event.sender_addr[0]}: "
+            f"{format_bytes(event.image_size)}; use --session NAME to pick another"
+        )
+        try:
+            check_fits(self.target_info, event.image_size)
+            self.target = Target(self.target_info, event.image_size)
+            data = self.net.open_group(event.data_addr)
+        except (TargetError, NetworkError) as exc:
+            self._fail(str(exc))
+            return
+        nursery.start_soon(self.driver.receive_from, data)
+
+    async def _store(self, index: int, assembly: BlockAssembly) -> None:
+        try:
+            ok = await trio.to_thread.run_sync(
+                self._decode_and_write, index, assembly, limiter=self._limiter
+            )
+        except TargetError as exc:
+            self._fail(str(exc))
+            return
+        if self.session.state is ReceiverState.FINISHED:
+            return
+        if ok:
+            self.session.block_stored(index)
+        else:
+            self.console.message(f"block {index} failed its check; asking for it again")
+            self.session.block_rejected(index)
+        self.driver.poke()
+
+    def _decode_and_write(self, index: int, assembly: BlockAssembly) -> bool:
+        """Worker thread: rebuild, check and write one block. False if it failed its check."""
+        target = self.target
+        assert target is not None
+        length = raw_block_length(index, self._image_size, self._block_size)
+        offset = index * self._block_size
+        if assembly.kind == BlockKind.ZERO:
+            target.write_zeros(offset, length)
+            return True
+        decoder = getattr(self._local, "decoder", None)
+        if decoder is None:
+            decoder = self._local.decoder = BlockDecoder()
+        try:
+            raw = decode_block(assembly, length, decoder)
+        except BlockCorrupt:
+            return False
+        target.write_block(offset, raw)
+        return True
+
+    async def _verify(self) -> None:
+        target = self.target
+        assert target is not None
+        self.console.message("all blocks written; verifying the whole image")
+        try:
+            digest = await trio.to_thread.run_sync(target.sha256)
+        except TargetError as exc:
+            self._fail(str(exc))
+            return
+        self._verified_at = trio.current_time()
+        self.session.image_verified(digest, self._verified_at)
+        self.driver.poke()
+
+    async def _give_up_discovery(self, after: float) -> None:
+        await trio.sleep(after)
+        if self.session.state is ReceiverState.DISCOVERING:
+            where = f" on {self.interface}" if self.interface else ""
+            self._fail(
+                f"no session was announced{where} within {after:g} s: is `mcastd serve` "
+                "running on this network?"
+            )
+
+    def _fail(self, reason: str) -> None:
+        self.session.fail(reason, trio.current_time())
+        self.driver.poke()
+
+    # --- progress -------------------------------------------------------------------------
+
+    async def _report_loop(self) -> None:
+        while True:
+            self.console.update(self.snapshot())
+            await trio.sleep(REPORT_INTERVAL)
+
+    def snapshot(self) -> ReceiverSnapshot:
+        session = self.session
+        now = trio.current_time()
+        written = self.target.bytes_written if self.target is not None else 0
+        when, before, rate = self._rate
+        if now - when >= REPORT_INTERVAL:
+            rate = 0.5 * rate + 0.5 * (written - before) * 8 / (now - when)
+            self._rate = (now, written, rate)
+        size = self._image_size
+        percent = 100.0 * written / size if size else 0.0
+        eta = None
+        if rate > 0 and size > written:
+            eta = (size - written) * 8 / rate
+        return ReceiverSnapshot(
+            session=self._name,
+            image_size=size,
+            elapsed=now - self._started,
+            state=session.state.value,
+            percent=min(100.0, percent),
+            written_bytes=written,
+            rate_bps=rate,
+            eta=eta,
+            loss=session.loss,
+        )
+
+    def final_report(self) -> FinalReport:
+        session = self.session
+        ok, reason = session.result or (False, "stopped before the session finished")
+        start = self._joined_at if self._joined_at is not None else self._started
+        end = self._verified_at if self._verified_at is not None else trio.current_time()
+        stats = session.stats
+        message = (
+            f"the {format_bytes(self._image_size)} image is written and verified."
+            if ok else reason
+        )
+        return FinalReport(
+            role="receiver",
+            ok=ok,
+            message=message,
+            seconds=end - start,
+            image_size=self._image_size,
+            details={
+                "session": self._name,
+                "target": self.target_info.path,
+                "blocks": session.nblocks,
+                "datagrams": stats.received,
+                "duplicates": stats.duplicates,
+                "garbled": stats.garbled,
+                "foreign": stats.foreign,
+                "rejected_blocks": stats.rejected,
+                "naks": stats.naks_sent,
+                "loss": round(session.loss, 6),
+            },
+        )

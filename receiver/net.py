@@ -1,0 +1,45 @@
+"""The receiver's sockets: the discovery group from the start, the data group once a session
+is chosen, and a unicast socket for talking to the sender."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mcastd.endpoint import Endpoint
+from mcastd.udp import open_group_listener, open_unicast
+from protocol.config import Addr
+
+
+class ReceiverNet(Protocol):
+    @property
+    def discovery(self) -> Endpoint: ...
+
+    @property
+    def control(self) -> Endpoint: ...
+
+    def open_group(self, group: Addr) -> Endpoint:
+        """Join ``group`` (raises mcastd.udp.NetworkError with a sentence if it cannot)."""
+
+    def close(self) -> None: ...
+
+
+class KernelNet:
+    def __init__(self, ifname: str, discovery: Addr, *, gro: bool | None = None) -> None:
+        self.ifname = ifname
+        self.gro = gro
+        self.discovery = open_group_listener(discovery, ifname, buffer=1 << 20)
+        try:
+            self.control = open_unicast(ifname)
+        except BaseException:
+            self.discovery.close()
+            raise
+        self._groups: list[Endpoint] = []
+
+    def open_group(self, group: Addr) -> Endpoint:
+        endpoint = open_group_listener(group, self.ifname, gro=self.gro)
+        self._groups.append(endpoint)
+        return endpoint
+
+    def close(self) -> None:
+        for endpoint in (self.discovery, self.control, *self._groups):
+            endpoint.close()

@@ -1,0 +1,355 @@
+"""The receiver's TARGET: a regular file or a whole block device that the image is written to.
+
+``check_target`` and ``check_fits`` refuse a bad target before anything is written; ``Target``
+writes blocks at their offsets in any order, zeroes ranges and hashes the result. Everything is
+plain blocking code, meant for worker threads; writes to different offsets may run at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from receiver.blockio import SECTOR, UNSUPPORTED, device_size, drop_cache, punch_hole, zero_out
+from receiver.mounts import read_mounted_users
+
+PWrite = Callable[[int, memoryview, int], int]
+
+HASH_CHUNK = 4 << 20
+_ZEROS = memoryview(bytes(1 << 20))  # shared by every thread: it is never written
+
+
+class TargetError(Exception):
+    """One plain sentence saying what is wrong with the target and what to do."""
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    path: str
+    is_block_device: bool
+    size: int | None  # bytes of a block device; None for a file
+    free_bytes: int | None  # room for a file (free space plus what an old file holds)
+
+
+def human(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _open_error(path: str, exc: OSError) -> TargetError:
+    """Why opening ``path`` for writing failed, as advice."""
+    reasons = {
+        errno.EACCES: "is not writable (permission denied): run as root or choose another target",
+        errno.EPERM: "may not be written (operation not permitted): check its attributes "
+        "(chattr -i) or choose another target",
+        errno.EROFS: "is read-only (a read-only file system or a write-protected medium): "
+        "choose another target",
+        errno.EBUSY: "is in use by the system (mounted, swap, LVM, RAID or encryption): "
+        "release it or choose another target",
+        errno.ETXTBSY: "is in use as a running program or a swap file: choose another target",
+        errno.EISDIR: "is a directory: name a file inside it or a disk such as /dev/nvme0n1",
+        errno.ENOENT: "does not exist: create its directory or choose another target",
+        errno.ENOTDIR: "is not a valid path (part of it is not a directory): "
+        "choose another target",
+    }
+    reason = reasons.get(exc.errno or 0)
+    if reason is None:
+        return TargetError(f"{path} cannot be opened for writing ({exc.strerror}): "
+                           "check the disk or choose another target.")
+    return TargetError(f"{path} {reason}.")
+
+
+def _file_room(path: str, old_blocks: int) -> int:
+    """Free bytes on the file system holding ``path``, plus an old file's allocation that
+    truncation will give back."""
+    fs = os.statvfs(path)
+    if fs.f_flag & os.ST_RDONLY:
+        raise TargetError(f"{path} is on a read-only file system: choose another target.")
+    return fs.f_bavail * fs.f_frsize + old_blocks * 512
+
+
+def _check_new_file(path: str) -> TargetInfo:
+    if os.path.islink(path):
+        raise TargetError(f"{path} is a symbolic link to nothing: fix it or choose another target.")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise TargetError(f"the directory {parent} does not exist: "
+                          "create it or choose another target.")
+    free = _file_room(parent, 0)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise TargetError(f"the directory {parent} is not writable: "
+                          "run as root or choose another target.")
+    return TargetInfo(path, False, None, free)
+
+
+def _check_block_device(path: str, rdev: int, mountinfo: str, sys_block: str,
+                        swaps: str) -> TargetInfo:
+    try:
+        users = read_mounted_users((os.major(rdev), os.minor(rdev)), mountinfo=mountinfo,
+                                   sys_block=sys_block, swaps=swaps)
+    except OSError as exc:
+        raise TargetError(f"cannot read {mountinfo} to see whether {path} is mounted "
+                          f"({exc.strerror}): is /proc mounted?") from exc
+    if users:
+        shown = "; ".join(users[:3]) + (f"; and {len(users) - 3} more" if len(users) > 3 else "")
+        raise TargetError(f"{path} is in use: {shown}; unmount or release it, "
+                          "or choose another target.")
+    # O_EXCL on a block device is the kernel's own in-use test: it fails while the device or
+    # a partition of it is mounted, swapped on or held by dm/md, whatever /proc says.
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_EXCL | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    try:
+        size = device_size(fd)
+    finally:
+        os.close(fd)
+    return TargetInfo(path, True, size, None)
+
+
+def check_target(
+    path: str,
+    *,
+    mountinfo: str = "/proc/self/mountinfo",
+    sys_block: str = "/sys/class/block",
+    swaps: str = "/proc/swaps",
+) -> TargetInfo:
+    """Refuse a target that cannot or must not be written; describe one that can.
+
+    Nothing is written: an existing target is opened for writing and closed again, which is
+    the only reliable writability test (os.access answers yes to root on almost anything).
+    """
+    if not path:
+        raise TargetError("no target given: name a disk such as /dev/nvme0n1 or an image file.")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return _check_new_file(path)
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise _open_error(path, OSError(errno.EISDIR, os.strerror(errno.EISDIR)))
+    if stat.S_ISBLK(st.st_mode):
+        return _check_block_device(path, st.st_rdev, mountinfo, sys_block, swaps)
+    if not stat.S_ISREG(st.st_mode):
+        raise TargetError(f"{path} is neither a regular file nor a block device: "
+                          "choose a disk such as /dev/nvme0n1 or an image file.")
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    return TargetInfo(path, False, None, _file_room(path, st.st_blocks))
+
+
+def check_fits(info: TargetInfo, image_size: int) -> None:
+    """Refuse a disk smaller than the image. A file is never refused for lack of free space:
+    zero blocks become holes, so a mostly empty image fits where its size would not; a disk
+    that really fills up is reported by ``Target.write_block``."""
+    if info.size is not None and info.size < image_size:
+        raise TargetError(f"{info.path} holds {info.size} bytes ({human(info.size)}) but the "
+                          f"image is {image_size} bytes ({human(image_size)}): "
+                          "use a larger disk.")
+
+
+class Target:
+    """TARGET open for writing: write blocks at offsets, zero ranges, hash the whole image.
+
+    A file is truncated to exactly ``image_size`` (old bytes never survive; unwritten ranges
+    are holes). A block device is opened O_EXCL, so nothing can mount it while we write.
+    """
+
+    def __init__(self, info: TargetInfo, image_size: int, *, pwrite: PWrite = os.pwrite) -> None:
+        if image_size < 0:
+            raise ValueError(f"image size {image_size} is negative")
+        self.info = info
+        self.image_size = image_size
+        self._pwrite = pwrite
+        self._lock = threading.Lock()
+        self._written = 0
+        self._can_punch = True  # cleared on the first "not supported": then write zeros
+        self._can_zero_out = True
+        if info.is_block_device:
+            check_fits(info, image_size)
+            flags = os.O_RDWR | os.O_EXCL | os.O_CLOEXEC
+        else:
+            flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        try:
+            self._fd = os.open(info.path, flags, 0o644)
+        except OSError as exc:
+            raise _open_error(info.path, exc) from exc
+        if not info.is_block_device:
+            try:
+                os.ftruncate(self._fd, image_size)
+            except OSError as exc:
+                self.close()
+                if exc.errno in (errno.ETXTBSY, errno.EPERM, errno.EACCES):  # e.g. a swap file
+                    raise _open_error(info.path, exc) from exc
+                raise self._write_error(exc, None) from exc
+
+    @property
+    def bytes_written(self) -> int:
+        """Image bytes stored so far, data and zero ranges (a rewritten range counts again)."""
+        with self._lock:
+            return self._written
+
+    def write_block(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        self._check_range(offset, len(view))
+        self._write_all(offset, view)
+        self._count(len(view))
+
+    def write_zeros(self, offset: int, length: int) -> None:
+        """Make a range read back as zeros, as cheaply as the target allows."""
+        self._check_range(offset, length)
+        if length:
+            if self.info.is_block_device:
+                self._zero_device(offset, length)
+            else:
+                self._zero_file(offset, length)
+        self._count(length)
+
+    def sync(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise self._write_error(exc, None) from exc
+
+    def sha256(self, progress: Callable[[int], None] | None = None) -> bytes:
+        """SHA-256 of the first ``image_size`` bytes as the disk returns them.
+
+        Cached pages are dropped after the flush, so the digest covers what reached the disk,
+        and again after each chunk, so hashing does not push everything else out of memory.
+        """
+        self.sync()
+        self._drop_cache(0, self.image_size)
+        digest = hashlib.sha256()
+        buffer = memoryview(bytearray(min(HASH_CHUNK, max(self.image_size, 1))))
+        done = 0
+        while done < self.image_size:
+            want = min(len(buffer), self.image_size - done)
+            try:
+                got = os.preadv(self._fd, [buffer[:want]], done)
+            except OSError as exc:
+                raise TargetError(f"reading {self.info.path} back at byte {done} failed "
+                                  f"({exc.strerror}): the disk may be failing; "
+                                  "choose another target.") from exc
+            if got == 0:
+                raise TargetError(f"{self.info.path} ends at byte {done}, before the end of the "
+                                  f"{human(self.image_size)} image: was it changed while we "
+                                  "wrote? Run again.")
+            digest.update(buffer[:got])  # releases the GIL for large buffers
+            self._drop_cache(done, got)
+            done += got
+            if progress is not None:
+                progress(done)
+        return digest.digest()
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _check_range(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.image_size:
+            raise ValueError(f"range {offset}+{length} is outside the {self.image_size}-byte image")
+
+    def _count(self, length: int) -> None:
+        with self._lock:
+            self._written += length
+
+    def _write_all(self, offset: int, view: memoryview) -> None:
+        done = 0
+        while done < len(view):  # pwrite may store fewer bytes than asked
+            try:
+                n = self._pwrite(self._fd, view[done:], offset + done)
+            except OSError as exc:
+                raise self._write_error(exc, offset + done) from exc
+            if n <= 0:  # nothing stored and no error: treat as full rather than spin
+                raise self._write_error(OSError(errno.ENOSPC, "no space"), offset + done)
+            done += n
+
+    def _write_zero_range(self, offset: int, length: int) -> None:
+        end = offset + length
+        while offset < end:
+            n = min(len(_ZEROS), end - offset)
+            self._write_all(offset, _ZEROS[:n])
+            offset += n
+
+    def _zero_file(self, offset: int, length: int) -> None:
+        # A hole is already there unless this range was written before; punching is cheap
+        # either way and keeps a rewritten image sparse.
+        if self._can_punch:
+            try:
+                punch_hole(self._fd, offset, length)
+                return
+            except OSError as exc:
+                if exc.errno not in UNSUPPORTED:
+                    raise self._write_error(exc, offset) from exc
+                self._can_punch = False
+        self._write_zero_range(offset, length)
+
+    def _zero_device(self, offset: int, length: int) -> None:
+        # BLKZEROOUT takes whole sectors: the device zeroes those, we write any ragged ends.
+        end = offset + length
+        head = -(-offset // SECTOR) * SECTOR
+        tail = max(head, end // SECTOR * SECTOR)
+        if self._can_zero_out and tail > head:
+            try:
+                zero_out(self._fd, head, tail - head)
+            except OSError as exc:
+                if exc.errno not in UNSUPPORTED:
+                    raise self._write_error(exc, head) from exc
+                self._can_zero_out = False
+            else:
+                self._write_zero_range(offset, head - offset)
+                self._write_zero_range(tail, end - tail)
+                return
+        self._write_zero_range(offset, length)
+
+    def _drop_cache(self, offset: int, length: int) -> None:
+        with contextlib.suppress(OSError):  # advice only: hashing works through the cache too
+            drop_cache(self._fd, offset, length)
+
+    def _write_error(self, exc: OSError, at: int | None) -> TargetError:
+        path, image = self.info.path, human(self.image_size)
+        where = "" if at is None else f" at byte {at}"
+        progress = f"after writing {human(self.bytes_written)} of {image}"
+        if exc.errno == errno.ENOSPC and self.info.is_block_device:
+            return TargetError(f"{path} ended{where} before the {image} image did: "
+                               "use a larger disk.")
+        if exc.errno == errno.ENOSPC:
+            return TargetError(f"the disk holding {path} is full {progress}: "
+                               "free space or choose another target.")
+        if exc.errno == errno.EDQUOT:
+            return TargetError(f"the disk quota for {path} is used up {progress}: "
+                               "free space or choose another target.")
+        if exc.errno == errno.EFBIG:
+            return TargetError(f"the file system holding {path} cannot hold a {image} file: "
+                               "choose a target on another file system.")
+        if exc.errno == errno.EIO:
+            return TargetError(f"writing {path}{where} failed with an input/output error: "
+                               "the disk may be failing; choose another target.")
+        return TargetError(f"writing {path}{where} failed ({exc.strerror}): "
+                           "check the disk or choose another target.")
