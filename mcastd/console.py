@@ -35,13 +35,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TextIO
+from typing import Any, NamedTuple, Protocol, TextIO
 
 import rich.console
 from rich import box
 from rich.console import ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -322,7 +321,31 @@ def _state(state: str) -> Text:
     return _cell(state, STATE_STYLES.get(state, ""))
 
 
-def _bar_line(state: str, percent: float, fields: list[tuple[int, str]], width: int) -> Table:
+class BarStyle(NamedTuple):
+    colored: bool  # without colour the unfilled part must be blank to be told apart
+    ascii: bool
+
+    @classmethod
+    def of(cls, console: rich.console.Console, options: ConsoleOptions) -> BarStyle:
+        return cls(not console.no_color and console.color_system is not None,
+                   options.ascii_only or options.legacy_windows)
+
+
+def _bar(percent: float, width: int, style: BarStyle) -> Text:
+    """A progress bar as styled text, drawn like rich's ProgressBar: a ProgressBar in a nested
+    grid per table cell costs several times more, and rich renders from a thread that shares
+    the sender's GIL."""
+    halves = int(max(0.0, min(100.0, percent)) / 100 * width * 2)
+    full, half = divmod(halves, 2)
+    done = "bar.finished" if percent >= 100 else "bar.complete"
+    line, half_right = ("-", " ") if style.ascii else ("━", "╸")
+    rest = line * (width - full - half) if style.colored else " " * (width - full - half)
+    return Text.assemble((line * full + half_right * half, done), (rest, "bar.back"),
+                         no_wrap=True)
+
+
+def _bar_line(state: str, percent: float, fields: list[tuple[int, str]], width: int,
+              style: BarStyle) -> Text:
     """``state ━━━━╸━━━ 42.0%  field  field`` fitted to ``width``.
 
     ``fields`` are (priority, text) in display order; the least important go first when the
@@ -337,16 +360,12 @@ def _bar_line(state: str, percent: float, fields: list[tuple[int, str]], width: 
     while kept and width - used() < 8:
         kept.remove(min(kept, key=lambda field: field[0]))
     bar_width = min(40, width - used())
-    grid = Table.grid(padding=(0, 1))
-    cells: list[RenderableType] = [_state(state)]
+    line = _state(state) + " "
     if bar_width >= 5:
-        cells.append(ProgressBar(total=100.0, completed=max(0.0, min(100.0, percent)),
-                                 width=bar_width))
-    cells.append(_cell("  ".join([pct, *(text for _, text in kept)])))
-    for _ in cells:
-        grid.add_column(no_wrap=True, overflow="ellipsis")
-    grid.add_row(*cells)
-    return grid
+        line += _bar(percent, bar_width, style) + " "
+    line += "  ".join([pct, *(text for _, text in kept)])
+    line.no_wrap, line.overflow = True, "ellipsis"
+    return line
 
 
 def _row_order(row: ReceiverRow) -> tuple[int, float]:
@@ -365,12 +384,12 @@ class _SenderView:
     def __rich_console__(self, console: rich.console.Console,
                          options: ConsoleOptions) -> RenderResult:
         s = self.snapshot
-        width = options.max_width
+        width, style = options.max_width, BarStyle.of(console, options)
         repair = s.repair_bytes / s.sent_bytes * 100 if s.sent_bytes else 0.0
         yield _cell(f"{s.name}  {format_bytes(s.image_size)}  elapsed {format_duration(s.elapsed)}"
                     f"  sent {format_bytes(s.sent_bytes)} (repair {repair:.1f}%)", "bold")
         yield _bar_line(s.state, s.percent, [(2, format_rate(s.rate_bps)), (4, eta_text(s.eta)),
-                                              (3, receiver_counts(s.receivers))], width)
+                                              (3, receiver_counts(s.receivers))], width, style)
         if not s.receivers:
             return
         # Header lines, the table's head and rule, and a spare line keep the view on screen.
@@ -378,7 +397,7 @@ class _SenderView:
         rows = sorted(s.receivers, key=_row_order)
         hidden = rows[budget - 1:] if len(rows) > budget else []
         rows = rows[:budget - 1] if hidden else rows
-        yield _receiver_table(rows, hidden, width)
+        yield _receiver_table(rows, hidden, width, style)
 
 
 def _receiver_columns(rows: list[ReceiverRow], width: int) -> tuple[list[str], int, int]:
@@ -411,8 +430,8 @@ def _receiver_columns(rows: list[ReceiverRow], width: int) -> tuple[list[str], i
     return columns, 10 if sizes["done"] == 17 else 0, max(1, width - used)
 
 
-def _receiver_table(rows: list[ReceiverRow], hidden: list[ReceiverRow],
-                    width: int) -> RenderableType:
+def _receiver_table(rows: list[ReceiverRow], hidden: list[ReceiverRow], width: int,
+                    style: BarStyle) -> RenderableType:
     columns, bar_width, reason_width = _receiver_columns(rows, width)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for name in columns:
@@ -425,7 +444,7 @@ def _receiver_table(rows: list[ReceiverRow], hidden: list[ReceiverRow],
     for row in rows:
         values: dict[str, RenderableType] = {
             "receiver": _cell(row.addr),
-            "done": _percent_cell(row.percent, bar_width),
+            "done": _percent_cell(row.percent, bar_width, style),
             "rate": _cell(format_rate(row.rate_bps)),
             "loss": _cell(f"{row.loss * 100:.1f}%"),
             "state": _state(row.state),
@@ -438,14 +457,9 @@ def _receiver_table(rows: list[ReceiverRow], hidden: list[ReceiverRow],
     return Group(table, _cell(f"… and {len(hidden)} more ({done} done)", "dim"))
 
 
-def _percent_cell(percent: float, bar_width: int) -> RenderableType:
-    text = _cell(f"{percent:5.1f}%")
-    if not bar_width:
-        return text
-    grid = Table.grid(padding=(0, 1))
-    grid.add_row(ProgressBar(total=100.0, completed=max(0.0, min(100.0, percent)),
-                             width=bar_width), text)
-    return grid
+def _percent_cell(percent: float, bar_width: int, style: BarStyle) -> Text:
+    pct = _cell(f"{percent:5.1f}%")
+    return _bar(percent, bar_width, style) + " " + pct if bar_width else pct
 
 
 class _ReceiverView:
@@ -455,14 +469,16 @@ class _ReceiverView:
     def __rich_console__(self, console: rich.console.Console,
                          options: ConsoleOptions) -> RenderResult:
         s = self.snapshot
-        yield _cell(f"session {s.session}  elapsed {format_duration(s.elapsed)}", "bold")
+        session = f"session {s.session}" if s.session else "no session yet"
+        yield _cell(f"{session}  elapsed {format_duration(s.elapsed)}", "bold")
         if s.image_size <= 0:
             yield _state(s.state)
             return
         fields = [(2, format_bytes_of(s.written_bytes, s.image_size)),
                   (3, format_byte_rate(s.rate_bps / 8)), (4, eta_text(s.eta)),
                   (1, f"loss {s.loss * 100:.1f}%")]
-        yield _bar_line(s.state, s.percent, fields, options.max_width)
+        yield _bar_line(s.state, s.percent, fields, options.max_width,
+                        BarStyle.of(console, options))
 
 
 def _summary(report: FinalReport, verbosity: int, width: int) -> RenderableType:

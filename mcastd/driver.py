@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar, TypeVarTuple, Unpack
 
 import trio
 
@@ -20,6 +20,25 @@ from protocol.events import Event
 from .endpoint import Endpoint
 
 _RECEIVE_BATCH = 256
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+class Worker:
+    """Runs blocking work (disk, zstd, FEC, hashing) in threads, ``threads`` at a time.
+
+    ``inline=True`` runs it in the trio thread instead: for tests on trio's MockClock, whose
+    autojump would otherwise see every thread wait as idle time and race ahead."""
+
+    def __init__(self, threads: int, *, inline: bool = False) -> None:
+        self._limiter = trio.CapacityLimiter(threads)
+        self.inline = inline
+
+    async def run(self, fn: Callable[[Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
+        if self.inline:
+            await trio.lowlevel.checkpoint()
+            return fn(*args)
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
 
 class Session(Protocol):

@@ -16,7 +16,7 @@ from protocol.events import (
 from protocol.sender import ReceiverInfo, SenderSession, SenderState
 
 from .console import Console
-from .driver import SessionDriver
+from .driver import SessionDriver, Worker
 from .endpoint import Endpoint
 from .image import ImageError, ImageSource
 from .report import FinalReport, ReceiverRow, SenderSnapshot
@@ -28,14 +28,15 @@ ENCODE_THREADS = 2  # the machines we target have 2+ cores; zstd releases the GI
 
 class SenderDaemon:
     def __init__(
-        self, session: SenderSession, source: ImageSource, endpoint: Endpoint, console: Console
+        self, session: SenderSession, source: ImageSource, endpoint: Endpoint, console: Console,
+        *, worker: Worker | None = None,
     ) -> None:
         self.session = session
         self.source = source
         self.endpoint = endpoint
         self.console = console
         self.driver = SessionDriver(session, endpoint, self._on_event)
-        self._limiter = trio.CapacityLimiter(ENCODE_THREADS)
+        self.worker = worker or Worker(ENCODE_THREADS)
         self._nursery: trio.Nursery | None = None
         self.complete: SessionComplete | None = None
         self.error: str | None = None
@@ -72,9 +73,7 @@ class SenderDaemon:
 
     async def _load(self, index: int) -> None:
         try:
-            kind, payload = await trio.to_thread.run_sync(
-                self.source.read_encoded, index, limiter=self._limiter
-            )
+            kind, payload = await self.worker.run(self.source.read_encoded, index)
         except ImageError as exc:
             self.error = str(exc)
             self.driver.stop()
@@ -136,7 +135,7 @@ class SenderDaemon:
         return ReceiverRow(
             addr=_addr(info.addr),
             state=receiver_state(info, session),
-            percent=100.0 * info.blocks_done / max(1, session.nblocks),
+            percent=100.0 if info.outcome else 100.0 * info.blocks_done / max(1, session.nblocks),
             rate_bps=rate if info.outcome is None else 0.0,
             loss=info.loss,
             reason=info.reason,

@@ -93,6 +93,7 @@ class Lab:
         self._old_sigterm: Any = None
         self._sigterm_installed = False
         self._terminating = False
+        self._pid = 0  # of the process that entered the lab
 
     @property
     def hosts(self) -> list[LabHost]:
@@ -104,6 +105,7 @@ class Lab:
         if os.geteuid() != 0:
             raise LabError("the kernel lab needs root: run it as root (sudo), it creates network "
                            "namespaces, a bridge and traffic-control rules")
+        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             self._old_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
             self._sigterm_installed = True
@@ -121,6 +123,10 @@ class Lab:
         self._teardown()
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:
+            # A forked child inherits this handler: pyroute2 stops its netns helpers with
+            # SIGTERM, and unwinding our stack there would tear the lab down under us.
+            os._exit(128 + signum)
         # Unwind through __exit__ once; a second SIGTERM must not interrupt the teardown.
         if not self._terminating:
             self._terminating = True
@@ -247,3 +253,9 @@ def _set_tbf(ns: Any, index: int, rate_mbit: float | None) -> None:
     burst = max(32 * 1024, int(rate_mbit * 1e6 / 8 * 0.002))
     ns.tc("replace", "tbf", index, rate=f"{int(rate_mbit * 1000)}kbit", burst=burst,
           latency="50ms")
+
+
+if __name__ == "__main__":
+    from .lab_cli import main
+
+    raise SystemExit(main())

@@ -574,7 +574,12 @@ class SenderSession:
     def _on_done(self, msg: Done, addr: Addr, now: float) -> None:
         info = self.receivers.get(msg.receiver_id)
         if info is None:
-            return
+            if msg.ok or self.state is SenderState.COMPLETE:
+                return
+            # A laptop that gave up before its JOIN arrived (its disk is too small, say):
+            # the admin must still see it, as failed.
+            info = self.receivers[msg.receiver_id] = ReceiverInfo(msg.receiver_id, addr, now)
+            self._events.append(ReceiverJoined(msg.receiver_id, addr))
         self._control.append((DoneAck(self.session_id, msg.receiver_id).encode(), addr))
         info.last_heard = now
         if info.outcome is not None:

@@ -5,11 +5,12 @@ end."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import trio
 
 from mcastd.console import Console
-from mcastd.driver import SessionDriver
+from mcastd.driver import SessionDriver, Worker
 from mcastd.report import FinalReport, ReceiverSnapshot
 from mcastd.udp import NetworkError
 from mcastd.units import format_bytes
@@ -43,6 +44,8 @@ class ReceiverDaemon:
         *,
         discovery_timeout: float | None = None,
         interface: str = "",
+        open_target: Callable[[TargetInfo, int], Target] = Target,
+        worker: Worker | None = None,
     ) -> None:
         self.session = session
         self.net = net
@@ -50,9 +53,10 @@ class ReceiverDaemon:
         self.console = console
         self.discovery_timeout = discovery_timeout
         self.interface = interface
+        self.open_target = open_target
         self.driver = SessionDriver(session, net.control, self._on_event)
         self.target: Target | None = None
-        self._limiter = trio.CapacityLimiter(WRITE_THREADS)
+        self.worker = worker or Worker(WRITE_THREADS)
         self._local = threading.local()
         self._nursery: trio.Nursery | None = None
         self._started = trio.current_time()
@@ -106,7 +110,7 @@ class ReceiverDaemon:
         )
         try:
             check_fits(self.target_info, event.image_size)
-            self.target = Target(self.target_info, event.image_size)
+            self.target = self.open_target(self.target_info, event.image_size)
             data = self.net.open_group(event.data_addr)
         except (TargetError, NetworkError) as exc:
             self._fail(str(exc))
@@ -115,9 +119,7 @@ class ReceiverDaemon:
 
     async def _store(self, index: int, assembly: BlockAssembly) -> None:
         try:
-            ok = await trio.to_thread.run_sync(
-                self._decode_and_write, index, assembly, limiter=self._limiter
-            )
+            ok = await self.worker.run(self._decode_and_write, index, assembly)
         except TargetError as exc:
             self._fail(str(exc))
             return
@@ -154,7 +156,7 @@ class ReceiverDaemon:
         assert target is not None
         self.console.message("all blocks written; verifying the whole image")
         try:
-            digest = await trio.to_thread.run_sync(target.sha256)
+            digest = await self.worker.run(target.sha256)
         except TargetError as exc:
             self._fail(str(exc))
             return

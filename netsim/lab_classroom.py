@@ -1,0 +1,262 @@
+"""A classroom in the kernel lab: the real sender and receivers, then a check of every copy.
+
+Each program runs in its own namespace and prints JSON lines; its last line is the final report
+(``mcastd/report.py``). The runner trusts no one: it hashes every receiver's target itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .lab import Lab, LabHost
+
+SENDER_MAX_WAIT = 30  # seconds the sender waits for the on-time receivers
+RECEIVER_TIMEOUT = 60
+SENDER_GRACE = 10.0  # seconds the sender may take to finish after the last receiver exits
+STDERR_TAIL = 10  # lines shown for a host that failed
+_REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class HostResult:
+    name: str  # "sender", "r0", ...
+    ip: str
+    ok: bool  # its final report says ok, and (receivers) its copy matches the image
+    seconds: float | None  # from its final report
+    mb_per_s: float | None  # image bytes / seconds / 1e6
+    sha_match: bool | None  # None for the sender
+    message: str
+    returncode: int | None  # None: never started
+    stderr_tail: str = ""
+
+
+@dataclass(frozen=True)
+class LabResult:
+    image: str
+    image_size: int
+    rate_mbit: float | None
+    loss_pct: list[float]
+    late: dict[int, float]
+    wall_seconds: float
+    receivers: list[HostResult]
+    sender: HostResult | None = None
+    ok: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ok", bool(self.receivers) and all(r.ok for r in self.receivers))
+
+
+def sender_argv(image: Path, min_receivers: int, rate_mbit: float | None) -> list[str]:
+    argv = [sys.executable, "-m", "mcastd", "serve", str(image), "--interface", "lab0",
+            "--min-receivers", str(min_receivers), "--max-wait", str(SENDER_MAX_WAIT), "--json"]
+    return argv + (["--rate", f"{rate_mbit:g}M"] if rate_mbit is not None else [])
+
+
+def receiver_argv(target: Path) -> list[str]:
+    return [sys.executable, "-m", "receiver", str(target), "--interface", "lab0", "--json",
+            "--timeout", str(RECEIVER_TIMEOUT)]
+
+
+def parse_final(stdout: str) -> dict[str, Any] | None:
+    """The final report: the last JSON line whose event is "final" (progress lines are skipped)."""
+    for line in reversed(stdout.splitlines()):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and data.get("event") == "final":
+            return data
+    return None
+
+
+def host_result(
+    host: LabHost, stdout: str, stderr: str, returncode: int | None, image_size: int,
+    sha_match: bool | None, stopped: bool = False,
+) -> HostResult:
+    """``returncode`` None: never started; ``stopped``: the runner stopped it at the timeout."""
+    final = parse_final(stdout)
+    claims_ok = final is not None and final.get("ok") is True
+    if final is not None:
+        message = str(final.get("message", ""))
+    elif returncode is None:
+        message = "never started: the run timed out first"
+    elif stopped:
+        message = "stopped at the timeout before its final report"
+    else:
+        message = f"no final report: exit code {returncode}"
+    if claims_ok and sha_match is False:
+        message = f"its copy differs from the image, yet it said: {message}"
+    seconds = final.get("seconds") if final else None
+    seconds = float(seconds) if isinstance(seconds, int | float) else None
+    ok = claims_ok and sha_match is not False
+    return HostResult(
+        name=host.name, ip=host.ip, ok=ok, seconds=seconds,
+        mb_per_s=image_size / seconds / 1e6 if seconds else None, sha_match=sha_match,
+        message=message, returncode=returncode,
+        stderr_tail="" if ok else "\n".join(stderr.splitlines()[-STDERR_TAIL:]),
+    )
+
+
+def sha256_prefix(path: Path, size: int) -> str | None:
+    """SHA-256 of the first ``size`` bytes (a disk may be larger than its image); None if shorter
+    or missing."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            left = size
+            while left:
+                chunk = f.read(min(left, 4 << 20))
+                if not chunk:
+                    return None
+                digest.update(chunk)
+                left -= len(chunk)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()
+
+
+@dataclass
+class _Process:
+    host: LabHost
+    proc: subprocess.Popen[bytes] | None = None  # None until a late receiver starts
+    stopped: bool = False  # by the runner, at the timeout
+    out: Path = Path()
+    err: Path = Path()
+
+    def busy(self) -> bool:
+        """Not started yet, or still running."""
+        return self.proc is None or self.proc.poll() is None
+
+
+def run_classroom_lab(
+    image: Path, receivers: int, rate_mbit: float | None = None,
+    loss_pct: float | Sequence[float] = 0.0, late: Mapping[int, float] | None = None,
+    timeout: float = 300.0,
+) -> LabResult:
+    """Image ``receivers`` lab laptops from ``image``. ``late`` maps a receiver's index to the
+    seconds after the sender's start at which it starts; the sender waits only for the others."""
+    late = dict(late or {})
+    if any(not 0 <= i < receivers for i in late):
+        raise ValueError(f"--late names a receiver outside 0..{receivers - 1}")
+    size = image.stat().st_size
+    digest = sha256_prefix(image, size)
+    losses = [float(loss_pct)] * receivers if isinstance(loss_pct, int | float) else list(loss_pct)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mclab-")))
+        lab = stack.enter_context(Lab(receivers, rate_mbit=rate_mbit, loss_pct=losses))
+
+        def start(p: _Process, argv: list[str]) -> None:
+            p.out, p.err = work / f"{p.host.name}.out", work / f"{p.host.name}.err"
+            with open(p.out, "wb") as out, open(p.err, "wb") as err:
+                p.proc = lab.popen(p.host, argv, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=err, env=env, cwd=work)
+
+        targets = [work / f"{h.name}.img" for h in lab.receivers]
+        laptops = [_Process(h) for h in lab.receivers]
+        for i, p in enumerate(laptops):
+            if i not in late:
+                start(p, receiver_argv(targets[i]))
+        sender = _Process(lab.sender)
+        start(sender, sender_argv(image.resolve(), max(1, receivers - len(late)), rate_mbit))
+        due = {i: time.monotonic() + delay for i, delay in late.items()}
+        _supervise(laptops, sender, due, targets, start, started + timeout)
+
+        results = [
+            _collect(p, size, sha256_prefix(t, size) == digest if p.proc else None)
+            for p, t in zip(laptops, targets, strict=True)
+        ]
+        result = LabResult(
+            image=str(image), image_size=size, rate_mbit=rate_mbit, loss_pct=losses, late=late,
+            wall_seconds=time.monotonic() - started, receivers=results,
+            sender=_collect(sender, size, None),
+        )
+    return result
+
+
+def _supervise(
+    laptops: list[_Process], sender: _Process, due: dict[int, float], targets: list[Path],
+    start: Callable[[_Process, list[str]], None], deadline: float,
+) -> None:
+    """Start late receivers when due; return once everyone is done (the sender gets
+    SENDER_GRACE after the last receiver) or at the deadline, stopping whoever still runs."""
+    receivers_done: float | None = None
+    while (now := time.monotonic()) < deadline:
+        for i, when in list(due.items()):
+            if now >= when:
+                start(laptops[i], receiver_argv(targets[i]))
+                del due[i]
+        if not due and not any(p.busy() for p in laptops):
+            receivers_done = receivers_done or now
+            if not sender.busy() or now - receivers_done > SENDER_GRACE:
+                break
+        time.sleep(0.1)
+    for p in [*laptops, sender]:
+        if p.proc is not None and p.proc.poll() is None:
+            p.stopped = True
+            _stop(p.proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM its process group so it can report; SIGKILL if it does not exit in 3 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=3)
+            return
+
+
+def _collect(p: _Process, image_size: int, sha_match: bool | None) -> HostResult:
+    if p.proc is None:
+        return host_result(p.host, "", "", None, image_size, sha_match)
+    return host_result(p.host, _read(p.out), _read(p.err), p.proc.returncode, image_size,
+                       sha_match, p.stopped)
+
+
+def _read(path: Path) -> str:
+    return path.read_bytes().decode(errors="replace")
+
+
+def format_table(result: LabResult) -> str:
+    """Plain aligned columns: one row per receiver, then the sender; stderr tails of failures."""
+    verified = sum(r.ok for r in result.receivers)
+    loss = "/".join(f"{x:g}" for x in sorted(set(result.loss_pct))) or "0"
+    rate = f"{result.rate_mbit:g} Mbit/s" if result.rate_mbit else "line rate"
+    late = "".join(f", r{i} late by {s:g} s" for i, s in sorted(result.late.items()))
+    lines = [f"image {result.image} ({result.image_size / 1e6:.1f} MB), loss {loss} %, {rate}"
+             f"{late}: {verified}/{len(result.receivers)} receivers verified in "
+             f"{result.wall_seconds:.1f} s"]
+    rows = [["host", "address", "result", "seconds", "MB/s", "sha256", "message"]]
+    hosts = [*result.receivers, *([result.sender] if result.sender else [])]
+    for h in hosts:
+        rows.append([
+            h.name, h.ip, "ok" if h.ok else "FAILED",
+            "-" if h.seconds is None else f"{h.seconds:.2f}",
+            "-" if h.mb_per_s is None else f"{h.mb_per_s:.2f}",
+            {True: "match", False: "DIFFERS", None: "-"}[h.sha_match], h.message,
+        ])
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    numeric = {3, 4}
+    for row in rows:
+        cells = [cell.rjust(w) if c in numeric else cell.ljust(w)
+                 for c, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    for h in hosts:
+        if h.stderr_tail:
+            lines += [f"--- {h.name} stderr (last lines) ---", h.stderr_tail]
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""A classroom of the real daemon loops over the netsim trio adapter, in trio time."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from mcastd.console import make_console
+from mcastd.driver import Worker
+from mcastd.image import ImageSource
+from mcastd.report import FinalReport
+from mcastd.serve import SenderDaemon
+from netsim.images import make_image
+from netsim.trio_net import FakeNetwork, FakeReceiverNet
+from protocol.config import DISCOVERY_ADDR, ReceiverConfig, SenderConfig
+from protocol.receiver import ReceiverSession
+from protocol.sender import SenderSession
+from receiver.daemon import ReceiverDaemon
+from receiver.target import Target, TargetInfo, check_target
+
+BLOCK = 256 << 10
+
+
+@dataclass
+class Room:
+    image: bytes
+    sender: FinalReport | None = None
+    receivers: dict[int, FinalReport] = field(default_factory=dict)
+    targets: dict[int, Path] = field(default_factory=dict)
+    net: FakeNetwork | None = None
+
+    def written(self, i: int) -> bytes:
+        return self.targets[i].read_bytes()
+
+
+async def run_room(
+    tmp_path: Path,
+    *,
+    receivers: int = 3,
+    size: int = 3 << 20,
+    loss: float = 0.0,
+    seed: int = 1,
+    late: dict[int, float] | None = None,
+    vanish: dict[int, float] | None = None,
+    infos: dict[int, TargetInfo] | None = None,
+    open_target: Callable[[TargetInfo, int], Target] = Target,
+    send_limit: int | None = None,
+    sender: bool = True,
+    discovery_timeout: float | None = None,
+    min_receivers: int | None = None,
+) -> Room:
+    image = make_image(size, seed, "disklike")
+    path = tmp_path / "image.img"
+    path.write_bytes(image)
+    room = Room(image)
+    late, vanish, infos = late or {}, vanish or {}, infos or {}
+    console = make_console(json_mode=True, verbosity=1, stream=io.StringIO(), err=io.StringIO())
+    inline = Worker(1, inline=True)  # threads would let MockClock's autojump race ahead
+
+    async with trio.open_nursery() as nursery:
+        net = room.net = FakeNetwork(nursery, loss=loss, seed=seed, send_limit=send_limit)
+
+        async def laptop(i: int) -> None:
+            await trio.sleep(late.get(i, 0.0))
+            room.targets[i] = tmp_path / f"r{i}.img"
+            info = infos.get(i) or check_target(str(room.targets[i]))
+            session = ReceiverSession(ReceiverConfig(), random.Random(seed * 100 + i),
+                                      trio.current_time())
+            lan = FakeReceiverNet(net, f"10.0.1.{i + 2}", DISCOVERY_ADDR)
+            daemon = ReceiverDaemon(session, lan, info, console, open_target=open_target,
+                                    discovery_timeout=discovery_timeout, worker=inline)
+            with trio.move_on_after(vanish.get(i, float("inf"))):
+                room.receivers[i] = await daemon.run()
+            lan.close()
+
+        async with trio.open_nursery() as laptops:
+            for i in range(receivers):
+                laptops.start_soon(laptop, i)
+            if sender:
+                source = ImageSource(str(path), BLOCK)
+                endpoint = net.endpoint("10.0.0.1")
+                config = SenderConfig(
+                    image_size=len(image), image_sha256=hashlib.sha256(image).digest(),
+                    control_addr=endpoint.address, block_size=BLOCK, rate_bps=100e6,
+                    min_receivers=min_receivers or receivers, max_wait=5.0,
+                )
+                session = SenderSession(config, random.Random(seed), trio.current_time())
+                room.sender = await SenderDaemon(
+                    session, source, endpoint, console, worker=inline
+                ).run()
+                source.close()
+        nursery.cancel_scope.cancel()  # datagrams still in flight
+    return room

@@ -1,0 +1,118 @@
+"""The real daemon loops (SenderDaemon, ReceiverDaemon, SessionDriver) over fake endpoints on
+trio's MockClock: whole transfers in virtual time, with real files as targets."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from receiver.target import Target, TargetInfo
+
+from .room import run_room
+
+
+async def test_three_laptops_at_3_percent_loss_get_identical_images(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(120):
+        room = await run_room(tmp_path, receivers=3, loss=0.03)
+    assert room.sender is not None and room.sender.ok, room.sender
+    assert [r.state for r in room.sender.receivers] == ["done"] * 3
+    for i in range(3):
+        assert room.receivers[i].ok, room.receivers[i].message
+        assert room.written(i) == room.image
+    assert room.net is not None and room.net.lost > 0  # the loss was real
+
+
+async def test_late_laptop_still_gets_the_whole_image(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(120):
+        room = await run_room(tmp_path, receivers=3, late={2: 0.3}, min_receivers=2)
+    assert room.sender is not None and room.sender.ok
+    assert all(room.written(i) == room.image for i in range(3))
+
+
+async def test_socket_buffer_backpressure_loses_nothing(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(120):
+        room = await run_room(tmp_path, receivers=2, send_limit=3)
+    assert room.sender is not None and room.sender.ok
+    assert all(room.written(i) == room.image for i in range(2))
+
+
+async def test_a_laptop_that_vanishes_is_dropped_and_the_others_finish(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(120):
+        room = await run_room(tmp_path, receivers=3, size=8 << 20, vanish={1: 1.2})
+    assert room.sender is not None and not room.sender.ok
+    states = {row.state for row in room.sender.receivers}
+    assert states == {"done", "dropped"}
+    assert "1 of 3" in room.sender.message
+    assert room.written(0) == room.image and room.written(2) == room.image
+
+
+async def test_no_sender_gives_up_after_the_timeout(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(60):
+        room = await run_room(tmp_path, receivers=1, sender=False, discovery_timeout=5.0)
+    report = room.receivers[0]
+    assert not report.ok
+    assert "no session was announced within 5 s" in report.message
+
+
+async def test_a_disk_too_small_is_refused_before_anything_is_written(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    fake_disk = TargetInfo(str(tmp_path / "tiny-disk"), True, 1 << 20, None)
+    with trio.fail_after(60):
+        room = await run_room(tmp_path, receivers=2, infos={1: fake_disk})
+    assert not room.receivers[1].ok
+    assert "use a larger disk" in room.receivers[1].message
+    assert not (tmp_path / "tiny-disk").exists()
+    assert room.sender is not None
+    failed = [r for r in room.sender.receivers if r.state == "failed"]
+    assert len(failed) == 1 and "larger disk" in failed[0].reason
+    assert room.written(0) == room.image
+
+
+async def test_a_full_disk_stops_the_laptop_and_tells_the_sender(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    def nearly_full_disk(info: TargetInfo, size: int) -> Target:
+        budget = [1 << 20]
+
+        def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+            if budget[0] < len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            budget[0] -= len(data)
+            return os.pwrite(fd, data, offset)
+
+        return Target(info, size, pwrite=pwrite)
+
+    with trio.fail_after(60):
+        room = await run_room(
+            tmp_path, receivers=1, size=4 << 20, open_target=nearly_full_disk
+        )
+    report = room.receivers[0]
+    assert not report.ok and "full" in report.message
+    assert room.sender is not None and not room.sender.ok
+    assert "full" in room.sender.receivers[0].reason
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+async def test_every_seed_at_10_percent_loss_verifies(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, seed: int
+) -> None:
+    with trio.fail_after(120):
+        room = await run_room(tmp_path, receivers=2, loss=0.10, seed=seed)
+    assert room.sender is not None and room.sender.ok
+    assert all(room.written(i) == room.image for i in range(2))
