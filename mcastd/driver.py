@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol, TypeVar, TypeVarTuple, Unpack
+from typing import Protocol, TypeVar, TypeVarTuple
 
 import trio
 
@@ -34,7 +34,7 @@ class Worker:
         self._limiter = trio.CapacityLimiter(threads)
         self.inline = inline
 
-    async def run(self, fn: Callable[[Unpack[Ts]], T], *args: Unpack[Ts]) -> T:
+    async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         if self.inline:
             await trio.lowlevel.checkpoint()
             return fn(*args)

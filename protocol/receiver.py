@@ -117,6 +117,8 @@ class ReceiverSession:
         self.nblocks = 0
         self.blocks_done = 0
         self.result: tuple[bool, str] | None = None
+        # Other sessions announced on our discovery group: (name, sender host), a few at most.
+        self.other_sessions: dict[int, tuple[str, str]] = {}
         self._blocks = bytearray()
         self._assemblies: dict[int, BlockAssembly] = {}
         self._symbol_size = 0
@@ -356,6 +358,8 @@ class ReceiverSession:
             return
         if self.state is not ReceiverState.DISCOVERING:
             self.stats.foreign += 1  # another session on the same discovery group
+            if msg.session_id not in self.other_sessions and len(self.other_sessions) < 16:
+                self.other_sessions[msg.session_id] = (msg.name, addr[0])
             return
         wanted = self.config.session_name
         if wanted is not None and msg.name != wanted:

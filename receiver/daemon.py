@@ -4,6 +4,7 @@ end."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -106,7 +107,7 @@ class ReceiverDaemon:
         self._block_size = announce.block_size
         self.console.message(
             f"found session {event.name!r} from {event.sender_addr[0]}: "
-            f"{format_bytes(event.image_size)}; use --session NAME to pick another"
+            f"{format_bytes(event.image_size)}"
         )
         try:
             check_fits(self.target_info, event.image_size)
@@ -180,8 +181,18 @@ class ReceiverDaemon:
     # --- progress -------------------------------------------------------------------------
 
     async def _report_loop(self) -> None:
+        told: set[int] = set()
         while True:
             self.console.update(self.snapshot())
+            others = {} if self.session.config.session_name else self.session.other_sessions
+            for sid, (name, host) in others.items():
+                if sid not in told:
+                    told.add(sid)
+                    self.console.message(
+                        f"another session, {name!r} from {host}, is announced too; this "
+                        f"laptop stays with {self._name!r} (use --session {name} to choose)",
+                        level=logging.WARNING,
+                    )
             await trio.sleep(REPORT_INTERVAL)
 
     def snapshot(self) -> ReceiverSnapshot:

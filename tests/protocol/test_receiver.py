@@ -702,3 +702,28 @@ def test_the_transfer_completes_through_an_overflowing_window() -> None:
     assert end < 5.0
     ok = sum(1 for r in sender.receivers.values() if r.outcome)
     assert ok == 1
+
+
+def test_other_sessions_on_the_discovery_group_are_remembered_for_the_user() -> None:
+    image = random_image(2)
+    first, _ = make_sender(image)
+    receiver = new_receiver()
+    join_session(first, receiver)
+    other = SenderSession(dataclasses.replace(first.config, name="win11"), random.Random(9), 0.0)
+    announce = announce_of(other)
+    for _ in range(3):
+        receiver.receive_datagram(announce, ("10.0.0.9", 9000), 0.0)
+    assert list(receiver.other_sessions.values()) == [("win11", "10.0.0.9")]
+    assert receiver.session_id == first.session_id
+
+
+def test_the_receiver_estimates_loss_from_sequence_numbers() -> None:
+    image = random_image(4)
+    sender, source = make_sender(image)
+    receiver = new_receiver()
+    join_session(sender, receiver)
+    datagrams = first_pass(sender, source)
+    for i, dg in enumerate(datagrams):
+        if i % 10 != 3:  # lose every tenth
+            receiver.receive_datagram(dg, CONTROL, 0.0)
+    assert receiver.loss == pytest.approx(0.1, abs=0.02)
