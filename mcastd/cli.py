@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import random
 import secrets
 import sys
@@ -12,16 +11,31 @@ from dataclasses import dataclass
 
 import trio
 
-from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, DISCOVERY_ADDR, SenderConfig
+from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
 from protocol.sender import SenderSession
 
 from .console import Console, make_console
 from .image import ImageError, ImageSource, default_cache_dir
+from .options import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_network_options,
+    multicast_address,
+    percent,
+    port_number,
+    positive_float,
+    positive_int,
+    rate_argument,
+    setup_logging,
+    size_argument,
+    ttl_value,
+    verbosity,
+)
 from .serve import SenderDaemon
 from .udp import NetworkError, UdpEndpoint, default_interface, open_sender
-from .units import format_bytes, parse_rate, parse_size
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from .units import format_bytes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,102 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-gso", action="store_true",
                        help="send datagram by datagram even if the kernel has UDP GSO")
     return parser
-
-
-def add_network_options(parser: argparse.ArgumentParser) -> None:
-    """Options both programs share."""
-    parser.add_argument("-i", "--interface", metavar="IF",
-                        help="network interface to use (default: the default route's)")
-    parser.add_argument("--discovery-group", default=DISCOVERY_ADDR[0], type=multicast_address,
-                        help="multicast group where sessions are announced (default %(default)s)")
-    parser.add_argument("--discovery-port", default=DISCOVERY_ADDR[1], type=port_number,
-                        help="UDP port of the discovery group (default %(default)s)")
-    parser.add_argument("-q", "--quiet", action="count", default=0,
-                        help="only errors and the final summary")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail")
-    parser.add_argument("--json", action="store_true",
-                        help="JSON lines on stdout: progress, messages and the final report")
-
-
-# --- argument types: each rejects with one sentence ----------------------------------------
-
-
-def multicast_address(text: str) -> str:
-    parts = text.split(".")
-    octets = len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
-    if octets and 224 <= int(parts[0]) <= 239:
-        return text
-    raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 multicast address (224-239.x.x.x)")
-
-
-def port_number(text: str) -> int:
-    if text.isdigit() and 0 < int(text) < 65536:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"{text!r} is not a UDP port (1-65535)")
-
-
-def positive_int(text: str) -> int:
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value > 0 and value != float("inf"):
-        return value
-    raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-
-
-def percent(text: str) -> float:
-    try:
-        value = float(text.rstrip("%"))
-    except ValueError:
-        value = -1.0
-    if 0 <= value <= 100:
-        return value
-    raise argparse.ArgumentTypeError(f"{text!r} is not a percentage between 0 and 100")
-
-
-def ttl_value(text: str) -> int:
-    if text.isdigit() and 1 <= int(text) <= 255:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"{text!r} is not a TTL (1-255)")
-
-
-def rate_argument(text: str) -> float:
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def size_argument(text: str) -> int:
-    try:
-        size = parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if not 4096 <= size <= 64 << 20:
-        raise argparse.ArgumentTypeError(f"--block-size wants 4K to 64M, not {text!r}")
-    return size
-
-
-# --- running ---------------------------------------------------------------------------------
-
-
-def verbosity(args: argparse.Namespace) -> int:
-    level: int = args.verbose - args.quiet
-    return max(-1, min(1, level))
-
-
-def setup_logging(level: int) -> None:
-    logging.basicConfig(
-        stream=sys.stderr, format="%(message)s",
-        level={-1: logging.ERROR, 0: logging.WARNING, 1: logging.DEBUG}[level],
-    )
 
 
 @dataclass(frozen=True)

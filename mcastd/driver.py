@@ -9,7 +9,7 @@ entered concurrently.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar, TypeVarTuple
 
 import trio
@@ -68,11 +68,17 @@ class SessionDriver:
         self._stopped = True
         self._wake.set()
 
-    async def receive_from(self, endpoint: Endpoint) -> None:
-        """Reader task: everything ``endpoint`` receives goes into the session."""
+    async def receive_from(
+        self, endpoint: Endpoint, room: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Reader task: everything ``endpoint`` receives goes into the session. ``room``, if
+        given, is awaited before each read: a receiver whose disk lags stops reading, so the
+        kernel drops what it cannot hold and the protocol asks for it again later."""
         batch: list[tuple[bytes, Addr]] = []
         session = self.session
         while True:
+            if room is not None:
+                await room()
             await endpoint.wait_readable()
             endpoint.receive_batch(batch, _RECEIVE_BATCH)
             if not batch:

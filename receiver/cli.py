@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import trio
 
-from mcastd.cli import (
+from mcastd.console import Console, make_console
+from mcastd.options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -20,7 +21,6 @@ from mcastd.cli import (
     setup_logging,
     verbosity,
 )
-from mcastd.console import Console, make_console
 from mcastd.udp import NetworkError, default_interface
 from protocol.config import ReceiverConfig
 from protocol.receiver import ReceiverSession

@@ -33,6 +33,9 @@ from .target import Target, TargetError, TargetInfo, check_fits
 
 REPORT_INTERVAL = 0.25
 WRITE_THREADS = 2  # decode + write; zstd, zfec, xxhash and pwrite release the GIL
+# Complete blocks waiting for the disk, at most: a disk slower than the network must not
+# make memory grow (the data socket is left unread instead; what it drops is asked again).
+MAX_UNWRITTEN_BLOCKS = 16
 
 
 class ReceiverDaemon:
@@ -60,6 +63,9 @@ class ReceiverDaemon:
         self.worker = worker or Worker(WRITE_THREADS)
         self._local = threading.local()
         self._nursery: trio.Nursery | None = None
+        self._unwritten = 0  # complete blocks not yet on disk
+        self.peak_unwritten = 0
+        self._written = trio.Event()  # set (and replaced) whenever one reaches the disk
         self._started = trio.current_time()
         self._joined_at: float | None = None
         self._verified_at: float | None = None
@@ -88,6 +94,8 @@ class ReceiverDaemon:
         nursery = self._nursery
         assert nursery is not None
         if isinstance(event, BlockReady):
+            self._unwritten += 1
+            self.peak_unwritten = max(self.peak_unwritten, self._unwritten)
             nursery.start_soon(self._store, event.index, event.assembly)
         elif isinstance(event, SessionFound):
             self._on_session(event, nursery)
@@ -116,7 +124,11 @@ class ReceiverDaemon:
         except (TargetError, NetworkError) as exc:
             self._fail(str(exc))
             return
-        nursery.start_soon(self.driver.receive_from, data)
+        nursery.start_soon(self.driver.receive_from, data, self._room_to_write)
+
+    async def _room_to_write(self) -> None:
+        while self._unwritten >= MAX_UNWRITTEN_BLOCKS:
+            await self._written.wait()
 
     async def _store(self, index: int, assembly: BlockAssembly) -> None:
         try:
@@ -124,6 +136,10 @@ class ReceiverDaemon:
         except TargetError as exc:
             self._fail(str(exc))
             return
+        finally:
+            self._unwritten -= 1
+            self._written.set()
+            self._written = trio.Event()
         if self.session.state is ReceiverState.FINISHED:
             return
         if ok:

@@ -63,3 +63,20 @@ def test_protocol_imports_only_stdlib_and_its_codecs(path: Path) -> None:
 def test_daemons_never_import_netsim(package: str) -> None:
     for path in py_files(package):
         assert "netsim" not in imports_of(path), path
+
+
+SHARED_DRIVER_MODULES = {"mcastd.endpoint", "mcastd.driver", "mcastd.udp", "mcastd.console",
+                         "mcastd.report", "mcastd.units", "mcastd.options"}
+
+
+def test_the_receiver_uses_only_the_shared_driver_modules_of_mcastd() -> None:
+    """The receiver shares sockets, the session loop and the console with the sender, never
+    the sender's own logic (serve, image reading, its CLI)."""
+    for path in py_files("receiver"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.split(".")[0] == "mcastd":
+                    assert node.module in SHARED_DRIVER_MODULES, (path.name, node.module)
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("mcastd") for a in node.names), path.name

@@ -34,6 +34,7 @@ class Room:
     receivers: dict[int, FinalReport] = field(default_factory=dict)
     targets: dict[int, Path] = field(default_factory=dict)
     net: FakeNetwork | None = None
+    peak_unwritten: int = 0  # complete blocks that waited for the disk at once, at most
 
     def written(self, i: int) -> bytes:
         return self.targets[i].read_bytes()
@@ -54,6 +55,7 @@ async def run_room(
     sender: bool = True,
     discovery_timeout: float | None = None,
     min_receivers: int | None = None,
+    disk: Worker | None = None,
 ) -> Room:
     image = make_image(size, seed, "disklike")
     path = tmp_path / "image.img"
@@ -74,9 +76,11 @@ async def run_room(
                                       trio.current_time())
             lan = FakeReceiverNet(net, f"10.0.1.{i + 2}", DISCOVERY_ADDR)
             daemon = ReceiverDaemon(session, lan, info, console, open_target=open_target,
-                                    discovery_timeout=discovery_timeout, worker=inline)
+                                    discovery_timeout=discovery_timeout,
+                                    worker=disk or inline)
             with trio.move_on_after(vanish.get(i, float("inf"))):
                 room.receivers[i] = await daemon.run()
+                room.peak_unwritten = max(room.peak_unwritten, daemon.peak_unwritten)
             lan.close()
 
         async with trio.open_nursery() as laptops:

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar, TypeVarTuple
 
 import pytest
 import trio
 import trio.testing
 
+from mcastd.driver import Worker
+from receiver.daemon import MAX_UNWRITTEN_BLOCKS
 from receiver.target import Target, TargetInfo
 
 from .room import run_room
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 async def test_three_laptops_at_3_percent_loss_get_identical_images(
@@ -116,3 +123,21 @@ async def test_every_seed_at_10_percent_loss_verifies(
         room = await run_room(tmp_path, receivers=2, loss=0.10, seed=seed)
     assert room.sender is not None and room.sender.ok
     assert all(room.written(i) == room.image for i in range(2))
+
+
+class SlowDisk(Worker):
+    """A disk that takes 20 ms (trio time) per block: far slower than the 100 Mbit/s LAN."""
+
+    async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        await trio.sleep(0.02)
+        return fn(*args)
+
+
+async def test_a_slow_disk_keeps_memory_bounded_and_still_gets_everything(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(300):
+        room = await run_room(tmp_path, receivers=2, size=16 << 20, disk=SlowDisk(1))
+    assert room.sender is not None and room.sender.ok, room.sender.message
+    assert all(room.written(i) == room.image for i in range(2))
+    assert 1 < room.peak_unwritten <= MAX_UNWRITTEN_BLOCKS
