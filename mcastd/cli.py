@@ -37,6 +37,8 @@ from .serve import SenderDaemon
 from .udp import NetworkError, UdpEndpoint, default_interface, open_sender
 from .units import format_bytes
 
+HASH_REPORT_INTERVAL = 5.0
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -96,10 +98,7 @@ class Serve:
 
     async def _serve(self, source: ImageSource, endpoint: UdpEndpoint, ifname: str) -> int:
         args, console = self.args, self.console
-        console.message(f"hashing {args.image} ({format_bytes(source.size)})")
-        digest = await trio.to_thread.run_sync(
-            source.sha256, default_cache_dir(), lambda _done: None
-        )
+        digest = await hash_image(source, console)
         config = SenderConfig(
             image_size=source.size,
             image_sha256=digest,
@@ -123,6 +122,28 @@ class Serve:
         report = await SenderDaemon(session, source, endpoint, console).run()
         console.final(report)
         return EXIT_OK if report.ok else EXIT_FAILED
+
+
+async def hash_image(source: ImageSource, console: Console) -> bytes:
+    """The image's SHA-256 (receivers verify against it), with a progress line every few
+    seconds: a 500 GB disk takes minutes. Cached for files, so a second serve starts at once."""
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] = n  # read by the trio task below; an int store is atomic
+
+    async def report() -> None:
+        while True:
+            await trio.sleep(HASH_REPORT_INTERVAL)
+            console.message(
+                f"hashing {source.path}: {format_bytes(done[0])} of {format_bytes(source.size)}"
+            )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(report)
+        digest = await trio.to_thread.run_sync(source.sha256, default_cache_dir(), progress)
+        nursery.cancel_scope.cancel()
+    return digest
 
 
 def _default_name(path: str) -> str:

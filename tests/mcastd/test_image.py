@@ -1,0 +1,64 @@
+"""The served image: read block by block, encoded, hashed once and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from mcastd.image import ImageError, ImageSource
+from netsim.images import make_image
+from protocol.blockcodec import BlockDecoder, BlockKind
+
+BLOCK = 64 << 10
+
+
+def test_blocks_decode_back_to_the_image_and_the_last_one_is_short(tmp_path: Path) -> None:
+    image = make_image(5 * BLOCK + 1234, 3, "disklike")
+    path = tmp_path / "a.img"
+    path.write_bytes(image)
+    source = ImageSource(str(path), BLOCK)
+    decoder = BlockDecoder()
+    rebuilt = b""
+    for i in range(6):
+        kind, payload = source.read_encoded(i)
+        length = min(BLOCK, len(image) - i * BLOCK)
+        rebuilt += decoder.decode(kind, payload, length)
+    source.close()
+    assert rebuilt == image
+
+
+def test_a_zero_block_costs_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "z.img"
+    path.write_bytes(bytes(2 * BLOCK))
+    source = ImageSource(str(path), BLOCK)
+    assert source.read_encoded(1) == (BlockKind.ZERO, b"")
+    source.close()
+
+
+def test_the_hash_is_cached_until_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "a.img"
+    path.write_bytes(b"one" * 1000)
+    cache = tmp_path / "cache"
+    seen: list[int] = []
+    source = ImageSource(str(path), BLOCK)
+    assert source.sha256(cache, seen.append) == hashlib.sha256(b"one" * 1000).digest()
+    assert seen[-1] == 3000
+    seen.clear()
+    assert source.sha256(cache, seen.append) == hashlib.sha256(b"one" * 1000).digest()
+    assert seen == []  # from the cache
+    source.close()
+    path.write_bytes(b"two" * 1000)
+    os.utime(path, ns=(1, 1))
+    source = ImageSource(str(path), BLOCK)
+    assert source.sha256(cache, seen.append) == hashlib.sha256(b"two" * 1000).digest()
+    source.close()
+
+
+@pytest.mark.parametrize(("name", "says"), [("missing.img", "does not exist"),
+                                            (".", "is a directory")])
+def test_bad_images_are_one_sentence(tmp_path: Path, name: str, says: str) -> None:
+    with pytest.raises(ImageError, match=says):
+        ImageSource(str(tmp_path / name), BLOCK)
