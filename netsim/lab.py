@@ -134,6 +134,10 @@ class Lab:
 
     def _build(self) -> None:
         for name in (self.bridge_netns, *(h.netns for h in self.hosts)):
+            # Checked first: pyroute2 leaks two sockets when its create fails on an existing name.
+            if name in netns.listnetns():
+                raise LabError(f"network namespace {name} already exists: another lab uses this "
+                               f"prefix or left it behind (ip netns del {name})")
             netns.create(name)
             self._namespaces.append(name)
         with NetNS(self.bridge_netns) as switch:

@@ -24,7 +24,7 @@ from .lab import Lab, LabHost
 
 SENDER_MAX_WAIT = 30  # seconds the sender waits for the on-time receivers
 RECEIVER_TIMEOUT = 60
-SENDER_GRACE = 10.0  # seconds the sender may take to finish after the last receiver exits
+GRACE = 10.0  # once one side (sender or receivers) is done, seconds the other side gets
 STDERR_TAIL = 10  # lines shown for a host that failed
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -83,9 +83,9 @@ def parse_final(stdout: str) -> dict[str, Any] | None:
 
 def host_result(
     host: LabHost, stdout: str, stderr: str, returncode: int | None, image_size: int,
-    sha_match: bool | None, stopped: bool = False,
+    sha_match: bool | None, stopped: str = "",
 ) -> HostResult:
-    """``returncode`` None: never started; ``stopped``: the runner stopped it at the timeout."""
+    """``returncode`` None: never started; ``stopped``: when the runner stopped it, if it did."""
     final = parse_final(stdout)
     claims_ok = final is not None and final.get("ok") is True
     if final is not None:
@@ -93,7 +93,7 @@ def host_result(
     elif returncode is None:
         message = "never started: the run timed out first"
     elif stopped:
-        message = "stopped at the timeout before its final report"
+        message = f"stopped {stopped}, before its final report"
     else:
         message = f"no final report: exit code {returncode}"
     if claims_ok and sha_match is False:
@@ -131,7 +131,7 @@ def sha256_prefix(path: Path, size: int) -> str | None:
 class _Process:
     host: LabHost
     proc: subprocess.Popen[bytes] | None = None  # None until a late receiver starts
-    stopped: bool = False  # by the runner, at the timeout
+    stopped: str = ""  # when the runner stopped it, if it did
     out: Path = Path()
     err: Path = Path()
 
@@ -192,22 +192,29 @@ def _supervise(
     laptops: list[_Process], sender: _Process, due: dict[int, float], targets: list[Path],
     start: Callable[[_Process, list[str]], None], deadline: float,
 ) -> None:
-    """Start late receivers when due; return once everyone is done (the sender gets
-    SENDER_GRACE after the last receiver) or at the deadline, stopping whoever still runs."""
-    receivers_done: float | None = None
+    """Start late receivers when due; return once everyone is done, GRACE after one side is
+    (a receiver that joins after the sender finished waits in vain), or at the deadline,
+    stopping whoever still runs."""
+    one_side_done: float | None = None
+    reason = "at the timeout"
     while (now := time.monotonic()) < deadline:
         for i, when in list(due.items()):
             if now >= when:
                 start(laptops[i], receiver_argv(targets[i]))
                 del due[i]
-        if not due and not any(p.busy() for p in laptops):
-            receivers_done = receivers_done or now
-            if not sender.busy() or now - receivers_done > SENDER_GRACE:
+        receivers_busy = bool(due) or any(p.busy() for p in laptops)
+        if not receivers_busy and not sender.busy():
+            break
+        if receivers_busy != sender.busy():
+            one_side_done = one_side_done or now
+            if now - one_side_done > GRACE:
+                side = "receivers" if sender.busy() else "sender"
+                reason = f"{GRACE:g} s after the {side} finished"
                 break
         time.sleep(0.1)
     for p in [*laptops, sender]:
         if p.proc is not None and p.proc.poll() is None:
-            p.stopped = True
+            p.stopped = reason
             _stop(p.proc)
 
 

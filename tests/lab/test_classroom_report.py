@@ -54,11 +54,11 @@ def test_a_receiver_whose_copy_differs_fails_whatever_it_says() -> None:
 
 
 @pytest.mark.parametrize(("returncode", "stopped", "message"), [
-    (None, False, "never started: the run timed out first"),
-    (-15, True, "stopped at the timeout before its final report"),
-    (1, False, "no final report: exit code 1"),
+    (None, "", "never started: the run timed out first"),
+    (-15, "at the timeout", "stopped at the timeout, before its final report"),
+    (1, "", "no final report: exit code 1"),
 ])
-def test_no_final_report(returncode: int | None, stopped: bool, message: str) -> None:
+def test_no_final_report(returncode: int | None, stopped: str, message: str) -> None:
     stderr = "".join(f"line {i}\n" for i in range(30))
     r = host_result(R0, "", stderr, returncode, SIZE, sha_match=None, stopped=stopped)
     assert (r.ok, r.seconds, r.mb_per_s, r.message) == (False, None, None, message)

@@ -12,7 +12,7 @@ import time
 import pytest
 from pyroute2 import netns
 
-from netsim.lab import Lab, LabHost, lab_available
+from netsim.lab import Lab, LabError, LabHost, lab_available
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_available() is not None,
                                                   reason=lab_available() or "")]
@@ -23,11 +23,13 @@ GROUP, PORT = "239.255.77.9", 9999
 # traffic stops for 0.2 s, then prints "count seconds-from-first-to-last". Bounded by `limit`.
 RECEIVE = """
 import socket, sys, time
-group, port, ifaddr, expect, limit = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+group, port, ifaddr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+expect, limit = int(sys.argv[4]), float(sys.argv[5])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: Python has no name for it
 s.bind((group, port))
-s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton(ifaddr))
+mreq = socket.inet_aton(group) + socket.inet_aton(ifaddr)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
 s.settimeout(0.2)
 print("ready", flush=True)
 n, first, last, end = 0, 0.0, 0.0, time.monotonic() + limit
@@ -48,7 +50,8 @@ print(n, last - first)
 # `pause_every` datagrams (0: none) keeps bursts below the kernel's per-CPU backlog.
 SEND = """
 import socket, sys, time
-group, port, ifaddr, count, size, pause_every = sys.argv[1], int(sys.argv[2]), sys.argv[3], *map(int, sys.argv[4:7])
+group, port, ifaddr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+count, size, pause_every = map(int, sys.argv[4:7])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(ifaddr))
 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
@@ -159,3 +162,14 @@ def test_rate_limits_both_directions() -> None:
         qdiscs = lab.run(lab.sender, ["tc", "qdisc", "show", "dev", "lab0"],
                          capture_output=True, timeout=10).stdout.decode()
         assert "tbf" not in qdiscs
+
+
+def test_refuses_a_namespace_it_did_not_create() -> None:
+    prefix = f"{Lab(1).prefix}-dup"
+    netns.create(f"{prefix}-r0")
+    try:
+        with pytest.raises(LabError, match="already exists"), Lab(1, prefix=prefix):
+            pass
+        assert lab_namespaces(prefix) == [f"{prefix}-r0"]  # the stranger's stays, ours are gone
+    finally:
+        netns.remove(f"{prefix}-r0")

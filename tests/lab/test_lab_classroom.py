@@ -78,12 +78,25 @@ def test_runner_stops_everyone_at_the_timeout(
     assert result.receivers[0].ok
     assert result.receivers[1].message == "never started: the run timed out first"
     assert result.sender is not None
-    assert result.sender.message == "stopped at the timeout before its final report"
+    assert result.sender.message == "stopped at the timeout, before its final report"
     assert not result.ok
 
 
 def test_real_daemons_image_a_lossy_classroom(tmp_path: Path) -> None:
     image = tmp_path / "disk.img"
-    write_image(image, 4 << 20, seed=5)
-    result = run_classroom_lab(image, 2, loss_pct=2.0, late={1: 0.5}, timeout=60)
+    write_image(image, 4 << 20, seed=5, kind="random")
+    # 20 Mbit/s stretch the transfer to ~2 s, so r1 joins a running session.
+    result = run_classroom_lab(image, 2, rate_mbit=20, loss_pct=2.0, late={1: 0.3}, timeout=60)
     assert result.ok, format_table(result)
+
+
+def test_sender_gone_stops_a_receiver_that_came_too_late(
+    monkeypatch: pytest.MonkeyPatch, image: Path
+) -> None:
+    fake_programs(monkeypatch, image, sender_seconds=0)
+    monkeypatch.setattr(lab_classroom, "GRACE", 0.5)
+    monkeypatch.setattr(lab_classroom, "receiver_argv", lambda target: ["sleep", "30"])
+    result = run_classroom_lab(image, 1, timeout=20)
+    assert result.wall_seconds < 10
+    assert result.receivers[0].message == (
+        "stopped 0.5 s after the sender finished, before its final report")
