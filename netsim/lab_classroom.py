@@ -143,10 +143,14 @@ class _Process:
 def run_classroom_lab(
     image: Path, receivers: int, rate_mbit: float | None = None,
     loss_pct: float | Sequence[float] = 0.0, late: Mapping[int, float] | None = None,
-    timeout: float = 300.0,
+    timeout: float = 300.0, *, sender_args: Sequence[str] = (),
+    receiver_args: Sequence[str] = (), targets: Mapping[int, Path] | None = None,
+    extra_hosts: int = 0, extras: Callable[[Lab], None] | None = None,
 ) -> LabResult:
     """Image ``receivers`` lab laptops from ``image``. ``late`` maps a receiver's index to the
-    seconds after the sender's start at which it starts; the sender waits only for the others."""
+    seconds after the sender's start at which it starts; the sender waits only for the others.
+    ``targets`` replaces some receivers' target files (a loop device, say); ``extras`` starts
+    programs on the ``extra_hosts`` (a rogue host) once the sender runs."""
     late = dict(late or {})
     if any(not 0 <= i < receivers for i in late):
         raise ValueError(f"--late names a receiver outside 0..{receivers - 1}")
@@ -158,7 +162,9 @@ def run_classroom_lab(
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mclab-")))
-        lab = stack.enter_context(Lab(receivers, rate_mbit=rate_mbit, loss_pct=losses))
+        lab = stack.enter_context(
+            Lab(receivers, rate_mbit=rate_mbit, loss_pct=losses, extra_hosts=extra_hosts)
+        )
 
         def start(p: _Process, argv: list[str]) -> None:
             p.out, p.err = work / f"{p.host.name}.out", work / f"{p.host.name}.err"
@@ -166,19 +172,23 @@ def run_classroom_lab(
                 p.proc = lab.popen(p.host, argv, stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=err, env=env, cwd=work)
 
-        targets = [work / f"{h.name}.img" for h in lab.receivers]
+        chosen = dict(targets or {})
+        paths = [chosen.get(i, work / f"{h.name}.img") for i, h in enumerate(lab.receivers)]
         laptops = [_Process(h) for h in lab.receivers]
         for i, p in enumerate(laptops):
             if i not in late:
-                start(p, receiver_argv(targets[i]))
+                start(p, [*receiver_argv(paths[i]), *receiver_args])
         sender = _Process(lab.sender)
-        start(sender, sender_argv(image.resolve(), max(1, receivers - len(late)), rate_mbit))
+        start(sender, [*sender_argv(image.resolve(), max(1, receivers - len(late)), rate_mbit),
+                       *sender_args])
+        if extras is not None:
+            extras(lab)
         due = {i: time.monotonic() + delay for i, delay in late.items()}
-        _supervise(laptops, sender, due, targets, start, started + timeout)
+        _supervise(laptops, sender, due, paths, receiver_args, start, started + timeout)
 
         results = [
             _collect(p, size, sha256_prefix(t, size) == digest if p.proc else None)
-            for p, t in zip(laptops, targets, strict=True)
+            for p, t in zip(laptops, paths, strict=True)
         ]
         result = LabResult(
             image=str(image), image_size=size, rate_mbit=rate_mbit, loss_pct=losses, late=late,
@@ -190,7 +200,7 @@ def run_classroom_lab(
 
 def _supervise(
     laptops: list[_Process], sender: _Process, due: dict[int, float], targets: list[Path],
-    start: Callable[[_Process, list[str]], None], deadline: float,
+    receiver_args: Sequence[str], start: Callable[[_Process, list[str]], None], deadline: float,
 ) -> None:
     """Start late receivers when due; return once everyone is done, GRACE after one side is
     (a receiver that joins after the sender finished waits in vain), or at the deadline,
@@ -200,7 +210,7 @@ def _supervise(
     while (now := time.monotonic()) < deadline:
         for i, when in list(due.items()):
             if now >= when:
-                start(laptops[i], receiver_argv(targets[i]))
+                start(laptops[i], [*receiver_argv(targets[i]), *receiver_args])
                 del due[i]
         receivers_busy = bool(due) or any(p.busy() for p in laptops)
         if not receivers_busy and not sender.busy():

@@ -1,0 +1,96 @@
+"""The real `mcastd serve` and `mcast-receive` in the kernel lab: real sockets, real multicast,
+nftables loss, tbf links, loop devices — every copy hashed by the runner itself."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netsim.images import write_image
+from netsim.lab import IFNAME, Lab, lab_available
+from netsim.lab_classroom import format_table, run_classroom_lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_available() is not None,
+                                                  reason=lab_available() or "")]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "disk.img"
+    write_image(path, 24 << 20, seed=7, kind="disklike")
+    return path
+
+
+@contextlib.contextmanager
+def loop_device(path: Path, size: int) -> Iterator[Path]:
+    """A loop device over a sparse file of ``size`` bytes, always detached afterwards."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    dev = subprocess.run(["losetup", "--find", "--show", str(path)], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    try:
+        yield Path(dev)
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
+
+
+def test_three_laptops_at_3_percent_loss_get_identical_images(image: Path) -> None:
+    result = run_classroom_lab(image, 3, loss_pct=3.0, timeout=120)
+    assert result.ok, format_table(result)
+    assert all(r.sha_match for r in result.receivers)
+    assert result.sender is not None and result.sender.ok and result.sender.returncode == 0
+
+
+def test_a_laptop_started_2_s_late_still_finishes(tmp_path: Path) -> None:
+    image = tmp_path / "random.img"
+    write_image(image, 24 << 20, seed=8, kind="random")  # ~4 s at 50 Mbit/s
+    result = run_classroom_lab(image, 3, rate_mbit=50, loss_pct=1.0, late={2: 2.0}, timeout=120)
+    assert result.ok, format_table(result)
+    assert result.receivers[2].sha_match
+
+
+def test_without_gso_and_gro_the_plain_path_works(image: Path) -> None:
+    result = run_classroom_lab(image, 2, loss_pct=3.0, timeout=120,
+                               sender_args=["--no-gso"], receiver_args=["--no-gro"])
+    assert result.ok, format_table(result)
+
+
+def test_a_block_device_target_gets_the_image(image: Path, tmp_path: Path) -> None:
+    size = image.stat().st_size
+    with loop_device(tmp_path / "disk0", size + (4 << 20)) as dev:
+        result = run_classroom_lab(image, 2, loss_pct=2.0, timeout=120, targets={0: dev})
+        assert result.ok, format_table(result)
+        assert result.receivers[0].sha_match  # the first image-size bytes of the disk
+
+
+def test_a_disk_smaller_than_the_image_is_refused(image: Path, tmp_path: Path) -> None:
+    with loop_device(tmp_path / "small", 8 << 20) as dev:
+        before = dev.read_bytes()
+        result = run_classroom_lab(image, 2, timeout=120, targets={1: dev})
+        assert dev.read_bytes() == before  # nothing written
+    assert result.receivers[0].ok
+    small = result.receivers[1]
+    assert not small.ok and small.returncode == 1
+    assert "use a larger disk" in small.message
+    assert result.sender is not None and result.sender.returncode == 1
+    assert "1 of 2" in result.sender.message
+
+
+def test_a_garbage_spraying_host_does_not_disturb_the_transfer(tmp_path: Path) -> None:
+    image = tmp_path / "random.img"
+    write_image(image, 24 << 20, seed=9, kind="random")
+    rogues: list[subprocess.Popen[bytes]] = []
+
+    def spray(lab: Lab) -> None:
+        argv = [sys.executable, "-m", "netsim.rogue", "--interface", IFNAME, "--count", "8000"]
+        rogues.append(lab.popen(lab.extras[0], argv, stdout=subprocess.PIPE))
+
+    result = run_classroom_lab(image, 2, rate_mbit=50, timeout=120, extra_hosts=1, extras=spray)
+    assert result.ok, format_table(result)
+    out = rogues[0].communicate(timeout=30)[0].decode()
+    assert "found session" in out  # the rogue found the session and sprayed it
