@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import random
 import secrets
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,9 +17,7 @@ from .console import Console, make_console
 from .image import ImageError, ImageSource, default_cache_dir
 from .options import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
     add_network_options,
     multicast_address,
     percent,
@@ -28,6 +25,7 @@ from .options import (
     positive_float,
     positive_int,
     rate_argument,
+    run_program,
     setup_logging,
     size_argument,
     ttl_value,
@@ -155,14 +153,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = verbosity(args)
     setup_logging(level)
     console = make_console(json_mode=args.json, verbosity=level)
-    try:
-        code: int = trio.run(Serve(args, console).run)
-        return code
-    except (ImageError, NetworkError) as exc:
-        print(f"mcastd: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("mcastd: interrupted; receivers will notice within 10 s.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        console.close()
+    return run_program("mcastd", console, Serve(args, console).run, (ImageError, NetworkError),
+                       "receivers will notice within 10 s.")

@@ -220,8 +220,8 @@ class _Throttle:
 # Plain lines
 
 
-class PlainConsole:
-    """Line-oriented output for logs, pipes and serial consoles."""
+class _LineConsole:
+    """What the plain and JSON consoles share: two line streams, a throttle, a done flag."""
 
     def __init__(self, stream: TextIO, err: TextIO, *, verbosity: int, interval: float,
                  clock: Callable[[], float]) -> None:
@@ -230,6 +230,10 @@ class PlainConsole:
         self._verbosity = verbosity
         self._throttle = _Throttle(interval, clock)
         self._done = False
+
+
+class PlainConsole(_LineConsole):
+    """Line-oriented output for logs, pipes and serial consoles."""
 
     def update(self, snapshot: Snapshot) -> None:
         if not self._done and self._verbosity >= 0 and self._throttle.due(snapshot.state):
@@ -266,16 +270,8 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-class JsonConsole:
+class JsonConsole(_LineConsole):
     """One JSON object per line on stdout, for scripts; see the module docstring."""
-
-    def __init__(self, stream: TextIO, err: TextIO, *, verbosity: int, interval: float,
-                 clock: Callable[[], float]) -> None:
-        self._out = _Lines(stream)
-        self._err = _Lines(err)
-        self._verbosity = verbosity
-        self._throttle = _Throttle(interval, clock)
-        self._done = False
 
     def _emit(self, obj: dict[str, Any]) -> None:
         # default=str: a detail such as a Path must not cost the run its final line.

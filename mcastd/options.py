@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Awaitable, Callable
+
+import trio
 
 from protocol.config import DISCOVERY_ADDR
 
+from .console import Console
 from .units import parse_rate, parse_size
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -105,3 +109,22 @@ def setup_logging(level: int) -> None:
         stream=sys.stderr, format="%(message)s",
         level={-1: logging.ERROR, 0: logging.WARNING, 1: logging.DEBUG}[level],
     )
+
+
+def run_program(
+    prog: str, console: Console, main: Callable[[], Awaitable[int]],
+    usage_errors: tuple[type[Exception], ...], interrupted: str,
+) -> int:
+    """Run a daemon's trio main: errors found before the transfer are one sentence and exit
+    code 2; Ctrl-C is one sentence and 130."""
+    try:
+        code: int = trio.run(main)
+        return code
+    except usage_errors as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        console.close()

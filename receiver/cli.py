@@ -7,17 +7,18 @@ import random
 import secrets
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 import trio
 
 from mcastd.console import Console, make_console
 from mcastd.options import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     add_network_options,
     positive_float,
+    run_program,
     setup_logging,
     verbosity,
 )
@@ -78,14 +79,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mcast-receive: {exc}", file=sys.stderr)
         return EXIT_USAGE
     console = make_console(json_mode=args.json, verbosity=level)
-    try:
-        code: int = trio.run(receive, args, info, console)
-        return code
-    except NetworkError as exc:
-        print(f"mcast-receive: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("mcast-receive: interrupted; the target is incomplete.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        console.close()
+    return run_program("mcast-receive", console, partial(receive, args, info, console),
+                       (NetworkError,), "the target is incomplete.")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+from mcastd.units import format_bytes
 from receiver.blockio import SECTOR, UNSUPPORTED, device_size, drop_cache, punch_hole, zero_out
 from receiver.mounts import read_mounted_users
 
@@ -36,13 +37,6 @@ class TargetInfo:
     is_block_device: bool
     size: int | None  # bytes of a block device; None for a file
     free_bytes: int | None  # room for a file (free space plus what an old file holds)
-
-
-def human(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
 
 
 def _open_error(path: str, exc: OSError) -> TargetError:
@@ -155,8 +149,8 @@ def check_fits(info: TargetInfo, image_size: int) -> None:
     zero blocks become holes, so a mostly empty image fits where its size would not; a disk
     that really fills up is reported by ``Target.write_block``."""
     if info.size is not None and info.size < image_size:
-        raise TargetError(f"{info.path} holds {info.size} bytes ({human(info.size)}) but the "
-                          f"image is {image_size} bytes ({human(image_size)}): "
+        raise TargetError(f"{info.path} holds {info.size} bytes ({format_bytes(info.size)}) "
+                          f"but the image is {image_size} bytes ({format_bytes(image_size)}): "
                           "use a larger disk.")
 
 
@@ -243,9 +237,9 @@ class Target:
                                   f"({exc.strerror}): the disk may be failing; "
                                   "choose another target.") from exc
             if got == 0:
-                raise TargetError(f"{self.info.path} ends at byte {done}, before the end of the "
-                                  f"{human(self.image_size)} image: was it changed while we "
-                                  "wrote? Run again.")
+                raise TargetError(f"{self.info.path} ends at byte {done}, before the end of "
+                                  f"the {format_bytes(self.image_size)} image: was it changed "
+                                  "while we wrote? Run again.")
             digest.update(buffer[:got])  # releases the GIL for large buffers
             self._drop_cache(done, got)
             done += got
@@ -333,9 +327,9 @@ class Target:
             drop_cache(self._fd, offset, length)
 
     def _write_error(self, exc: OSError, at: int | None) -> TargetError:
-        path, image = self.info.path, human(self.image_size)
+        path, image = self.info.path, format_bytes(self.image_size)
         where = "" if at is None else f" at byte {at}"
-        progress = f"after writing {human(self.bytes_written)} of {image}"
+        progress = f"after writing {format_bytes(self.bytes_written)} of {image}"
         if exc.errno == errno.ENOSPC and self.info.is_block_device:
             return TargetError(f"{path} ended{where} before the {image} image did: "
                                "use a larger disk.")

@@ -236,7 +236,7 @@ def test_full_disk_says_how_far_it_got(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("code", "advice"), [
     (errno.EIO, "input/output error: the disk may be failing"),
-    (errno.EDQUOT, "disk quota .* is used up after writing 0 bytes of 1.0 MiB"),
+    (errno.EDQUOT, "disk quota .* is used up after writing 0 B of 1.0 MiB"),
     (errno.EFBIG, "cannot hold a 1.0 MiB file: choose a target on another file system"),
 ])
 def test_write_errors_become_advice(tmp_path: Path, code: int, advice: str) -> None:
