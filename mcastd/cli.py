@@ -151,7 +151,7 @@ def _default_name(path: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = verbosity(args)
-    setup_logging(level)
     console = make_console(json_mode=args.json, verbosity=level)
+    setup_logging(console, level)
     return run_program("mcastd", console, Serve(args, console).run, (ImageError, NetworkError),
                        "receivers will notice within 10 s.")

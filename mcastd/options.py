@@ -104,11 +104,22 @@ def verbosity(args: argparse.Namespace) -> int:
     return max(-1, min(1, level))
 
 
-def setup_logging(level: int) -> None:
-    logging.basicConfig(
-        stream=sys.stderr, format="%(message)s",
-        level={-1: logging.ERROR, 0: logging.WARNING, 1: logging.DEBUG}[level],
-    )
+class _ToConsole(logging.Handler):
+    """Log records become console messages, so they never tear the live view and appear in
+    ``--json`` output as message lines."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.message(record.getMessage(), level=record.levelno)
+
+
+def setup_logging(console: Console, level: int) -> None:
+    root = logging.getLogger()
+    root.handlers[:] = [_ToConsole(console)]
+    root.setLevel({-1: logging.ERROR, 0: logging.WARNING, 1: logging.DEBUG}[level])
 
 
 def run_program(

@@ -72,12 +72,12 @@ async def receive(args: argparse.Namespace, info: TargetInfo, console: Console) 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = verbosity(args)
-    setup_logging(level)
     try:
         info = check_target(args.target)  # before any socket: refuse a mounted disk at once
     except TargetError as exc:
         print(f"mcast-receive: {exc}", file=sys.stderr)
         return EXIT_USAGE
     console = make_console(json_mode=args.json, verbosity=level)
+    setup_logging(console, level)
     return run_program("mcast-receive", console, partial(receive, args, info, console),
                        (NetworkError,), "the target is incomplete.")

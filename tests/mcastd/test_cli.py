@@ -122,3 +122,27 @@ def test_the_installed_commands_run() -> None:
             [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0 and "usage:" in done.stdout
+
+
+def test_log_records_go_through_the_console() -> None:
+    import io
+    import json
+    import logging
+
+    from mcastd.console import make_console
+    from mcastd.options import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    console = make_console(json_mode=True, verbosity=0, stream=out, err=io.StringIO())
+    try:
+        setup_logging(console, 0)
+        logging.getLogger("mcastd.udp").warning("the kernel capped a socket buffer")
+        logging.getLogger("mcastd.udp").debug("not shown by default")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines == [{"event": "message", "level": "warning",
+                      "text": "the kernel capped a socket buffer"}]
