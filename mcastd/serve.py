@@ -13,7 +13,7 @@ from protocol.events import (
     SessionComplete,
     TransferStarted,
 )
-from protocol.sender import ReceiverInfo, SenderSession, SenderState
+from protocol.sender import ReceiverInfo, SenderSession, SenderState, precompute_repairs
 
 from .console import Console
 from .driver import SessionDriver, Worker
@@ -73,13 +73,20 @@ class SenderDaemon:
 
     async def _load(self, index: int) -> None:
         try:
-            kind, payload = await self.worker.run(self.source.read_encoded, index)
+            kind, payload, repairs = await self.worker.run(self._encode, index)
         except ImageError as exc:
             self.error = str(exc)
             self.driver.stop()
             return
-        self.session.feed_block(index, kind, payload)
+        self.session.feed_block(index, kind, payload, repairs)
         self.driver.poke()
+
+    def _encode(self, index: int) -> tuple[int, bytes, list[dict[int, bytes]]]:
+        """Worker thread: read, compress and make the first repair symbols of one block, so
+        the event loop only frames and sends."""
+        kind, payload = self.source.read_encoded(index)
+        config = self.session.config
+        return kind, payload, precompute_repairs(payload, config.symbol_size, config.fec_overhead)
 
     # --- progress -------------------------------------------------------------------------
 
@@ -173,6 +180,7 @@ class SenderDaemon:
                 "naks": stats.naks_received,
                 "garbled": stats.garbled,
                 "foreign": stats.foreign,
+                "repairs_made_inline": stats.repairs_made_inline,
             },
             receivers=rows,
         )

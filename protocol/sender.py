@@ -59,6 +59,7 @@ from .wire import (
 
 _IP_UDP_OVERHEAD = 28
 _REFILL = 128  # datagrams generated per refill: small, so repairs need not wait a whole block
+PRECOMPUTED_REPAIRS = 4  # per group, beyond the proactive ones: the first NAKs' answers
 
 
 class SenderState(Enum):
@@ -95,7 +96,7 @@ class ReceiverInfo:
 class SenderStats:
     __slots__ = (
         "data_datagrams", "data_bytes", "first_pass_datagrams", "repair_datagrams",
-        "status_received", "naks_received", "garbled", "foreign",
+        "status_received", "naks_received", "garbled", "foreign", "repairs_made_inline",
     )
 
     def __init__(self) -> None:
@@ -107,37 +108,68 @@ class SenderStats:
         self.naks_received = 0
         self.garbled = 0
         self.foreign = 0
+        self.repairs_made_inline = 0  # on the event loop: no ready symbol from the driver
 
 
 class _Block:
     """An encoded block held for sending and for making repair symbols."""
 
-    __slots__ = ("index", "kind", "payload", "layout", "next_esi", "_sources")
+    __slots__ = ("index", "kind", "payload", "layout", "next_esi", "ready", "_sources")
 
-    def __init__(self, index: int, kind: int, payload: bytes, layout: BlockLayout) -> None:
+    def __init__(
+        self, index: int, kind: int, payload: bytes, layout: BlockLayout,
+        ready: list[dict[int, bytes]],
+    ) -> None:
         self.index = index
         self.kind = kind
         self.payload = payload
         self.layout = layout
         self.next_esi: list[int] = []
+        self.ready = ready  # per group: repair symbols the driver made ahead, by esi
         self._sources: list[tuple[bytes | memoryview, ...]] | None = None
 
     def sources(self, group: int) -> tuple[bytes | memoryview, ...]:
-        """The group's source symbols, the last one zero-padded to full size for the code."""
         if self._sources is None:
-            lay = self.layout
-            size = lay.symbol_size
-            view = memoryview(self.payload)
-            groups: list[tuple[bytes | memoryview, ...]] = []
-            for g, k in enumerate(lay.group_k):
-                syms: list[bytes | memoryview] = []
-                for esi in range(k):
-                    start, end = lay.symbol_span(lay.source_index(g, esi))
-                    sym = view[start:end]
-                    syms.append(sym if end - start == size else bytes(sym).ljust(size, b"\0"))
-                groups.append(tuple(syms))
-            self._sources = groups
+            self._sources = group_sources(self.payload, self.layout)
         return self._sources[group]
+
+
+def group_sources(payload: bytes, lay: BlockLayout) -> list[tuple[bytes | memoryview, ...]]:
+    """Each group's source symbols, the last one zero-padded to full size for the code."""
+    size = lay.symbol_size
+    view = memoryview(payload)
+    groups: list[tuple[bytes | memoryview, ...]] = []
+    for g, k in enumerate(lay.group_k):
+        syms: list[bytes | memoryview] = []
+        for esi in range(k):
+            start, end = lay.symbol_span(lay.source_index(g, esi))
+            sym = view[start:end]
+            syms.append(sym if end - start == size else bytes(sym).ljust(size, b"\0"))
+        groups.append(tuple(syms))
+    return groups
+
+
+def proactive_count(k: int, fec_overhead: float) -> int:
+    """Repair symbols the first pass sends for a group of k source symbols."""
+    return int(k * fec_overhead + 0.5)
+
+
+def precompute_repairs(
+    payload: bytes, symbol_size: int, fec_overhead: float
+) -> list[dict[int, bytes]]:
+    """The first repair symbols of every group of an encoded block: the proactive ones and
+    the first NAK answers. Pure and thread-safe, so the daemon makes them in a worker thread
+    and hands them to ``feed_block``; the session computes any others itself."""
+    lay = block_layout(len(payload), symbol_size)
+    if lay.encoded_length == 0:
+        return []
+    ready = []
+    for k, sources in zip(lay.group_k, group_sources(payload, lay), strict=True):
+        end = min(k + proactive_count(k, fec_overhead) + PRECOMPUTED_REPAIRS,
+                  MAX_SYMBOLS_PER_GROUP)
+        esis = list(range(k, end))
+        ready.append(dict(zip(esis, encode_symbols(sources, esis), strict=True)))
+    return ready
 
 
 class SenderSession:
@@ -263,8 +295,12 @@ class SenderSession:
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
-    def feed_block(self, index: int, kind: int, payload: bytes) -> None:
-        """The encoded block asked for by ``BlockWanted(index)``."""
+    def feed_block(
+        self, index: int, kind: int, payload: bytes,
+        repairs: list[dict[int, bytes]] | None = None,
+    ) -> None:
+        """The encoded block asked for by ``BlockWanted(index)``, with the repair symbols
+        ``precompute_repairs`` made for it, if the driver made them."""
         if not 0 <= index < self.nblocks:
             raise LocalProtocolError(f"block {index} is outside the image")
         self._requested.discard(index)
@@ -272,7 +308,8 @@ class SenderSession:
         if known >= 0 and known != len(payload):
             raise LocalProtocolError(f"block {index} encoded differently than before")
         self._lengths[index] = len(payload)
-        block = _Block(index, kind, payload, block_layout(len(payload), self.config.symbol_size))
+        layout = block_layout(len(payload), self.config.symbol_size)
+        block = _Block(index, kind, payload, layout, repairs or [])
         saved = self._saved_esi.pop(index, None)
         if saved is not None:
             block.next_esi = list(saved)
@@ -385,7 +422,7 @@ class SenderSession:
             if lay.encoded_length == 0:
                 per_group.append([b""] * count)
             else:
-                per_group.append(encode_symbols(block.sources(g), esis))
+                per_group.append(self._repair_symbols(block, g, esis))
         log = self._sent_log.setdefault(block.index, deque()) if flags else None
         sid = self.session_id
         for j in range(max(counts, default=0)):
@@ -402,6 +439,18 @@ class SenderSession:
                         self.stats.first_pass_datagrams += 1
                     yield header + syms[j]
 
+    def _repair_symbols(self, block: _Block, group: int, esis: list[int]) -> list[bytes]:
+        """Repair symbols ``esis`` of a group: the driver's ready ones, the rest made here."""
+        ready = block.ready[group] if block.ready else {}
+        syms = [ready.pop(esi, b"") for esi in esis]
+        missing = [i for i, sym in enumerate(syms) if not sym]
+        if missing:
+            made = encode_symbols(block.sources(group), [esis[i] for i in missing])
+            for i, sym in zip(missing, made, strict=True):
+                syms[i] = sym
+            self.stats.repairs_made_inline += len(missing)
+        return syms
+
     def _next_fresh(self, block: _Block, group: int) -> int:
         esi = block.next_esi[group]
         block.next_esi[group] = (esi + 1) % MAX_SYMBOLS_PER_GROUP
@@ -410,7 +459,7 @@ class SenderSession:
         return esi
 
     def _proactive(self, k: int) -> int:
-        return int(k * self.config.fec_overhead + 0.5)
+        return proactive_count(k, self.config.fec_overhead)
 
     def _initial_esi(self, lay: BlockLayout, passed: bool) -> list[int]:
         """The first fresh repair esi per group: k before the first pass, after it k plus

@@ -604,3 +604,32 @@ def test_garbled_and_foreign_datagrams_change_nothing() -> None:
         assert isinstance(decode_control_untrusted(dg), Sync | Announce)
         sender.receive_datagram(dg, CONTROL, now + 1.0)
     assert events_of(sender) == []
+
+
+def test_repairs_made_ahead_by_the_driver_are_the_same_datagrams() -> None:
+    """precompute_repairs (a worker thread in the daemon) changes where FEC runs, not what is
+    sent: the same datagrams, and none made on the event loop for the first pass."""
+    from protocol.sender import precompute_repairs
+
+    image = bytes(random.Random(5).randbytes(3 * 40_000 + 100))
+    streams = []
+    for ahead in (False, True):
+        sender = SenderSession(
+            SenderConfig(len(image), hashlib.sha256(image).digest(), CONTROL, block_size=40_000,
+                         symbol_size=SYMBOL, fec_overhead=0.1, rate_bps=1e12),
+            random.Random(1), 0.0,
+        )
+        sender.receive_datagram(Join(sender.session_id, 1, -1.0, 0.0).encode(), R1, 0.0)
+        out: list[bytes] = []
+        for _ in range(200):
+            while (ev := sender.next_event()) is not None:
+                if isinstance(ev, BlockWanted):
+                    raw = image[ev.index * 40_000 : (ev.index + 1) * 40_000]
+                    kind, payload = BlockEncoder().encode(raw)
+                    ready = precompute_repairs(payload, SYMBOL, 0.1) if ahead else None
+                    sender.feed_block(ev.index, kind, payload, ready)
+            out += [dg for dg, addr in sender.datagrams_to_send(0.0) if addr != R1]
+        streams.append((out, sender.stats.repairs_made_inline))
+    (plain, inline_plain), (ahead_out, inline_ahead) = streams
+    assert ahead_out == plain
+    assert inline_plain > 0 and inline_ahead == 0
