@@ -60,6 +60,7 @@ from .wire import (
 MISSING, STORED, DECODING, PARTIAL = 0, 1, 2, 3
 _MISSING_RUN = re.compile(b"\x00+")
 _DATA_PREFIX = MAGIC + bytes((PROTOCOL_VERSION, PacketType.DATA))
+FAIL_REPORT_COPIES = 3
 _MAX_NEED = 48  # keep a STATUS inside one 1500-byte datagram
 _MAX_WHOLE = 32
 _MAX_BLOCKS = 1 << 24  # block indexes a receiver will track (16 TiB at 1 MiB blocks)
@@ -258,8 +259,10 @@ class ReceiverSession:
             return
         self.result = (False, reason)
         if self.session_id >= 0:
-            self._out.append((Done(self.session_id, self.receiver_id, False, b"", reason).encode(),
-                              self.sender_addr))
+            # We stop right after this, with no retries: send it a few times so one lost
+            # datagram does not leave the admin reading "silent" instead of the reason.
+            done = Done(self.session_id, self.receiver_id, False, b"", reason).encode()
+            self._out.extend([(done, self.sender_addr)] * FAIL_REPORT_COPIES)
         self._finish(False, reason)
         self._rearm()
 

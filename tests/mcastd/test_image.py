@@ -62,3 +62,25 @@ def test_the_hash_is_cached_until_the_file_changes(tmp_path: Path) -> None:
 def test_bad_images_are_one_sentence(tmp_path: Path, name: str, says: str) -> None:
     with pytest.raises(ImageError, match=says):
         ImageSource(str(tmp_path / name), BLOCK)
+
+
+@pytest.mark.lab
+@pytest.mark.skipif(os.geteuid() != 0, reason="attaching a loop device needs root")
+def test_a_block_device_is_served_like_a_file(tmp_path: Path) -> None:
+    import subprocess
+
+    image = make_image(3 * BLOCK + 512, 4, "disklike")
+    backing = tmp_path / "disk"
+    backing.write_bytes(image)
+    dev = subprocess.run(["losetup", "--find", "--show", str(backing)], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    try:
+        source = ImageSource(dev, BLOCK)
+        assert source.is_device and source.size == len(image)
+        assert source.sha256(tmp_path / "cache", lambda _n: None) == hashlib.sha256(image).digest()
+        assert not (tmp_path / "cache").exists()  # a disk has no mtime to trust: never cached
+        kind, payload = source.read_encoded(3)
+        assert BlockDecoder().decode(kind, payload, 512) == image[3 * BLOCK :]
+        source.close()
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
