@@ -127,6 +127,8 @@ class ReceiverSession:
         self._cursor = 0  # blocks below it had their first pass
         self._seq_seen = -1
         self._seq_first = 0  # the first data seq we saw: loss is counted from there
+        self.first_data_at: float | None = None  # when the transfer reached us (None: joined
+        # mid-stream, where a SYNC told us the sequence first)
         self._grtt = 0.05
         self._nak_interval = 0.05
         self._echo = (-1.0, 0.0)  # (sender_time, when we heard it)
@@ -279,6 +281,7 @@ class ReceiverSession:
         if seq > self._seq_seen:
             if self._seq_seen < 0:
                 self._seq_first = seq
+                self.first_data_at = now
             self._seq_seen = seq
         self.stats.data_arrived += 1
         if block >= self.nblocks:

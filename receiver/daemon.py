@@ -239,7 +239,10 @@ class ReceiverDaemon:
     def final_report(self) -> FinalReport:
         session = self.session
         ok, reason = session.result or (False, "stopped before the session finished")
-        start = self._joined_at if self._joined_at is not None else self._started
+        # From the transfer's start (not from joining: the sender may wait for other laptops)
+        # to the verified image; a laptop that joined mid-stream counts from joining.
+        start = next(t for t in (session.first_data_at, self._joined_at, self._started)
+                     if t is not None)
         end = self._verified_at if self._verified_at is not None else trio.current_time()
         stats = session.stats
         message = (

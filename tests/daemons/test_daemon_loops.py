@@ -33,6 +33,8 @@ async def test_three_laptops_at_3_percent_loss_get_identical_images(
     for i in range(3):
         assert room.receivers[i].ok, room.receivers[i].message
         assert room.written(i) == room.image
+        # Counted from the transfer's first datagram, not from joining: within the sender's.
+        assert 0 < room.receivers[i].seconds <= room.sender.seconds
     assert room.net is not None and room.net.lost > 0  # the loss was real
 
 
