@@ -70,7 +70,6 @@ class UdpEndpoint:
             sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
         self._buf = bytearray(RECV_BUFFER)
         self._view = memoryview(self._buf)
-        self.receive_errors = 0
 
     @property
     def address(self) -> Addr:
@@ -96,7 +95,6 @@ class UdpEndpoint:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # e.g. ICMP-induced ECONNREFUSED on a unicast socket: not fatal
-                self.receive_errors += 1
                 continue
             segment = n
             for level, kind, data in anc:

@@ -25,7 +25,6 @@ class FakeEndpoint:
         self.inbox: deque[tuple[bytes, Addr]] = deque()
         self._arrived = trio.Event()
         self.closed = False
-        self.sent = 0
         self.writable_waits = 0
 
     @property
@@ -52,7 +51,6 @@ class FakeEndpoint:
             end = min(end, start + self.net.send_limit)
         for data, dest in datagrams[start:end]:
             self.net.send(self._address, data, dest)
-        self.sent += end - start
         return end
 
     def deliver(self, data: bytes, source: Addr) -> None:

@@ -17,7 +17,7 @@ from mcastd.image import ImageSource
 from mcastd.report import FinalReport
 from mcastd.serve import SenderDaemon
 from netsim.images import make_image
-from netsim.trio_net import FakeNetwork, FakeReceiverNet
+from netsim.trio_net import FakeEndpoint, FakeNetwork, FakeReceiverNet
 from protocol.config import DISCOVERY_ADDR, ReceiverConfig, SenderConfig
 from protocol.receiver import ReceiverSession
 from protocol.sender import SenderSession
@@ -34,6 +34,7 @@ class Room:
     receivers: dict[int, FinalReport] = field(default_factory=dict)
     targets: dict[int, Path] = field(default_factory=dict)
     net: FakeNetwork | None = None
+    sender_endpoint: FakeEndpoint | None = None
     peak_unwritten: int = 0  # complete blocks that waited for the disk at once, at most
 
     def written(self, i: int) -> bytes:
@@ -88,7 +89,7 @@ async def run_room(
                 laptops.start_soon(laptop, i)
             if sender:
                 source = ImageSource(str(path), BLOCK)
-                endpoint = net.endpoint("10.0.0.1")
+                endpoint = room.sender_endpoint = net.endpoint("10.0.0.1")
                 config = SenderConfig(
                     image_size=len(image), image_sha256=hashlib.sha256(image).digest(),
                     control_addr=endpoint.address, block_size=BLOCK, rate_bps=100e6,

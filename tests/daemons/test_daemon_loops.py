@@ -52,6 +52,7 @@ async def test_socket_buffer_backpressure_loses_nothing(
 ) -> None:
     with trio.fail_after(120):
         room = await run_room(tmp_path, receivers=2, send_limit=3)
+    assert room.sender_endpoint is not None and room.sender_endpoint.writable_waits > 0
     assert room.sender is not None and room.sender.ok
     assert all(room.written(i) == room.image for i in range(2))
 
