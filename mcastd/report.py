@@ -66,3 +66,24 @@ class FinalReport:
         data = asdict(self)
         data["event"] = "final"
         return data
+
+
+class RateMeter:
+    """Bits per second of a growing byte count, sampled at most every ``interval`` seconds;
+    ``weight`` is the share of the newest sample (1.0: no smoothing)."""
+
+    def __init__(self, now: float, total: int, *, interval: float = 0.25,
+                 weight: float = 0.5) -> None:
+        self.interval = interval
+        self.weight = weight
+        self.rate = 0.0
+        self._when = now
+        self._total = total
+
+    def update(self, now: float, total: int) -> float:
+        elapsed = now - self._when
+        if elapsed >= self.interval:
+            sample = (total - self._total) * 8 / elapsed
+            self.rate += self.weight * (sample - self.rate)
+            self._when, self._total = now, total
+        return self.rate

@@ -14,12 +14,13 @@ from protocol.events import (
     TransferStarted,
 )
 from protocol.sender import ReceiverInfo, SenderSession, SenderState, precompute_repairs
+from protocol.wire import DATA_HEADER_SIZE
 
 from .console import Console
 from .driver import SessionDriver, Worker
 from .endpoint import Endpoint
 from .image import ImageError, ImageSource
-from .report import FinalReport, ReceiverRow, SenderSnapshot
+from .report import FinalReport, RateMeter, ReceiverRow, SenderSnapshot
 from .units import format_bytes
 
 REPORT_INTERVAL = 0.25
@@ -38,12 +39,10 @@ class SenderDaemon:
         self.driver = SessionDriver(session, endpoint, self._on_event)
         self.worker = worker or Worker(ENCODE_THREADS)
         self._nursery: trio.Nursery | None = None
-        self.complete: SessionComplete | None = None
         self.error: str | None = None
         self._started = trio.current_time()
-        self._rates: dict[int, tuple[float, int, float]] = {}  # id → (when, blocks, bit/s)
-        self._last_sent = (self._started, 0)
-        self._send_rate = 0.0
+        self._send_rate = RateMeter(self._started, 0, interval=REPORT_INTERVAL, weight=1.0)
+        self._rates: dict[int, RateMeter] = {}  # receiver id → image bits it stores per second
 
     async def run(self) -> FinalReport:
         async with trio.open_nursery() as nursery:
@@ -68,7 +67,6 @@ class SenderDaemon:
             outcome = "verified its image" if event.ok else f"failed: {event.reason}"
             self.console.message(f"receiver {_addr(event.addr)} {outcome}")
         elif isinstance(event, SessionComplete):
-            self.complete = event
             self.driver.stop()
 
     async def _load(self, index: int) -> None:
@@ -99,10 +97,6 @@ class SenderDaemon:
         session = self.session
         now = trio.current_time()
         stats = session.stats
-        when, sent = self._last_sent
-        if now - when >= REPORT_INTERVAL:
-            self._send_rate = (stats.data_bytes - sent) * 8 / (now - when)
-            self._last_sent = (now, stats.data_bytes)
         rows = [self._row(info, now) for info in session.receivers.values()]
         active = [i.blocks_done for i in session.receivers.values() if i.outcome is None]
         nblocks = max(1, session.nblocks)
@@ -121,21 +115,20 @@ class SenderDaemon:
             elapsed=now - self._started,
             state=session.state.value,
             percent=percent,
-            rate_bps=self._send_rate,
+            rate_bps=self._send_rate.update(now, stats.data_bytes),
             eta=eta,
             sent_bytes=stats.data_bytes,
-            repair_bytes=stats.repair_datagrams * (session.config.symbol_size + 32),
+            repair_bytes=stats.repair_datagrams * (session.config.symbol_size + DATA_HEADER_SIZE),
             receivers=rows,
         )
 
     def _row(self, info: ReceiverInfo, now: float) -> ReceiverRow:
         session = self.session
-        when, blocks, rate = self._rates.get(info.receiver_id, (now, info.blocks_done, 0.0))
-        if now - when >= REPORT_INTERVAL:
-            bits = (info.blocks_done - blocks) * session.config.block_size * 8
-            rate = 0.5 * rate + 0.5 * bits / (now - when)
-            when, blocks = now, info.blocks_done
-        self._rates[info.receiver_id] = (when, blocks, rate)
+        stored = info.blocks_done * session.config.block_size
+        meter = self._rates.get(info.receiver_id)
+        if meter is None:
+            meter = self._rates[info.receiver_id] = RateMeter(now, stored, interval=REPORT_INTERVAL)
+        rate = meter.update(now, stored)
         seconds = None
         if info.finished_at is not None and session.started_at is not None:
             seconds = info.finished_at - session.started_at

@@ -12,7 +12,7 @@ import trio
 
 from mcastd.console import Console
 from mcastd.driver import SessionDriver, Worker
-from mcastd.report import FinalReport, ReceiverSnapshot
+from mcastd.report import FinalReport, RateMeter, ReceiverSnapshot
 from mcastd.udp import NetworkError
 from mcastd.units import format_bytes
 from protocol.assembly import BlockAssembly, decode_block
@@ -69,7 +69,7 @@ class ReceiverDaemon:
         self._started = trio.current_time()
         self._joined_at: float | None = None
         self._verified_at: float | None = None
-        self._rate = (self._started, 0, 0.0)  # (when, bytes, bit/s)
+        self._rate = RateMeter(self._started, 0, interval=REPORT_INTERVAL)  # image bits stored
         self._name = ""
         self._image_size = 0
         self._block_size = 0
@@ -215,10 +215,7 @@ class ReceiverDaemon:
         session = self.session
         now = trio.current_time()
         written = self.target.bytes_written if self.target is not None else 0
-        when, before, rate = self._rate
-        if now - when >= REPORT_INTERVAL:
-            rate = 0.5 * rate + 0.5 * (written - before) * 8 / (now - when)
-            self._rate = (now, written, rate)
+        rate = self._rate.update(now, written)
         size = self._image_size
         percent = 100.0 * written / size if size else 0.0
         eta = None

@@ -310,3 +310,13 @@ def test_rich_warnings_reach_a_redirected_stderr() -> None:
     console.message("fine", level=logging.INFO)
     console.close()
     assert err.getvalue() == "warning: laptop slow\n"
+
+
+def test_rate_meter_samples_at_most_every_interval_and_smooths() -> None:
+    from mcastd.report import RateMeter
+
+    meter = RateMeter(0.0, 0, interval=1.0, weight=0.5)
+    assert meter.update(0.5, 1000) == 0.0  # too soon: no sample yet
+    assert meter.update(1.0, 1000) == 4000.0  # 8000 bit/s, half of it
+    assert meter.update(2.0, 2000) == 6000.0
+    assert RateMeter(0.0, 0, interval=1.0, weight=1.0).update(2.0, 500) == 2000.0
