@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
+BENCH_DEBS := $(VENV)/.bench-debs
 DEMO_IMAGE := .demo/sample-256M.img
 
-.PHONY: test demo sim-demo lint typecheck pytest bench clean
+.PHONY: test demo sim-demo lint typecheck pytest bench bench-quick bench-sim clean
 
 # Debian packages the kernel lab needs (nftables for per-link loss, iproute2 for namespaces
 # and tbf). Installed only where we are root; elsewhere the lab tests skip with a reason.
@@ -22,6 +23,13 @@ $(DEBS):
 	fi
 	touch $(DEBS)
 
+# udpcast: the peer the benchmark measures us against, in the same lab and the same run.
+$(BENCH_DEBS): $(DEBS)
+	@if ! command -v udp-sender >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq udpcast >/dev/null; \
+	fi
+	touch $(BENCH_DEBS)
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -32,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict protocol mcastd receiver netsim
+	$(BIN)/mypy --strict protocol mcastd receiver netsim bench
 
 pytest: $(STAMP) $(DEBS)
 	$(BIN)/pytest -q
@@ -51,8 +59,15 @@ $(DEMO_IMAGE): | $(STAMP)
 sim-demo: $(STAMP)
 	$(BIN)/python -m netsim.demo
 
-bench: $(STAMP)
+# mcastd against udpcast in the kernel lab: 37 cells x 3 repetitions, about an hour.
+bench: $(STAMP) $(BENCH_DEBS)
+	$(BIN)/python -m bench.classroom --json .bench-logs/results.json
+
+bench-quick: $(STAMP) $(BENCH_DEBS)
+	$(BIN)/python -m bench.classroom --quick --reps 1
+
+bench-sim: $(STAMP)
 	$(BIN)/python -m bench.sim_scaling
 
 clean:
-	rm -rf $(VENV) .demo .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .demo .bench-images .bench-logs .mypy_cache .pytest_cache .ruff_cache .hypothesis

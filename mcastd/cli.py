@@ -57,14 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", default=DATA_ADDR[1], type=port_number,
                        help="UDP port of the data group (default %(default)s)")
     serve.add_argument("--rate", default="900M", type=rate_argument,
-                       help="ceiling on the wire, bits/s: 900M, 1G, 100M (default 900M)")
+                       help="ceiling on the wire in bits/s, Ethernet frames counted: 900M, 1G, "
+                            "100M (default 900M)")
     serve.add_argument("--min-receivers", type=positive_int, default=1, metavar="N",
                        help="start once N receivers joined (default 1)")
     serve.add_argument("--max-wait", type=positive_float, metavar="SECONDS",
                        help="start after SECONDS with at least one receiver even if fewer "
                             "than --min-receivers joined (default: wait for all N)")
     serve.add_argument("--fec-overhead", type=percent, default=2.0, metavar="PCT",
-                       help="proactive repair symbols, percent of the data (default 2)")
+                       help="proactive repair symbols to start with, percent of the data; "
+                            "then it follows the loss receivers report (default 2)")
+    serve.add_argument("--fixed-fec", action="store_true",
+                       help="keep --fec-overhead all along instead of following the loss")
     serve.add_argument("--block-size", type=size_argument, default=DEFAULT_BLOCK_SIZE,
                        metavar="BYTES", help="image block size: 1M, 4M (default 1M)")
     serve.add_argument("--ttl", type=ttl_value, default=1,
@@ -107,6 +111,7 @@ class Serve:
             block_size=args.block_size,
             rate_bps=args.rate,
             fec_overhead=args.fec_overhead / 100.0,
+            adapt_fec=not args.fixed_fec,
             min_receivers=args.min_receivers,
             max_wait=args.max_wait,
         )

@@ -69,11 +69,14 @@ class SessionDriver:
         self._wake.set()
 
     async def receive_from(
-        self, endpoint: Endpoint, room: Callable[[], Awaitable[None]] | None = None
+        self, endpoint: Endpoint, room: Callable[[], Awaitable[None]] | None = None,
+        linger: float = 0.0,
     ) -> None:
         """Reader task: everything ``endpoint`` receives goes into the session. ``room``, if
         given, is awaited before each read: a receiver whose disk lags stops reading, so the
-        kernel drops what it cannot hold and the protocol asks for it again later."""
+        kernel drops what it cannot hold and the protocol asks for it again later. ``linger``
+        seconds after a short batch let more datagrams queue up: a paced stream otherwise
+        wakes the loop once per datagram, which costs more CPU than the datagram itself."""
         batch: list[tuple[bytes, Addr]] = []
         session = self.session
         while True:
@@ -86,8 +89,11 @@ class SessionDriver:
             now = trio.current_time()
             for data, addr in batch:
                 session.receive_datagram(data, addr, now)
+            short = len(batch) < _RECEIVE_BATCH
             batch.clear()
             self._wake.set()
+            if linger and short:
+                await trio.sleep(linger)
 
     async def run(self) -> None:
         session = self.session

@@ -13,7 +13,13 @@ from protocol.events import (
     SessionComplete,
     TransferStarted,
 )
-from protocol.sender import ReceiverInfo, SenderSession, SenderState, precompute_repairs
+from protocol.sender import (
+    PRECOMPUTED_REPAIRS,
+    ReceiverInfo,
+    SenderSession,
+    SenderState,
+    precompute_repairs,
+)
 from protocol.wire import DATA_HEADER_SIZE
 
 from .console import Console
@@ -83,8 +89,13 @@ class SenderDaemon:
         """Worker thread: read, compress and make the first repair symbols of one block, so
         the event loop only frames and sends."""
         kind, payload = self.source.read_encoded(index)
-        config = self.session.config
-        return kind, payload, precompute_repairs(payload, config.symbol_size, config.fec_overhead)
+        session = self.session
+        # While no receiver reports loss, NAKs are rare: their repairs are made when asked
+        # (~50 µs each) rather than for every group in advance.
+        overhead = session.fec_overhead
+        extra = PRECOMPUTED_REPAIRS if overhead > 0 else 0
+        return kind, payload, precompute_repairs(payload, session.config.symbol_size, overhead,
+                                                 extra)
 
     # --- progress -------------------------------------------------------------------------
 

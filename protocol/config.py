@@ -23,9 +23,10 @@ class SenderConfig:
     data_addr: Addr = DATA_ADDR
     block_size: int = DEFAULT_BLOCK_SIZE
     symbol_size: int = DEFAULT_SYMBOL_SIZE
-    rate_bps: float = 900e6  # ceiling on the wire, bits per second (IP+UDP headers counted)
+    rate_bps: float = 900e6  # ceiling on the wire, bits per second (Ethernet frames counted)
     burst_bytes: int = 64 * 1024  # token bucket depth: how much may leave back to back
     fec_overhead: float = 0.02  # proactive repair symbols per source symbol, per group
+    adapt_fec: bool = True  # then follow the loss receivers report (fec_overhead: the start)
     min_receivers: int = 1
     receiver_timeout: float = 10.0  # a receiver silent this long is dropped as failed
     max_wait: float | None = None  # start after this long with >= 1 receiver, even if fewer

@@ -33,11 +33,14 @@ class TokenBucket:
         self._tokens -= size
         return True
 
-    def next_time(self) -> float:
-        """The earliest time ``try_consume`` can succeed (tokens back above zero)."""
-        if self._tokens > 0:
+    def next_time(self, want: float = 0.0) -> float:
+        """The earliest time the balance exceeds ``want`` bytes (``try_consume`` succeeds once
+        it exceeds 0). Waiting for more than one datagram's worth lets a sender wake once per
+        batch instead of once per datagram."""
+        want = min(want, self.burst)
+        if self._tokens > want:
             return self._stamp
-        return self._stamp + (-self._tokens) / self.rate + 1e-9
+        return self._stamp + (want - self._tokens) / self.rate + 1e-9
 
     def set_rate(self, rate: float, now: float) -> None:
         self._refill(now)

@@ -57,8 +57,14 @@ from .wire import (
     decode_control_untrusted,
 )
 
-_IP_UDP_OVERHEAD = 28
+# Bytes a datagram costs on the wire beyond its UDP payload: Ethernet header (14), IPv4 (20)
+# and UDP (8), so that --rate is what the link (and a switch port's shaper) counts.
+FRAME_OVERHEAD = 42
+# The pacer wakes the sender once this much time's worth of tokens is there, so datagrams leave
+# in batches (one GSO send) rather than one per wake-up; bursts stay far below a switch queue.
+PACING_QUANTUM = 0.001  # seconds
 _REFILL = 128  # datagrams generated per refill: small, so repairs need not wait a whole block
+FEC_CAP = 0.25  # adaptive proactive repair never exceeds this share of the source symbols
 PRECOMPUTED_REPAIRS = 4  # per group, beyond the proactive ones: the first NAKs' answers
 
 
@@ -149,23 +155,36 @@ def group_sources(payload: bytes, lay: BlockLayout) -> list[tuple[bytes | memory
     return groups
 
 
+def overhead_for_loss(loss: float) -> float:
+    """Proactive repair per source symbol for a receiver losing ``loss`` of the datagrams:
+    what replaces its losses on average (q = loss / (1 − loss)), plus about one standard
+    deviation for a typical group (~200 symbols), so most groups decode in the first pass
+    and the NAK rounds only mop up. Capped: a hopeless receiver must not double the traffic
+    for everyone."""
+    if loss <= 0.0:
+        return 0.0
+    q = min(loss, 0.5) / (1.0 - min(loss, 0.5))
+    return min(FEC_CAP, q + math.sqrt(q / 200.0))
+
+
 def proactive_count(k: int, fec_overhead: float) -> int:
     """Repair symbols the first pass sends for a group of k source symbols."""
     return int(k * fec_overhead + 0.5)
 
 
 def precompute_repairs(
-    payload: bytes, symbol_size: int, fec_overhead: float
+    payload: bytes, symbol_size: int, fec_overhead: float, extra: int = PRECOMPUTED_REPAIRS
 ) -> list[dict[int, bytes]]:
     """The first repair symbols of every group of an encoded block: the proactive ones and
-    the first NAK answers. Pure and thread-safe, so the daemon makes them in a worker thread
-    and hands them to ``feed_block``; the session computes any others itself."""
+    ``extra`` more for the first NAK answers. Pure and thread-safe, so the daemon makes them
+    in a worker thread and hands them to ``feed_block``; the session computes any others
+    itself."""
     lay = block_layout(len(payload), symbol_size)
     if lay.encoded_length == 0:
         return []
     ready = []
     for k, sources in zip(lay.group_k, group_sources(payload, lay), strict=True):
-        end = min(k + proactive_count(k, fec_overhead) + PRECOMPUTED_REPAIRS,
+        end = min(k + proactive_count(k, fec_overhead) + extra,
                   MAX_SYMBOLS_PER_GROUP)
         esis = list(range(k, end))
         ready.append(dict(zip(esis, encode_symbols(sources, esis), strict=True)))
@@ -189,7 +208,12 @@ class SenderSession:
         self.started_at: float | None = None
         self.first_pass_done_at: float | None = None
         self.grtt = config.grtt_initial
+        # Proactive repair per source symbol for blocks not yet sent: config.fec_overhead until
+        # receivers report their loss, then what the worst of them needs (config.adapt_fec).
+        # The driver's worker thread reads it when it precomputes a block's repairs.
+        self.fec_overhead = config.fec_overhead
         self._pacer = TokenBucket(config.rate_bps / 8.0, config.burst_bytes, now)
+        self._quantum = config.rate_bps / 8.0 * PACING_QUANTUM
         self._lengths = array("l", [-1]) * self.nblocks  # encoded length per block, once known
         self._cache: OrderedDict[int, _Block] = OrderedDict()
         self._saved_esi: dict[int, bytes] = {}  # next fresh esi of evicted blocks
@@ -261,7 +285,7 @@ class SenderSession:
         if self.state is SenderState.WAITING and self._start_deadline is not None:
             deadline = min(deadline, self._start_deadline)
         if self.state is SenderState.SENDING and self._has_data_to_send():
-            deadline = min(deadline, self._pacer.next_time())
+            deadline = min(deadline, self._pacer.next_time(self._quantum))
         return deadline
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
@@ -280,7 +304,7 @@ class SenderSession:
                 if not outgoing:
                     break
             size = len(outgoing[0])
-            if not pacer.try_consume(size + _IP_UDP_OVERHEAD, now):
+            if not pacer.try_consume(size + FRAME_OVERHEAD, now):
                 break
             out.append((outgoing.popleft(), data_addr))
             stats.data_bytes += size
@@ -321,6 +345,7 @@ class SenderSession:
 
     def set_rate(self, rate_bps: float, now: float) -> None:
         self._pacer.set_rate(rate_bps / 8.0, now)
+        self._quantum = rate_bps / 8.0 * PACING_QUANTUM
 
     @property
     def cursor(self) -> int:
@@ -459,7 +484,7 @@ class SenderSession:
         return esi
 
     def _proactive(self, k: int) -> int:
-        return proactive_count(k, self.config.fec_overhead)
+        return proactive_count(k, self.fec_overhead)
 
     def _initial_esi(self, lay: BlockLayout, passed: bool) -> list[int]:
         """The first fresh repair esi per group: k before the first pass, after it k plus
@@ -562,6 +587,10 @@ class SenderSession:
         info.received = msg.received
         info.dropped = msg.dropped
         info.loss = min(1.0, max(0.0, msg.loss_ppm / 1e6))
+        if self.config.adapt_fec:
+            worst = max((r.loss for r in self.receivers.values() if r.outcome is None),
+                        default=0.0)
+            self.fec_overhead = overhead_for_loss(worst)
         if msg.seq_seen > info.seq_seen:
             info.seq_seen = msg.seq_seen
         self._sample_rtt(info, msg.echo_time, msg.hold, now)

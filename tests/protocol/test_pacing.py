@@ -24,6 +24,13 @@ def test_next_time_is_when_tokens_return() -> None:
     assert bucket.try_consume(1, 0.5001)
 
 
+def test_next_time_can_wait_for_a_batch() -> None:
+    bucket = TokenBucket(rate=1000, burst=800, now=0.0)
+    assert bucket.try_consume(900, 0.0)  # balance -100
+    assert bucket.next_time(500) == pytest.approx(0.6, abs=1e-6)
+    assert bucket.next_time(5000) == pytest.approx(0.9, abs=1e-6)  # never beyond the burst
+
+
 def test_set_rate_applies_from_now() -> None:
     bucket = TokenBucket(rate=1000, burst=100, now=0.0)
     assert bucket.try_consume(200, 0.0)

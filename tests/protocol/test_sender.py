@@ -25,7 +25,14 @@ from protocol.events import (
 )
 from protocol.fec import encode_symbols
 from protocol.layout import block_layout
-from protocol.sender import SenderSession, SenderState
+from protocol.sender import (
+    FEC_CAP,
+    FRAME_OVERHEAD,
+    PACING_QUANTUM,
+    SenderSession,
+    SenderState,
+    overhead_for_loss,
+)
 from protocol.wire import (
     DATA_HEADER_SIZE,
     FLAG_REPAIR,
@@ -320,31 +327,72 @@ def test_proactive_repairs_are_the_first_repair_esis() -> None:
             assert esis == list(range(k + P[g]))
 
 
+def loss_report(sender: SenderSession, rid: int, addr: Addr, loss: float) -> None:
+    msg = Status(sender.session_id, rid, -1.0, 0.0, 0, 0, loss_ppm=round(loss * 1e6))
+    sender.receive_datagram(msg.encode(), addr, 0.0)
+
+
+def test_proactive_repair_follows_the_worst_receivers_loss() -> None:
+    sender, source = sender_for(random_image(600_000), fec_overhead=0.02, min_receivers=3)
+    join(sender, 1, R1, 0.0)
+    join(sender, 2, R2, 0.0)
+    assert sender.fec_overhead == 0.02  # nobody reported yet: the configured start
+    loss_report(sender, 1, R1, 0.0)
+    assert sender.fec_overhead == 0.0  # a clean LAN pays nothing up front
+    loss_report(sender, 2, R2, 0.05)
+    loss_report(sender, 1, R1, 0.01)
+    assert sender.fec_overhead == overhead_for_loss(0.05)
+    assert 0.0526 < sender.fec_overhead < 0.08  # what replaces 5 %, plus some margin
+    assert overhead_for_loss(0.9) == FEC_CAP
+    # The first pass of every block after that carries that many repairs per group.
+    join(sender, 3, R3, 0.0)  # the third: the transfer starts
+    out, _now = run_until(sender, source, 0.0, lambda: sender.first_pass_done_at is not None)
+    data = data_of(out)
+    assert {h.block for h, _ in data} == set(range(sender.nblocks))
+    for index in range(sender.nblocks):
+        mine = [h for h, _ in data if h.block == index]
+        lay = block_layout(mine[0].encoded_length, SYMBOL)
+        for g, k in enumerate(lay.group_k):
+            esis = {h.esi for h in mine if h.group == g}
+            assert esis == set(range(k + proactive(k, sender.fec_overhead)))
+
+
+def test_fixed_fec_ignores_the_reports() -> None:
+    sender, _source = sender_for(random_image(100_000), fec_overhead=0.03, adapt_fec=False)
+    join(sender, 1, R1, 0.0)
+    loss_report(sender, 1, R1, 0.2)
+    assert sender.fec_overhead == 0.03
+
+
 @pytest.mark.parametrize("rate_bps", [8e6, 40e6])
 def test_pacing_keeps_the_rate(rate_bps: float) -> None:
     burst = 8192
     image = random_image(400_000)
     sender, source = sender_for(image, rate_bps=rate_bps, burst_bytes=burst, fec_overhead=0.05)
     join(sender, 1, R1, 0.0)  # starts at t = 0
-    biggest = DATA_HEADER_SIZE + SYMBOL + 28
+    biggest = DATA_HEADER_SIZE + SYMBOL + FRAME_OVERHEAD
+    quantum = min(burst, rate_bps / 8 * PACING_QUANTUM)  # it waits for a batch's worth
     sent = 0
     now = 0.0
     deadlines_checked = 0
     while sender.first_pass_done_at is None:
         sender.handle_timer(now)
         out = pump(sender, source, now)
-        sent += sum(len(dg) + 28 for dg, _ in out if packet_type_untrusted(dg) == PacketType.DATA)
+        sent += sum(len(dg) + FRAME_OVERHEAD for dg, _ in out
+                    if packet_type_untrusted(dg) == PacketType.DATA)
         assert sent <= rate_bps / 8 * now + burst + biggest
         timer = sender.get_timer()
         assert timer is not None
         if sender.first_pass_done_at is None and timer < now + sender.config.sync_interval / 2:
-            # Out of tokens: the timer is when the next datagram may leave, not earlier.
-            assert now < timer <= now + biggest / (rate_bps / 8) + 1e-6
-            before = (now + timer) / 2
-            assert data_of(sender.datagrams_to_send(before)) == []
+            # Out of tokens: the timer is when the next batch may leave, not earlier.
+            assert now < timer <= now + (biggest + quantum) / (rate_bps / 8) + 1e-6
+            # Asked earlier (another datagram woke it), it sends once the balance is positive.
+            positive_at = timer - quantum / (rate_bps / 8)
+            if positive_at > now:
+                assert data_of(sender.datagrams_to_send((now + positive_at) / 2)) == []
             deadlines_checked += 1
         now = timer
-    assert deadlines_checked > 100
+    assert deadlines_checked > 50
     # It is paced, not throttled: the pass takes about as long as the rate demands.
     assert now == pytest.approx(sent * 8 / rate_bps, rel=0.05, abs=(burst + biggest) * 8 / rate_bps)
 

@@ -1,0 +1,39 @@
+"""The programs the benchmark compares, as argv templates for ``bench.lab_run``.
+
+udpcast gets its best settings: ``--min-receivers`` and ``--nokbd`` so it starts as soon as
+everyone is there, ``--max-bitrate`` at the link rate when links are shaped, and a variant with
+``--fec`` (the benchmark keeps the better of the two per cell). Its rendezvous goes to the
+all-hosts group 224.0.0.1 instead of the subnet broadcast: the lab has no broadcast address, and
+the data travels by multicast either way.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .lab_run import Tool
+
+UDPCAST_FEC = "8x8/128"  # 8 stripes, 8 redundant blocks per 128: udpcast's documented example
+RECEIVER_TIMEOUT = 120
+
+
+def mcastd(rate_mbit: float | None, extra: tuple[str, ...] = ()) -> Tool:
+    sender = [sys.executable, "-m", "mcastd", "serve", "{image}", "--interface", "lab0",
+              "--min-receivers", "{receivers}", "--max-wait", "30", "--json", *extra]
+    if rate_mbit is not None:
+        sender += ["--rate", f"{rate_mbit:g}M"]
+    receiver = [sys.executable, "-m", "receiver", "{target}", "--interface", "lab0", "--json",
+                "--timeout", str(RECEIVER_TIMEOUT)]
+    return Tool("mcastd", sender, receiver)
+
+
+def udpcast(rate_mbit: float | None, fec: bool) -> Tool:
+    common = ["--interface", "lab0", "--nokbd", "--no-progress", "--mcast-rdv-address",
+              "224.0.0.1"]
+    sender = ["udp-sender", "--file", "{image}", "--min-receivers", "{receivers}", *common]
+    if rate_mbit is not None:
+        sender += ["--max-bitrate", f"{rate_mbit:g}m"]
+    if fec:
+        sender += ["--fec", UDPCAST_FEC]
+    receiver = ["udp-receiver", "--file", "{target}", *common]
+    return Tool("udpcast+fec" if fec else "udpcast", sender, receiver)
