@@ -4,31 +4,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
-BENCH_DEBS := $(VENV)/.bench-debs
 DEMO_IMAGE := .demo/sample-256M.img
 
 .PHONY: test demo sim-demo lint typecheck pytest bench bench-quick bench-sim clean
 
 # Debian packages the kernel lab needs (nftables for per-link loss, iproute2 for namespaces
-# and tbf). Installed only where we are root; elsewhere the lab tests skip with a reason.
+# and tbf) and udpcast, the peer the benchmark measures us against. Installed only where we
+# are root; elsewhere the lab tests skip with a reason.
 $(DEBS):
 	@mkdir -p $(VENV)
-	@if command -v nft >/dev/null && command -v ip >/dev/null && command -v losetup >/dev/null; then \
+	@if command -v nft >/dev/null && command -v ip >/dev/null && command -v losetup >/dev/null \
+			&& command -v udp-sender >/dev/null; then \
 		true; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			nftables iproute2 mount >/dev/null; \
+			nftables iproute2 mount udpcast >/dev/null; \
 	else \
 		echo "note: nftables/iproute2 missing and not root: the kernel lab will be skipped"; \
 	fi
 	touch $(DEBS)
-
-# udpcast: the peer the benchmark measures us against, in the same lab and the same run.
-$(BENCH_DEBS): $(DEBS)
-	@if ! command -v udp-sender >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq udpcast >/dev/null; \
-	fi
-	touch $(BENCH_DEBS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -60,10 +54,10 @@ sim-demo: $(STAMP)
 	$(BIN)/python -m netsim.demo
 
 # mcastd against udpcast in the kernel lab: 37 cells x 3 repetitions, about an hour.
-bench: $(STAMP) $(BENCH_DEBS)
+bench: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.classroom --json .bench-logs/results.json
 
-bench-quick: $(STAMP) $(BENCH_DEBS)
+bench-quick: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.classroom --quick --reps 1
 
 bench-sim: $(STAMP)

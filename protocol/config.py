@@ -24,7 +24,10 @@ class SenderConfig:
     block_size: int = DEFAULT_BLOCK_SIZE
     symbol_size: int = DEFAULT_SYMBOL_SIZE
     rate_bps: float = 900e6  # ceiling on the wire, bits per second (Ethernet frames counted)
-    burst_bytes: int = 64 * 1024  # token bucket depth: how much may leave back to back
+    # Token bucket depth, how much may leave back to back (None: 10 ms of the rate, at least
+    # 64 KiB): a sender woken a few ms late (GIL, a busy loop) catches up instead of losing
+    # link time.
+    burst_bytes: int | None = None
     fec_overhead: float = 0.02  # proactive repair symbols per source symbol, per group
     adapt_fec: bool = True  # then follow the loss receivers report (fec_overhead: the start)
     min_receivers: int = 1

@@ -212,7 +212,7 @@ class SenderSession:
         # receivers report their loss, then what the worst of them needs (config.adapt_fec).
         # The driver's worker thread reads it when it precomputes a block's repairs.
         self.fec_overhead = config.fec_overhead
-        self._pacer = TokenBucket(config.rate_bps / 8.0, config.burst_bytes, now)
+        self._pacer = self._new_pacer(now)
         self._quantum = config.rate_bps / 8.0 * PACING_QUANTUM
         self._lengths = array("l", [-1]) * self.nblocks  # encoded length per block, once known
         self._cache: OrderedDict[int, _Block] = OrderedDict()
@@ -548,11 +548,17 @@ class SenderSession:
             interval = min(interval, max(0.005, 2.0 * self.grtt))
         self._next_sync = now + interval
 
+    def _new_pacer(self, now: float) -> TokenBucket:
+        rate = self.config.rate_bps / 8.0
+        burst = self.config.burst_bytes
+        return TokenBucket(rate, burst if burst is not None else max(64 * 1024, rate * 0.01),
+                           now)
+
     def _start(self, now: float) -> None:
         self.state = SenderState.SENDING
         self.started_at = now
         self._idle = False
-        self._pacer = TokenBucket(self.config.rate_bps / 8.0, self.config.burst_bytes, now)
+        self._pacer = self._new_pacer(now)
         self._events.append(TransferStarted(len(self.receivers)))
         self._queue_sync(now)
         self._want_ahead()

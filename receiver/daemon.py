@@ -39,7 +39,7 @@ MAX_UNWRITTEN_BLOCKS = 16
 # After a short read of the data socket, wait this long before the next one: datagrams are then
 # handled ~20 per wake-up at 100 Mbit/s instead of one. 2 ms fills 0.25 MB of the 8 MiB buffer
 # at 1 Gbit/s, and delays a NAK by less than the sender's own SYNC interval.
-DATA_LINGER = 0.002
+DATA_LINGER = 0.005
 
 
 class ReceiverDaemon:

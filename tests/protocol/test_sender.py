@@ -497,7 +497,8 @@ def test_a_nak_counts_no_more_than_k_per_group_and_odd_layouts_get_the_whole_blo
 
 def test_naks_for_blocks_before_their_first_pass_are_ignored() -> None:
     image = random_image(200_000, seed=4)  # 5 blocks
-    sender, source = sender_for(image, fec_overhead=0.0, batch_max=16)
+    # A small burst, so the first pass takes a while and a NAK can arrive in the middle of it.
+    sender, source = sender_for(image, fec_overhead=0.0, batch_max=16, burst_bytes=64 * 1024)
     join(sender, 1, R1, 0.0)
     status(sender, 1, 10**6, need=[(0, [3, 3])], whole=[(0, 5)])
     out = pump(sender, source, 0.0)
