@@ -19,16 +19,21 @@ from types import TracebackType
 
 from mcastd.units import format_bytes
 from receiver.blockio import SECTOR, UNSUPPORTED, device_size, drop_cache, punch_hole, zero_out
+from receiver.directio import ALIGN, AlignedBuffers, aligned_length, open_direct
 from receiver.mounts import read_mounted_users
 
 PWrite = Callable[[int, memoryview, int], int]
 
-HASH_CHUNK = 4 << 20
+HASH_CHUNK = 4 << 20  # a multiple of directio.ALIGN
 _ZEROS = memoryview(bytes(1 << 20))  # shared by every thread: it is never written
 
 
 class TargetError(Exception):
     """One plain sentence saying what is wrong with the target and what to do."""
+
+
+class _DirectRefused(Exception):
+    """The disk rejects O_DIRECT writes after all (an odd alignment): write buffered."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,8 @@ class Target:
             self._fd = os.open(info.path, flags, 0o644)
         except OSError as exc:
             raise _open_error(info.path, exc) from exc
+        self._direct_fd: int | None = None
+        self._buffers = AlignedBuffers()
         if not info.is_block_device:
             try:
                 os.ftruncate(self._fd, image_size)
@@ -188,6 +195,16 @@ class Target:
                 if exc.errno in (errno.ETXTBSY, errno.EPERM, errno.EACCES):  # e.g. a swap file
                     raise _open_error(info.path, exc) from exc
                 raise self._write_error(exc, None) from exc
+        try:
+            self._direct_fd = open_direct(info.path)
+        except OSError as exc:
+            self.close()
+            raise _open_error(info.path, exc) from exc
+
+    @property
+    def direct(self) -> bool:
+        """Aligned blocks bypass the page cache (O_DIRECT)."""
+        return self._direct_fd is not None
 
     @property
     def bytes_written(self) -> int:
@@ -198,7 +215,17 @@ class Target:
     def write_block(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
         self._check_range(offset, len(view))
-        self._write_all(offset, view)
+        direct_fd = self._direct_fd
+        head = aligned_length(offset, len(view)) if direct_fd is not None else 0
+        if head:
+            buffer = self._buffers.get(head)
+            buffer[:] = view[:head]  # O_DIRECT needs an aligned buffer: one memcpy
+            try:
+                self._write_all(offset, buffer, direct_fd)
+            except _DirectRefused:
+                self._direct_fd = None  # this disk will not: buffered from now on
+                head = 0
+        self._write_all(offset + head, view[head:])
         self._count(len(view))
 
     def write_zeros(self, offset: int, length: int) -> None:
@@ -220,18 +247,22 @@ class Target:
     def sha256(self, progress: Callable[[int], None] | None = None) -> bytes:
         """SHA-256 of the first ``image_size`` bytes as the disk returns them.
 
-        Cached pages are dropped after the flush, so the digest covers what reached the disk,
-        and again after each chunk, so hashing does not push everything else out of memory.
+        Aligned chunks are read with O_DIRECT where the target allows it. Otherwise cached
+        pages are dropped after the flush, so the digest covers what reached the disk, and
+        again after each chunk, so hashing does not push everything else out of memory.
         """
         self.sync()
         self._drop_cache(0, self.image_size)
         digest = hashlib.sha256()
-        buffer = memoryview(bytearray(min(HASH_CHUNK, max(self.image_size, 1))))
+        buffer = self._buffers.get(min(HASH_CHUNK, max(self.image_size, 1)))
         done = 0
         while done < self.image_size:
             want = min(len(buffer), self.image_size - done)
+            fd = self._fd
+            if self._direct_fd is not None and aligned_length(done, want) == want:
+                fd = self._direct_fd
             try:
-                got = os.preadv(self._fd, [buffer[:want]], done)
+                got = os.preadv(fd, [buffer[:want]], done)
             except OSError as exc:
                 raise TargetError(f"reading {self.info.path} back at byte {done} failed "
                                   f"({exc.strerror}): the disk may be failing; "
@@ -249,8 +280,10 @@ class Target:
 
     def close(self) -> None:
         fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
+        direct, self._direct_fd = self._direct_fd, None
+        for f in (fd, direct):
+            if f is not None and f >= 0:
+                os.close(f)
 
     def __enter__(self) -> Target:
         return self
@@ -273,13 +306,21 @@ class Target:
         with self._lock:
             self._written += length
 
-    def _write_all(self, offset: int, view: memoryview) -> None:
+    def _write_all(self, offset: int, view: memoryview, fd: int | None = None) -> None:
+        """Write all of ``view`` through ``fd`` (default: the buffered descriptor)."""
+        direct = fd is not None
         done = 0
         while done < len(view):  # pwrite may store fewer bytes than asked
             try:
-                n = self._pwrite(self._fd, view[done:], offset + done)
+                n = self._pwrite(self._fd if fd is None else fd, view[done:], offset + done)
             except OSError as exc:
+                if direct and exc.errno == errno.EINVAL:
+                    raise _DirectRefused from exc
                 raise self._write_error(exc, offset + done) from exc
+            if direct and n % ALIGN:  # a short direct write leaves an unaligned rest
+                done += n
+                self._write_all(offset + done, view[done:])
+                return
             if n <= 0:  # nothing stored and no error: treat as full rather than spin
                 raise self._write_error(OSError(errno.ENOSPC, "no space"), offset + done)
             done += n
