@@ -34,6 +34,9 @@ class SenderConfig:
     receiver_timeout: float = 10.0  # a receiver silent this long is dropped as failed
     max_wait: float | None = None  # start after this long with >= 1 receiver, even if fewer
     announce_interval: float = 1.0
+    # While waiting to start, announce this often: a receiver that missed one (a lossy link)
+    # then costs the whole room a quarter second, not a second.
+    waiting_announce_interval: float = 0.25
     sync_interval: float = 0.1
     grtt_initial: float = 0.05
     grtt_min: float = 0.001
@@ -59,7 +62,7 @@ class ReceiverConfig:
     discovery_addr: Addr = DISCOVERY_ADDR
     session_name: str | None = None  # join only a session of this name
     max_pending_blocks: int = 128  # partially received blocks held in memory at most
-    join_interval: float = 0.5
+    join_interval: float = 0.25
     status_interval: float = 1.0  # heartbeat STATUS even when nothing is missing
     nak_backoff: float = 2.0  # first NAK after new loss waits U(0, nak_backoff × GRTT)
     done_interval: float = 0.5

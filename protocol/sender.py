@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-WAITING   ANNOUNCE on the discovery group every ``announce_interval``; JOINs are answered with
-          ACCEPT. The transfer starts when ``min_receivers`` joined, or when ``max_wait`` ran
-          out with at least one.
+WAITING   ANNOUNCE on the discovery group every ``waiting_announce_interval`` (afterwards
+          every ``announce_interval``); JOINs are answered with ACCEPT. The transfer starts
+          when ``min_receivers`` joined, or when ``max_wait`` ran out with at least one.
 SENDING   First pass: blocks in order, each as its source symbols (groups interleaved) plus
           ``fec_overhead`` proactive repair symbols per group. Block bytes are pushed in by the
           driver (``BlockWanted`` → ``feed_block``); a bounded LRU keeps encoded blocks for
@@ -164,7 +164,7 @@ def overhead_for_loss(loss: float) -> float:
     if loss <= 0.0:
         return 0.0
     q = min(loss, 0.5) / (1.0 - min(loss, 0.5))
-    return min(FEC_CAP, q + math.sqrt(q / 200.0))
+    return min(FEC_CAP, q)
 
 
 def proactive_count(k: int, fec_overhead: float) -> int:
@@ -263,7 +263,9 @@ class SenderSession:
             return
         if now >= self._next_announce:
             self._control.append((self._announce(now).encode(), self.config.discovery_addr))
-            self._next_announce = now + self.config.announce_interval
+            waiting = self.state is SenderState.WAITING
+            self._next_announce = now + (self.config.waiting_announce_interval if waiting
+                                         else self.config.announce_interval)
         if self.state is SenderState.WAITING:
             deadline = self._start_deadline
             if deadline is not None and now >= deadline:

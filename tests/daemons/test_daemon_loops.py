@@ -42,7 +42,9 @@ async def test_late_laptop_still_gets_the_whole_image(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     with trio.fail_after(120):
-        room = await run_room(tmp_path, receivers=3, late={2: 0.3}, min_receivers=2)
+        # 8 MiB take 0.7 s at 100 Mbit/s; the late one hears the announce at 0.25 s.
+        room = await run_room(tmp_path, receivers=3, size=8 << 20, late={2: 0.1},
+                              min_receivers=2)
     assert room.sender is not None and room.sender.ok
     assert all(room.written(i) == room.image for i in range(3))
 
@@ -61,7 +63,8 @@ async def test_a_laptop_that_vanishes_is_dropped_and_the_others_finish(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     with trio.fail_after(120):
-        room = await run_room(tmp_path, receivers=3, size=8 << 20, vanish={1: 1.2})
+        # 32 MiB take about a second at 100 Mbit/s (it starts at 0.25 s at the latest)
+        room = await run_room(tmp_path, receivers=3, size=32 << 20, vanish={1: 0.5})
     assert room.sender is not None and not room.sender.ok
     states = {row.state for row in room.sender.receivers}
     assert states == {"done", "dropped"}

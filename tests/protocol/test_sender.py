@@ -168,7 +168,8 @@ def proactive(k: int, overhead: float) -> int:
 
 def test_announces_on_the_discovery_group() -> None:
     image = random_image(100_000)
-    sender, _ = sender_for(image, now=10.0, announce_interval=2.0)
+    sender, _ = sender_for(image, now=10.0, announce_interval=0.5,
+                           waiting_announce_interval=2.0)
     assert sender.get_timer() == 10.0
     sender.handle_timer(10.0)
     ((dg, addr),) = sender.datagrams_to_send(10.0)
