@@ -35,7 +35,7 @@ from .targets import Cell, check_targets
 
 IMAGE_SIZE = 200 * 1024 * 1024
 MEMORY_IMAGE_SIZE = 4 * 1024**3
-RUN_TIMEOUT = 240.0  # seconds per transfer before it counts as failed
+RUN_TIMEOUT = 150.0  # seconds per transfer before it counts as failed (udpcast needs ~25 s)
 
 
 @dataclass(frozen=True)

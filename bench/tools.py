@@ -1,7 +1,8 @@
 """The programs the benchmark compares, as argv templates for ``bench.lab_run``.
 
 udpcast gets its best settings: ``--min-receivers`` and ``--nokbd`` so it starts as soon as
-everyone is there, ``--max-bitrate`` at the link rate when links are shaped, and a variant with
+everyone is there, ``--rexmit-hello-interval`` so a lost connect request is retried (as our
+announces are), ``--max-bitrate`` at the link rate when links are shaped, and a variant with
 ``--fec`` (the benchmark keeps the better of the two per cell). Its rendezvous goes to the
 all-hosts group 224.0.0.1 instead of the subnet broadcast: the lab has no broadcast address, and
 the data travels by multicast either way.
@@ -30,7 +31,10 @@ def mcastd(rate_mbit: float | None, extra: tuple[str, ...] = ()) -> Tool:
 def udpcast(rate_mbit: float | None, fec: bool) -> Tool:
     common = ["--interface", "lab0", "--nokbd", "--no-progress", "--mcast-rdv-address",
               "224.0.0.1"]
-    sender = ["udp-sender", "--file", "{image}", "--min-receivers", "{receivers}", *common]
+    # Without --rexmit-hello-interval a receiver whose connect request was lost is never heard
+    # again, and --min-receivers then waits forever (seen at 5 % loss).
+    sender = ["udp-sender", "--file", "{image}", "--min-receivers", "{receivers}",
+              "--rexmit-hello-interval", "250", *common]
     if rate_mbit is not None:
         sender += ["--max-bitrate", f"{rate_mbit:g}m"]
     if fec:

@@ -157,10 +157,11 @@ def group_sources(payload: bytes, lay: BlockLayout) -> list[tuple[bytes | memory
 
 def overhead_for_loss(loss: float) -> float:
     """Proactive repair per source symbol for a receiver losing ``loss`` of the datagrams:
-    what replaces its losses on average (q = loss / (1 − loss)), plus about one standard
-    deviation for a typical group (~200 symbols), so most groups decode in the first pass
-    and the NAK rounds only mop up. Capped: a hopeless receiver must not double the traffic
-    for everyone."""
+    what replaces its losses on average, q = loss / (1 − loss). No margin on top: on a LAN a
+    NAK round costs milliseconds, and a repair answering a NAK is sent only as often as the
+    worst receiver needs it, while every surplus proactive symbol is wasted for all (a
+    margin of one standard deviation cost 1.5 % more traffic for no faster finish at 5 %
+    loss). Capped: a hopeless receiver must not double the traffic for everyone."""
     if loss <= 0.0:
         return 0.0
     q = min(loss, 0.5) / (1.0 - min(loss, 0.5))
