@@ -13,13 +13,7 @@ from protocol.events import (
     SessionComplete,
     TransferStarted,
 )
-from protocol.sender import (
-    PRECOMPUTED_REPAIRS,
-    ReceiverInfo,
-    SenderSession,
-    SenderState,
-    precompute_repairs,
-)
+from protocol.sender import ReceiverInfo, SenderSession, SenderState, precompute_repairs
 from protocol.wire import DATA_HEADER_SIZE
 
 from .console import Console
@@ -90,12 +84,8 @@ class SenderDaemon:
         the event loop only frames and sends."""
         kind, payload = self.source.read_encoded(index)
         session = self.session
-        # While no receiver reports loss, NAKs are rare: their repairs are made when asked
-        # (~50 µs each) rather than for every group in advance.
-        overhead = session.fec_overhead
-        extra = PRECOMPUTED_REPAIRS if overhead > 0 else 0
-        return kind, payload, precompute_repairs(payload, session.config.symbol_size, overhead,
-                                                 extra)
+        return kind, payload, precompute_repairs(payload, session.config.symbol_size,
+                                                 session.fec_overhead)
 
     # --- progress -------------------------------------------------------------------------
 

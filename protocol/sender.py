@@ -174,12 +174,14 @@ def proactive_count(k: int, fec_overhead: float) -> int:
 
 
 def precompute_repairs(
-    payload: bytes, symbol_size: int, fec_overhead: float, extra: int = PRECOMPUTED_REPAIRS
+    payload: bytes, symbol_size: int, fec_overhead: float
 ) -> list[dict[int, bytes]]:
-    """The first repair symbols of every group of an encoded block: the proactive ones and
-    ``extra`` more for the first NAK answers. Pure and thread-safe, so the daemon makes them
-    in a worker thread and hands them to ``feed_block``; the session computes any others
-    itself."""
+    """The first repair symbols of every group of an encoded block: the proactive ones and,
+    while there is loss to repair (``fec_overhead`` > 0), PRECOMPUTED_REPAIRS more for the
+    first NAK answers; on a clean LAN NAKs are rare and their repairs are made when asked
+    (~50 µs each). Pure and thread-safe, so the daemon makes them in a worker thread and
+    hands them to ``feed_block``; the session computes any others itself."""
+    extra = PRECOMPUTED_REPAIRS if fec_overhead > 0 else 0
     lay = block_layout(len(payload), symbol_size)
     if lay.encoded_length == 0:
         return []
@@ -214,7 +216,6 @@ class SenderSession:
         # The driver's worker thread reads it when it precomputes a block's repairs.
         self.fec_overhead = config.fec_overhead
         self._pacer = self._new_pacer(now)
-        self._quantum = config.rate_bps / 8.0 * PACING_QUANTUM
         self._lengths = array("l", [-1]) * self.nblocks  # encoded length per block, once known
         self._cache: OrderedDict[int, _Block] = OrderedDict()
         self._saved_esi: dict[int, bytes] = {}  # next fresh esi of evicted blocks
@@ -288,7 +289,8 @@ class SenderSession:
         if self.state is SenderState.WAITING and self._start_deadline is not None:
             deadline = min(deadline, self._start_deadline)
         if self.state is SenderState.SENDING and self._has_data_to_send():
-            deadline = min(deadline, self._pacer.next_time(self._quantum))
+            pacer = self._pacer
+            deadline = min(deadline, pacer.next_time(pacer.rate * PACING_QUANTUM))
         return deadline
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
@@ -348,7 +350,6 @@ class SenderSession:
 
     def set_rate(self, rate_bps: float, now: float) -> None:
         self._pacer.set_rate(rate_bps / 8.0, now)
-        self._quantum = rate_bps / 8.0 * PACING_QUANTUM
 
     @property
     def cursor(self) -> int:

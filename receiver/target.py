@@ -186,6 +186,7 @@ class Target:
         except OSError as exc:
             raise _open_error(info.path, exc) from exc
         self._direct_fd: int | None = None
+        self._use_direct = False  # cleared for good if the disk refuses a direct write
         self._buffers = AlignedBuffers()
         if not info.is_block_device:
             try:
@@ -197,6 +198,7 @@ class Target:
                 raise self._write_error(exc, None) from exc
         try:
             self._direct_fd = open_direct(info.path)
+            self._use_direct = self._direct_fd is not None
         except OSError as exc:
             self.close()
             raise _open_error(info.path, exc) from exc
@@ -204,7 +206,7 @@ class Target:
     @property
     def direct(self) -> bool:
         """Aligned blocks bypass the page cache (O_DIRECT)."""
-        return self._direct_fd is not None
+        return self._use_direct
 
     @property
     def bytes_written(self) -> int:
@@ -216,14 +218,14 @@ class Target:
         view = memoryview(data).cast("B")
         self._check_range(offset, len(view))
         direct_fd = self._direct_fd
-        head = aligned_length(offset, len(view)) if direct_fd is not None else 0
+        head = aligned_length(offset, len(view)) if self._use_direct else 0
         if head:
             buffer = self._buffers.get(head)
             buffer[:] = view[:head]  # O_DIRECT needs an aligned buffer: one memcpy
             try:
                 self._write_all(offset, buffer, direct_fd)
             except _DirectRefused:
-                self._direct_fd = None  # this disk will not: buffered from now on
+                self._use_direct = False  # this disk will not: buffered from now on
                 head = 0
         self._write_all(offset + head, view[head:])
         self._count(len(view))
@@ -259,7 +261,8 @@ class Target:
         while done < self.image_size:
             want = min(len(buffer), self.image_size - done)
             fd = self._fd
-            if self._direct_fd is not None and aligned_length(done, want) == want:
+            if self._use_direct and self._direct_fd is not None \
+                    and aligned_length(done, want) == want:
                 fd = self._direct_fd
             try:
                 got = os.preadv(fd, [buffer[:want]], done)

@@ -79,12 +79,14 @@ def test_a_disk_that_refuses_direct_writes_gets_buffered_ones(tmp_path: Path) ->
             raise OSError(errno.EINVAL, "Invalid argument")
         return os.pwrite(fd, data, offset)
 
+    open_fds = len(os.listdir("/proc/self/fd"))
     with Target(check_target(str(path)), len(image), pwrite=picky) as target:
         for offset in (2 * MiB, 0, MiB):
             target.write_block(offset, image[offset : offset + MiB])
         assert not target.direct
         assert target.bytes_written == len(image)
     assert path.read_bytes() == image
+    assert len(os.listdir("/proc/self/fd")) == open_fds  # the refused descriptor is closed too
 
 
 def test_a_short_direct_write_is_finished_buffered(tmp_path: Path) -> None:
