@@ -27,6 +27,14 @@ UDP_GRO = 104
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
 IP_MULTICAST_ALL = 49
+SO_MEMINFO = 55  # asm-generic/socket.h
+_MEMINFO = struct.Struct("=9I")  # linux/sock_diag.h: SK_MEMINFO_VARS u32s, up to ...
+SK_MEMINFO_DROPS = 8  # ... the datagrams dropped because the receive buffer was full
+
+# Switches that snoop IGMP but hear no querier time a member out after ~260 s by default
+# (robustness 2 × query interval 125 s + 10 s), and Linux sends an unsolicited membership
+# report only when a socket joins: a receiver re-joins once a minute to stay well inside that.
+IGMP_REASSERT_INTERVAL = 60.0
 
 MAX_GSO_SEGMENTS = 64
 MAX_GSO_BYTES = 65000  # one UDP datagram's payload limit, with room for headers
@@ -58,6 +66,18 @@ def _probe(option: int, value: int) -> bool:
     return True
 
 
+def socket_drops(sock: socket.socket) -> int | None:
+    """How many datagrams the kernel dropped for ``sock`` because its receive buffer was full
+    (SK_MEMINFO_DROPS); None where the kernel does not say."""
+    try:
+        info = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO.size)
+    except OSError:
+        return None
+    if len(info) < _MEMINFO.size:  # a kernel older than the drops counter
+        return None
+    return int(_MEMINFO.unpack(info)[SK_MEMINFO_DROPS])
+
+
 class UdpEndpoint:
     """One non-blocking UDP socket with batched I/O. Implements the daemons' Endpoint."""
 
@@ -66,6 +86,8 @@ class UdpEndpoint:
         self.sock = sock
         self.gso = gso
         self.gro = gro
+        # The ip_mreqn of the group this socket joined (set by open_group_listener), else None.
+        self.membership: bytes | None = None
         if gro:
             sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
         self._buf = bytearray(RECV_BUFFER)
@@ -149,6 +171,28 @@ class UdpEndpoint:
             if length < size:
                 break  # a short segment must be the last one
         return end
+
+    def drops(self) -> int | None:
+        """Datagrams lost to this socket's full receive buffer so far (None: unknown). A
+        receiver whose socket overflows (a CPU-starved laptop) reports the count to the sender
+        as a congestion signal, rather than letting it pass for silent loss on the wire."""
+        return socket_drops(self.sock)
+
+    def reassert_membership(self) -> None:
+        """Leave and re-join this socket's group, so the kernel sends a fresh unsolicited
+        IGMP membership report (see IGMP_REASSERT_INTERVAL). No-op for a socket that joined
+        no group."""
+        mreqn = self.membership
+        if mreqn is None:
+            return
+        try:
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreqn)
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+        except OSError as exc:
+            group = socket.inet_ntoa(mreqn[:4])
+            raise NetworkError(
+                f"cannot renew membership of multicast group {group}: {exc.strerror}."
+            ) from exc
 
     def close(self) -> None:
         self.sock.close()
@@ -234,19 +278,22 @@ def open_group_listener(
     """A socket that receives ``group`` on ``ifname`` only (several receivers on one host may
     share the port)."""
     _ip, index = interface_address(ifname)
+    mreqn = _ip_mreqn(group[0], index)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(group)  # bound to the group address: no other group's traffic gets in
         sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _ip_mreqn(group[0], index))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
         _raise_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, buffer)
     except OSError as exc:
         sock.close()
         raise NetworkError(
             f"cannot join multicast group {group[0]}:{group[1]} on {ifname}: {exc.strerror}."
         ) from exc
-    return UdpEndpoint(sock, gro=gro_supported() if gro is None else gro)
+    endpoint = UdpEndpoint(sock, gro=gro_supported() if gro is None else gro)
+    endpoint.membership = mreqn
+    return endpoint
 
 
 def open_unicast(ifname: str) -> UdpEndpoint:

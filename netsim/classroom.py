@@ -10,15 +10,16 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 
 from protocol.config import DISCOVERY_ADDR, Addr, ReceiverConfig, SenderConfig
-from protocol.events import BlockReady, Event, SessionComplete, SessionFound
+from protocol.events import BlockReady, Event, Finished, SessionComplete, SessionFound
 from protocol.receiver import ReceiverSession
 from protocol.sender import SenderSession
 
-from .drivers import MemorySink, MemorySource
+from .drivers import MemoryJournal, MemorySink, MemorySource
 from .images import make_image
 from .network import Node, SimNetwork
 from .scenarios import Scenario
@@ -46,11 +47,13 @@ class ReceiverNode(Node):
     without decoding it: the symbol bookkeeping is still the real protocol's, and a Reed–Solomon
     group with k distinct symbols always decodes, so timing and traffic are unchanged."""
 
-    def __init__(self, address: Addr, session: ReceiverSession, decode: bool = True) -> None:
+    def __init__(self, address: Addr, session: ReceiverSession, decode: bool = True,
+                 disk: bytearray | None = None, journal: MemoryJournal | None = None) -> None:
         super().__init__(address, session)
         self.receiver = session
-        self.sink = MemorySink(session, keep_image=decode)
+        self.sink = MemorySink(session, keep_image=decode, disk=disk, journal=journal)
         self.decode = decode
+        self.on_sender_lost: Callable[[ReceiverNode], None] | None = None
 
     def on_event(self, event: object, net: SimNetwork) -> None:
         assert isinstance(event, Event)
@@ -60,6 +63,8 @@ class ReceiverNode(Node):
             self.receiver.block_stored(event.index)
             return
         self.sink.on_event(event, net.now)
+        if isinstance(event, Finished) and self.receiver.sender_lost and self.on_sender_lost:
+            net.at(net.now, partial(self.on_sender_lost, self))
 
 
 @dataclass
@@ -72,6 +77,10 @@ class ReceiverOutcome:
     verified_at: float | None
     rejected_blocks: int
     crashed: bool = False
+    resumed_blocks: int = 0  # taken from its journal after a restart
+    written_blocks: int = 0  # decoded and written by this run
+    finished_at: float | None = None
+    reason: str = ""
 
 
 @dataclass
@@ -89,6 +98,7 @@ class ClassroomResult:
     trace: str
     complete: SessionComplete | None
     receivers: list[ReceiverOutcome] = field(default_factory=list)
+    senders: int = 1  # sender runs (a crashed sender restarted: 2)
 
     @property
     def survivors(self) -> list[ReceiverOutcome]:
@@ -134,28 +144,52 @@ def run_classroom(
             rate_bps=scenario.rate_bps,
             fec_overhead=scenario.fec_overhead,
             min_receivers=scenario.wait_for(),
+            late_join_window=scenario.late_join_window,
         ),
         **extra,  # type: ignore[arg-type]
     )
-    sender = SenderNode(
-        SENDER_ADDR, SenderSession(config, random.Random(net.rng.getrandbits(64)), 0.0), image
-    )
+    senders: list[SenderNode] = []
+
+    def start_sender() -> None:
+        rng = random.Random(net.rng.getrandbits(64))
+        senders.append(SenderNode(SENDER_ADDR, SenderSession(config, rng, net.now), image))
+        net.add_node(senders[-1], scenario.sender_link)
+
     nodes: list[tuple[int, ReceiverNode, float]] = []
     live: dict[int, ReceiverNode] = {}
     crashed: set[int] = set()
+    superseded: set[int] = set()  # runs that ended for want of a sender and went on anew
+    # Each laptop's disk and journal outlive its crashes, as a real disk does.
+    disks: dict[int, bytearray] = {}
+    journals: dict[int, MemoryJournal] = {}
 
-    def add_receiver(i: int) -> None:
+    def add_receiver(i: int, image_sha256: bytes | None = None) -> None:
         session = ReceiverSession(
-            ReceiverConfig(), random.Random(net.rng.getrandbits(64)), net.now
+            ReceiverConfig(image_sha256=image_sha256), random.Random(net.rng.getrandbits(64)),
+            net.now,
         )
         decode = decode_sample is None or i < decode_sample
-        node = ReceiverNode((f"10.0.{1 + i // 250}.{1 + i % 250}", 9000), session, decode)
+        node = ReceiverNode((f"10.0.{1 + i // 250}.{1 + i % 250}", 9000), session, decode,
+                            disks.setdefault(i, bytearray()),
+                            journals.setdefault(i, MemoryJournal()))
+        if scenario.wait_for_sender:
+            node.on_sender_lost = partial(wait_for_sender, i)
         nodes.append((i, node, net.now))
         live[i] = node
         net.add_node(node, scenario.link(i), scenario.uplink, groups=[DISCOVERY_ADDR])
 
+    def wait_for_sender(i: int, node: ReceiverNode) -> None:
+        """`mcast-receive --wait-for-sender`: a new session for the same image, resumed."""
+        if live.get(i) is not node:
+            return
+        superseded.add(id(node))
+        net.remove_node(node)
+        announce = node.receiver.announce
+        add_receiver(i, announce.image_sha256 if announce is not None else None)
+
     def crash(i: int) -> None:
         crashed.add(id(live[i]))
+        journals[i].crash()
         net.remove_node(live[i])
 
     for i in range(scenario.n_receivers):
@@ -167,32 +201,43 @@ def run_classroom(
         net.at(crash_at, partial(crash, i))
         if restart_at is not None:
             net.at(restart_at, partial(add_receiver, i))
-    net.add_node(sender, scenario.sender_link)
+    start_sender()
+    if scenario.sender_crash is not None:
+        sender_crash_at, sender_restart_at = scenario.sender_crash
+        net.at(sender_crash_at, lambda: net.remove_node(senders[-1]))
+        if sender_restart_at is not None:
+            net.at(sender_restart_at, start_sender)
 
     def finished() -> bool:
-        return sender.complete is not None and all(
-            n.receiver.result is not None for _, n, _ in nodes if id(n) not in crashed
-        )
+        sender = senders[-1]
+        return (sender.complete is not None or not net.is_alive(sender)) and all(
+            n.receiver.result is not None for _, n, _ in nodes
+            if id(n) not in crashed and id(n) not in superseded
+        ) and not (scenario.sender_crash and scenario.sender_crash[1] and
+                   net.now < scenario.sender_crash[1])
 
     t0 = time.perf_counter()
     end = net.run(scenario.time_limit, stop=finished)
     wall = time.perf_counter() - t0
-    stats = sender.sender.stats
+    first, sender = senders[0], senders[-1]
     result = ClassroomResult(
         scenario=scenario,
         seed=seed,
         image_size=len(image),
-        encoded_bytes=sum(sender.source.encoded_bytes.values()),
-        data_bytes=stats.data_bytes,
-        naks=stats.naks_received,
-        statuses=stats.status_received,
-        started_at=sender.sender.started_at,
+        encoded_bytes=sum(first.source.encoded_bytes.values()),
+        data_bytes=sum(s.sender.stats.data_bytes for s in senders),
+        naks=sum(s.sender.stats.naks_received for s in senders),
+        statuses=sum(s.sender.stats.status_received for s in senders),
+        started_at=first.sender.started_at,
         end=end,
         wall=wall,
         trace=net.trace_digest() if trace else "",
         complete=sender.complete,
+        senders=len(senders),
     )
     for i, node, joined_at in nodes:
+        if id(node) in superseded:
+            continue
         sink = node.sink
         verdict = node.receiver.result
         result.receivers.append(
@@ -205,6 +250,10 @@ def run_classroom(
                 verified_at=sink.verified_at,
                 rejected_blocks=sink.rejected,
                 crashed=id(node) in crashed,
+                resumed_blocks=sink.resumed,
+                written_blocks=sink.written,
+                finished_at=sink.finished_at,
+                reason=verdict[1] if verdict is not None else "",
             )
         )
     return result

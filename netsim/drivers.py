@@ -37,14 +37,57 @@ class MemorySource:
             self.session.feed_block(event.index, kind, payload)
 
 
-class MemorySink:
-    """Writes decoded blocks into a bytearray and verifies the whole image at the end."""
+class MemoryJournal:
+    """The receiver daemon's journal (receiver/journal.py) in memory: stored blocks become
+    durable only at a flush — after ``FLUSH_INTERVAL`` or ``FLUSH_BLOCKS``, as the daemon
+    does — so a crash loses the ones since the last flush, and they are fetched again."""
 
-    def __init__(self, session: ReceiverSession, keep_image: bool = True) -> None:
+    FLUSH_INTERVAL = 0.5
+    FLUSH_BLOCKS = 64
+
+    def __init__(self) -> None:
+        self.image_sha256 = b""
+        self.durable: set[int] = set()
+        self._pending: set[int] = set()
+        self._flushed_at = 0.0
+
+    def open(self, image_sha256: bytes, now: float) -> list[int]:
+        """The durable blocks of this image (none if the journal was of another)."""
+        if image_sha256 != self.image_sha256:
+            self.image_sha256, self.durable, self._pending = image_sha256, set(), set()
+        self._flushed_at = now
+        return sorted(self.durable)
+
+    def record(self, index: int, now: float) -> None:
+        self._pending.add(index)
+        if len(self._pending) >= self.FLUSH_BLOCKS or now - self._flushed_at >= \
+                self.FLUSH_INTERVAL:
+            self.flush(now)
+
+    def flush(self, now: float) -> None:
+        self.durable |= self._pending
+        self._pending.clear()
+        self._flushed_at = now
+
+    def crash(self) -> None:
+        self._pending.clear()
+
+    def remove(self) -> None:
+        self.image_sha256, self.durable, self._pending = b"", set(), set()
+
+
+class MemorySink:
+    """Writes decoded blocks into a bytearray and verifies the whole image at the end. A
+    ``disk`` and ``journal`` kept from a crashed run let a restarted receiver resume."""
+
+    def __init__(self, session: ReceiverSession, keep_image: bool = True,
+                 disk: bytearray | None = None, journal: MemoryJournal | None = None) -> None:
         self.session = session
         self.keep_image = keep_image
         self.decoder = BlockDecoder()
-        self.image = bytearray()
+        self.image = disk if disk is not None else bytearray()
+        self.journal = journal
+        self.resumed = 0  # blocks taken from the journal
         self.image_size = 0
         self.block_size = 0
         self.written = 0  # blocks written
@@ -66,12 +109,19 @@ class MemorySink:
             start = event.index * self.block_size
             self.image[start : start + length] = raw
             self.written += 1
+            if self.journal is not None:
+                self.journal.record(event.index, now)
             session.block_stored(event.index)
         elif isinstance(event, SessionFound):
-            assert session.announce is not None
+            announce = session.announce
+            assert announce is not None
             self.image_size = event.image_size
-            self.block_size = session.announce.block_size
-            self.image = bytearray(event.image_size if self.keep_image else 0)
+            self.block_size = announce.block_size
+            size = event.image_size if self.keep_image else 0
+            if len(self.image) != size:
+                self.image[:] = bytes(size)
+            if self.journal is not None:
+                self.resumed = session.resume(self.journal.open(announce.image_sha256, now), now)
         elif isinstance(event, VerifyImage):
             self.verified_at = now
             if self.keep_image:
@@ -83,3 +133,8 @@ class MemorySink:
         elif isinstance(event, Finished):
             self.finished = event
             self.finished_at = now
+            if self.journal is not None:
+                if self.verified_at is not None:
+                    self.journal.remove()  # verified, or the image is wrong: start afresh
+                else:
+                    self.journal.flush(now)

@@ -25,7 +25,13 @@ class Scenario:
     uplink: LinkSpec | None = None  # every receiver's uplink (control traffic); None = perfect
     sender_link: LinkSpec = LAN  # LAN -> sender (the receivers' JOIN/STATUS/DONE)
     late_joins: Mapping[int, float] = field(default_factory=dict)  # receiver -> join time (s)
+    # receiver -> (crash time, restart time or None); a restarted receiver resumes from its
+    # journal, as `mcast-receive` started again on the same target does.
     crashes: Mapping[int, tuple[float, float | None]] = field(default_factory=dict)
+    # The sender crashes then, and (if not None) a new one for the same image starts then.
+    sender_crash: tuple[float, float | None] | None = None
+    wait_for_sender: bool = False  # receivers whose sender went silent wait for another
+    late_join_window: float | None = None  # SenderConfig's
     image_size: int = 4 * MiB
     image_kind: str = "disklike"
     image_seed: int = 3  # disklike seed 3: ~40 % zeros, text and random at 2 and 4 MiB
@@ -109,7 +115,23 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("crash_restart", 3, crashes={1: (_at_fraction(4 * MiB, 20e6, 0.3),
                                                   _at_fraction(4 * MiB, 20e6, 0.6))},
                  rate_bps=20e6, image_kind="random"),
-        Scenario("slow_receiver", 3, _slow_first, rate_bps=50e6, image_size=2 * MiB,
+        Scenario("slow_receiver", 3, _slow_first, rate_bps=50e6, image_size=8 * MiB,
                  image_kind="random"),
+        # The misbehaving classroom (issue 5): a laptop that joins after the first pass (the
+        # window keeps the sender there), one that comes after the window closed (refused),
+        # one unplugged for good, a sender that crashes and comes back (receivers wait for
+        # it), and a sender told to go ten times faster than the links.
+        Scenario("late_after_pass", 3, late_joins={2: _at_fraction(4 * MiB, 20e6, 1.3)},
+                 rate_bps=20e6, image_kind="random", late_join_window=5.0),
+        Scenario("late_refused", 3, late_joins={2: _at_fraction(4 * MiB, 20e6, 0.6)},
+                 rate_bps=20e6, image_kind="random", late_join_window=0.5),
+        Scenario("dead_receiver", 3, crashes={1: (_at_fraction(4 * MiB, 20e6, 0.5), None)},
+                 rate_bps=20e6, image_kind="random"),
+        Scenario("sender_restart", 3, rate_bps=20e6, image_kind="random", wait_for_sender=True,
+                 sender_crash=(_at_fraction(4 * MiB, 20e6, 0.5),
+                               _at_fraction(4 * MiB, 20e6, 0.5) + 3.0)),
+        Scenario("overdriven", 3, LinkSpec(rate_bps=20e6, queue_bytes=256 * KiB, loss=0.01,
+                                           delay=0.0002),
+                 rate_bps=200e6, image_kind="random"),
     )
 }

@@ -30,9 +30,17 @@ class SenderConfig:
     burst_bytes: int | None = None
     fec_overhead: float = 0.02  # proactive repair symbols per source symbol, per group
     adapt_fec: bool = True  # then follow the loss receivers report (fec_overhead: the start)
+    adapt_rate: bool = True  # slow down to what the receivers take (rate_bps: the ceiling)
+    min_rate_bps: float = 1e6  # adaptation never goes below this
     min_receivers: int = 1
     receiver_timeout: float = 10.0  # a receiver silent this long is dropped as failed
+    # A receiver that stored no block for this long while the sender served it (after the
+    # first pass) cannot keep up even at the lowest rate: dropped as failed.
+    stall_timeout: float = 60.0
     max_wait: float | None = None  # start after this long with >= 1 receiver, even if fewer
+    # New receivers are taken until this long after the start (None: while the session runs);
+    # with a window the sender also stays that long, so a laptop booting late still gets in.
+    late_join_window: float | None = None
     announce_interval: float = 1.0
     # While waiting to start, announce this often: a receiver that missed one (a lossy link)
     # then costs the whole room a quarter second, not a second.
@@ -55,15 +63,20 @@ class SenderConfig:
             raise ValueError("block_size and symbol_size must be positive (symbol <= 65000)")
         if self.rate_bps <= 0 or self.fec_overhead < 0 or self.min_receivers < 1:
             raise ValueError("rate must be > 0, fec_overhead >= 0, min_receivers >= 1")
+        if not 0 < self.min_rate_bps <= self.rate_bps:
+            raise ValueError("min_rate_bps must be > 0 and <= rate_bps")
 
 
 @dataclass(frozen=True, slots=True)
 class ReceiverConfig:
     discovery_addr: Addr = DISCOVERY_ADDR
     session_name: str | None = None  # join only a session of this name
+    image_sha256: bytes | None = None  # join only a session of this image (a resumed run)
     max_pending_blocks: int = 128  # partially received blocks held in memory at most
     join_interval: float = 0.25
-    status_interval: float = 1.0  # heartbeat STATUS even when nothing is missing
+    # Heartbeat STATUS even when nothing is missing: it also carries what arrived, from which
+    # the sender adapts its rate, so not too rare.
+    status_interval: float = 0.5
     nak_backoff: float = 2.0  # first NAK after new loss waits U(0, nak_backoff × GRTT)
     done_interval: float = 0.5
     done_attempts: int = 10

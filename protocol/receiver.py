@@ -16,7 +16,11 @@ RECEIVING    every data datagram lands in its block's assembly; a block whose gr
              freely: the sender discounts what it already sent after our ``seq_seen``.
 VERIFYING    all blocks stored: the driver hashes the whole target (VerifyImage).
 REPORTING    DONE with the result, repeated until DONE_ACK or ``done_attempts``.
-FINISHED     Finished(ok, reason).
+FINISHED     Finished(ok, reason). ``sender_lost`` if the sender went silent; ``refused`` if
+             it would not take us (its late-join window had closed).
+
+A driver resuming an earlier run (its journal) calls ``resume(blocks)`` after SessionFound:
+those blocks count as stored and are never asked for.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from .wire import (
     DoneAck,
     Join,
     PacketType,
+    Refuse,
     Status,
     Sync,
     decode_control_untrusted,
@@ -61,6 +66,8 @@ MISSING, STORED, DECODING, PARTIAL = 0, 1, 2, 3
 _MISSING_RUN = re.compile(b"\x00+")
 _DATA_PREFIX = MAGIC + bytes((PROTOCOL_VERSION, PacketType.DATA))
 FAIL_REPORT_COPIES = 3
+FIRST_REPORT_DELAY = 0.1  # seconds from the first data datagram to the first STATUS
+RESTART_SILENCE = 2.0  # our sender silent this long + a new session of our image: it restarted
 _MAX_NEED = 48  # keep a STATUS inside one 1500-byte datagram
 _MAX_WHOLE = 32
 _MAX_BLOCKS = 1 << 24  # block indexes a receiver will track (16 TiB at 1 MiB blocks)
@@ -118,6 +125,9 @@ class ReceiverSession:
         self.nblocks = 0
         self.blocks_done = 0
         self.result: tuple[bool, str] | None = None
+        self.sender_lost = False  # finished because the sender went silent
+        self.refused = False  # finished because the sender would not take us
+        self.overruns = 0  # set by the driver: datagrams our kernel dropped (socket full)
         # Other sessions announced on our discovery group: (name, sender host), a few at most.
         self.other_sessions: dict[int, tuple[str, str]] = {}
         self._blocks = bytearray()
@@ -168,6 +178,13 @@ class ReceiverSession:
             and self.state is ReceiverState.REPORTING
         ):
             self._finish(*self._report())
+        elif (
+            isinstance(msg, Refuse)
+            and msg.receiver_id == self.receiver_id
+            and self.state is ReceiverState.JOINING
+        ):
+            self.refused = True
+            self._finish(False, msg.reason or "the sender refused us")
         # Other types are for the sender; a receiver ignores them.
         self._rearm()
 
@@ -177,8 +194,10 @@ class ReceiverSession:
             self._send_join(now)
         if state in (ReceiverState.JOINING, ReceiverState.RECEIVING, ReceiverState.VERIFYING):
             if now - self._last_heard >= self.config.sender_timeout:
+                self.sender_lost = True
                 self._finish(
-                    False, f"the sender went silent for {self.config.sender_timeout:g} s"
+                    False, f"the sender went silent for {self.config.sender_timeout:g} s "
+                    "(stopped, crashed or unreachable)"
                 )
                 return
             if self._nak_at is not None and now >= self._nak_at or now >= self._next_status:
@@ -239,6 +258,23 @@ class ReceiverSession:
             self._start_verify()
             self._rearm()
 
+    def resume(self, blocks: list[int], now: float) -> int:
+        """Blocks an earlier run stored and made durable (the driver's journal): they count
+        as stored and are never asked for. Returns how many were taken."""
+        if self.state not in (ReceiverState.JOINING, ReceiverState.RECEIVING):
+            raise LocalProtocolError("resume before SessionFound or after the transfer")
+        taken = 0
+        for index in blocks:
+            if 0 <= index < self.nblocks and self._blocks[index] in (MISSING, PARTIAL):
+                self._assemblies.pop(index, None)
+                self._blocks[index] = STORED
+                taken += 1
+        self.blocks_done += taken
+        if self.blocks_done == self.nblocks and self.state is ReceiverState.RECEIVING:
+            self._start_verify()
+        self._rearm()
+        return taken
+
     def block_rejected(self, index: int) -> None:
         """Block ``index`` failed its digest: forget it; it is asked for again."""
         if self._blocks[index] != DECODING:
@@ -282,6 +318,9 @@ class ReceiverSession:
             if self._seq_seen < 0:
                 self._seq_first = seq
                 self.first_data_at = now
+                # Report soon: the sender learns from it what reaches us (its rate, and
+                # whether we lag behind the room) before much is sent past us.
+                self._next_status = min(self._next_status, now + FIRST_REPORT_DELAY)
             self._seq_seen = seq
         self.stats.data_arrived += 1
         if block >= self.nblocks:
@@ -364,11 +403,19 @@ class ReceiverSession:
             return
         if self.state is not ReceiverState.DISCOVERING:
             self.stats.foreign += 1  # another session on the same discovery group
+            if self._sender_restarted(msg, now):
+                self.sender_lost = True
+                self._finish(False, "the sender was restarted: a new session of the same "
+                                    "image is announced and ours went silent")
+                return
             if msg.session_id not in self.other_sessions and len(self.other_sessions) < 16:
                 self.other_sessions[msg.session_id] = (msg.name, addr[0])
             return
         wanted = self.config.session_name
         if wanted is not None and msg.name != wanted:
+            return
+        image = self.config.image_sha256
+        if image is not None and msg.image_sha256 != image:
             return
         if (
             not 0 < msg.block_size <= _MAX_BLOCK_SIZE
@@ -395,6 +442,16 @@ class ReceiverSession:
             )
         )
         self._send_join(now)
+
+    def _sender_restarted(self, msg: Announce, now: float) -> bool:
+        """A new session of our image while ours is silent: our sender crashed and came back,
+        so waiting out ``sender_timeout`` would only waste time."""
+        return (
+            self.announce is not None
+            and msg.image_sha256 == self.announce.image_sha256
+            and self.state in (ReceiverState.JOINING, ReceiverState.RECEIVING)
+            and now - self._last_heard >= min(RESTART_SILENCE, self.config.sender_timeout)
+        )
 
     def _on_sync(self, msg: Sync, now: float) -> None:
         self._last_heard = now
@@ -429,7 +486,8 @@ class ReceiverSession:
 
     def _send_join(self, now: float) -> None:
         echo, heard = self._echo
-        join = Join(self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0)
+        join = Join(self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
+                    self.blocks_done)
         self._out.append((join.encode(), self.sender_addr))
         self._next_join = now + self.config.join_interval
 
@@ -443,6 +501,7 @@ class ReceiverSession:
             self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
             self._seq_seen, self.blocks_done, need, whole,
             self.stats.received, self.stats.dropped, round(self.loss * 1e6),
+            self.stats.data_arrived, self.overruns,
         )
         self._out.append((status.encode(), self.sender_addr))
         self.stats.status_sent += 1

@@ -18,7 +18,12 @@ SENDING   First pass: blocks in order, each as its source symbols (groups interl
           laptops that were on time finish at their own pace.
           SYNC on the data group every ``sync_interval`` carries the clock probe (GRTT), the
           first-pass cursor and the last data seq, so receivers know what is overdue.
-COMPLETE  every joined receiver reported DONE (or was dropped as silent): SessionComplete.
+          The rate and the proactive repair follow what receivers report (ratecontrol.py);
+          a lagging receiver's NAKs wait until the first pass is over, like a late joiner's.
+          New receivers are taken until ``late_join_window`` after the start (REFUSE after).
+COMPLETE  every joined receiver reported DONE, or was dropped (silent for
+          ``receiver_timeout``, or no progress for ``stall_timeout`` while it was served),
+          and the late-join window is closed: SessionComplete.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from .events import (
 from .fec import MAX_SYMBOLS_PER_GROUP, encode_symbols
 from .layout import BlockLayout, block_count, block_layout
 from .pacing import TokenBucket
+from .ratecontrol import Delivery, RateController
 from .wire import (
     FLAG_REPAIR,
     Accept,
@@ -51,6 +57,7 @@ from .wire import (
     Done,
     DoneAck,
     Join,
+    Refuse,
     Status,
     Sync,
     data_header,
@@ -80,6 +87,7 @@ class ReceiverInfo:
     __slots__ = (
         "receiver_id", "addr", "joined_at", "last_heard", "rtt", "seq_seen", "blocks_done",
         "received", "dropped", "loss", "naks", "outcome", "reason", "finished_at",
+        "delivery", "progress_at", "overruns",
     )
 
     def __init__(self, receiver_id: int, addr: Addr, now: float) -> None:
@@ -97,6 +105,13 @@ class ReceiverInfo:
         self.outcome: bool | None = None  # None while active
         self.reason = ""
         self.finished_at: float | None = None
+        self.delivery = Delivery()
+        self.progress_at = now  # when its blocks_done last grew
+        self.overruns = 0  # datagrams its socket dropped, as it reported
+
+    @property
+    def lagging(self) -> bool:
+        return self.outcome is None and self.delivery.lagging
 
 
 class SenderStats:
@@ -215,7 +230,11 @@ class SenderSession:
         # receivers report their loss, then what the worst of them needs (config.adapt_fec).
         # The driver's worker thread reads it when it precomputes a block's repairs.
         self.fec_overhead = config.fec_overhead
+        self.rate = RateController(config.rate_bps, config.min_rate_bps)
         self._pacer = self._new_pacer(now)
+        self._window_end: float | None = None  # late joins are refused from then on
+        self._window_timer: float | None = None  # the window's end, until it has passed
+        self._next_rate_tick = now
         self._lengths = array("l", [-1]) * self.nblocks  # encoded length per block, once known
         self._cache: OrderedDict[int, _Block] = OrderedDict()
         self._saved_esi: dict[int, bytes] = {}  # next fresh esi of evicted blocks
@@ -281,6 +300,9 @@ class SenderSession:
         if now >= self._next_sweep:
             self._next_sweep = now + 1.0
             self._drop_silent(now)
+        if self._window_timer is not None and now >= self._window_timer:
+            self._window_timer = None
+            self._check_complete(now)
 
     def get_timer(self) -> float | None:
         if self.state is SenderState.COMPLETE:
@@ -288,6 +310,8 @@ class SenderSession:
         deadline = min(self._next_announce, self._next_sync, self._next_sweep)
         if self.state is SenderState.WAITING and self._start_deadline is not None:
             deadline = min(deadline, self._start_deadline)
+        if self._window_timer is not None:
+            deadline = min(deadline, self._window_timer)
         if self.state is SenderState.SENDING and self._has_data_to_send():
             pacer = self._pacer
             deadline = min(deadline, pacer.next_time(pacer.rate * PACING_QUANTUM))
@@ -349,7 +373,17 @@ class SenderSession:
         self._evict()
 
     def set_rate(self, rate_bps: float, now: float) -> None:
-        self._pacer.set_rate(rate_bps / 8.0, now)
+        """A new ceiling (the adaptation stays below it)."""
+        self.rate.ceiling = rate_bps
+        self.rate.rate = min(self.rate.rate, rate_bps)
+        self.rate.floor = min(self.rate.floor, rate_bps)
+        self._pacer.set_rate(self.rate.rate / 8.0, now)
+
+    def accepting(self, now: float) -> bool:
+        """Whether a new receiver may still join."""
+        if self.state is SenderState.COMPLETE:
+            return False
+        return self._window_end is None or now < self._window_end
 
     @property
     def cursor(self) -> int:
@@ -553,7 +587,7 @@ class SenderSession:
         self._next_sync = now + interval
 
     def _new_pacer(self, now: float) -> TokenBucket:
-        rate = self.config.rate_bps / 8.0
+        rate = self.rate.rate / 8.0
         burst = self.config.burst_bytes
         return TokenBucket(rate, burst if burst is not None else max(64 * 1024, rate * 0.01),
                            now)
@@ -561,6 +595,9 @@ class SenderSession:
     def _start(self, now: float) -> None:
         self.state = SenderState.SENDING
         self.started_at = now
+        window = self.config.late_join_window
+        if window is not None:
+            self._window_end = self._window_timer = now + window
         self._idle = False
         self._pacer = self._new_pacer(now)
         self._events.append(TransferStarted(len(self.receivers)))
@@ -575,10 +612,20 @@ class SenderSession:
             return
         info = self.receivers.get(msg.receiver_id)
         if info is None:
+            if not self.accepting(now):
+                window = self.config.late_join_window
+                reason = (f"the session stopped taking new receivers {window:g} s after it "
+                          "started; start `mcastd serve` again for this one")
+                self._control.append((Refuse(self.session_id, msg.receiver_id, reason).encode(),
+                                      addr))
+                return
             info = ReceiverInfo(msg.receiver_id, addr, now)
+            info.delivery.begin(self._seq)
             self.receivers[msg.receiver_id] = info
             self._events.append(ReceiverJoined(msg.receiver_id, addr))
         info.last_heard = now
+        if 0 <= msg.have <= self.nblocks and msg.have > info.blocks_done:
+            info.blocks_done = msg.have  # resumed from its journal
         self._sample_rtt(info, msg.echo_time, msg.hold, now)
         self._control.append((Accept(self.session_id, msg.receiver_id).encode(), addr))
         if self.state is SenderState.WAITING and (
@@ -593,14 +640,17 @@ class SenderSession:
             return
         self.stats.status_received += 1
         info.last_heard = now
+        if msg.blocks_done > info.blocks_done:
+            info.progress_at = now
         info.blocks_done = msg.blocks_done
         info.received = msg.received
         info.dropped = msg.dropped
-        info.loss = min(1.0, max(0.0, msg.loss_ppm / 1e6))
-        if self.config.adapt_fec:
-            worst = max((r.loss for r in self.receivers.values() if r.outcome is None),
-                        default=0.0)
-            self.fec_overhead = overhead_for_loss(worst)
+        info.overruns = msg.overruns
+        delivery = info.delivery
+        if delivery.report(msg.seq_seen, msg.arrived, msg.overruns) or not delivery.sampled:
+            info.loss = delivery.loss if delivery.sampled else min(
+                1.0, max(0.0, msg.loss_ppm / 1e6))
+            self._adapt(now)
         if msg.seq_seen > info.seq_seen:
             info.seq_seen = msg.seq_seen
         self._sample_rtt(info, msg.echo_time, msg.hold, now)
@@ -608,20 +658,21 @@ class SenderSession:
             return
         self.stats.naks_received += 1
         info.naks += 1
+        defer = info.lagging  # served after the first pass, so it does not hold up the room
         for index, counts in msg.need:
-            self._merge_need(index, counts, msg.seq_seen, whole=False)
+            self._merge_need(index, counts, msg.seq_seen, whole=False, defer=defer)
         budget = 4096  # blocks one STATUS may ask for whole (bounds the work per datagram)
         for start, end in msg.whole:
             start = max(start, 0)
             end = min(end, self._sent_cursor, start + budget)
             for index in range(start, end):
-                self._merge_need(index, None, msg.seq_seen, whole=True)
+                self._merge_need(index, None, msg.seq_seen, whole=True, defer=defer)
             budget -= max(0, end - start)
             if budget <= 0:
                 break
 
     def _merge_need(
-        self, index: int, counts: list[int] | None, seq_seen: int, whole: bool
+        self, index: int, counts: list[int] | None, seq_seen: int, whole: bool, defer: bool
     ) -> None:
         if not 0 <= index < self._sent_cursor:
             return  # its first pass is not over: the receiver asks too early
@@ -642,7 +693,7 @@ class SenderSession:
                 if seq <= seq_seen:
                     break
                 in_flight[group] += 1
-        if whole and index not in self._pending:
+        if (whole or defer) and index not in self._pending:
             queue = self._catchup
         else:
             queue = self._pending
@@ -658,6 +709,19 @@ class SenderSession:
                 if want > pending[g]:
                     pending[g] = want
                     self._idle = False
+
+    def _adapt(self, now: float) -> None:
+        """A receiver's delivery window closed: re-mark the lagging ones, then follow the room
+        with the rate (config.adapt_rate) and the proactive repair (config.adapt_fec)."""
+        active = [r for r in self.receivers.values() if r.outcome is None]
+        room = self.rate.classify(r.delivery for r in active)
+        if self.config.adapt_fec:
+            worst = max((r.loss for r in active if not r.delivery.lagging), default=0.0)
+            self.fec_overhead = overhead_for_loss(worst)
+        if self.config.adapt_rate and self.state is SenderState.SENDING:
+            rate = self.rate.decide(room, self._seq)
+            if rate is not None:
+                self._pacer.set_rate(rate / 8.0, now)
 
     def _on_done(self, msg: Done, addr: Addr, now: float) -> None:
         info = self.receivers.get(msg.receiver_id)
@@ -688,15 +752,32 @@ class SenderSession:
             return
         if any(r.outcome is None for r in self.receivers.values()):
             return
+        if self._window_end is not None and now < self._window_end:
+            return  # a laptop booting late may still come
         self.state = SenderState.COMPLETE
         ok = sum(1 for r in self.receivers.values() if r.outcome)
         self._events.append(SessionComplete(ok, len(self.receivers) - ok))
 
     def _drop_silent(self, now: float) -> None:
+        """Drop receivers that went silent, and those the sender served for ``stall_timeout``
+        (after the first pass: before it, a lagging one waits its turn) without progress."""
         timeout = self.config.receiver_timeout
+        stall = self.config.stall_timeout
+        served_since = self.first_pass_done_at
         for info in list(self.receivers.values()):
-            if info.outcome is None and now - info.last_heard > timeout:
+            if info.outcome is not None:
+                continue
+            if now - info.last_heard > timeout:
                 self._finish_receiver(info, False, f"silent for {timeout:g} s: dropped", now)
+            elif (
+                served_since is not None and info.blocks_done < self.nblocks
+                and now - max(info.progress_at, served_since) > stall
+            ):
+                got = 100.0 * info.delivery.fraction
+                self._finish_receiver(
+                    info, False,
+                    f"stored nothing for {stall:g} s although served (it gets {got:.0f} % of "
+                    f"the datagrams at {self.rate.rate / 1e6:.3g} Mbit/s): dropped", now)
 
     def _sample_rtt(self, info: ReceiverInfo, echo: float, hold: float, now: float) -> None:
         if echo < 0:

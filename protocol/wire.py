@@ -61,6 +61,7 @@ class PacketType(IntEnum):
     STATUS = 6
     DONE = 7
     DONE_ACK = 8
+    REFUSE = 9
 
 
 def data_header(
@@ -172,6 +173,7 @@ class Join(Control):
     receiver_id: int
     echo_time: float = -1.0  # sender_time of the last ANNOUNCE/SYNC heard (-1: none)
     hold: float = 0.0  # seconds between hearing it and sending this
+    have: int = 0  # blocks it already holds from an earlier run (resumed from its journal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +202,8 @@ class Status(Control):
     received: int = 0  # data datagrams accepted so far
     dropped: int = 0  # datagrams dropped as garbled, foreign or over the memory window
     loss_ppm: int = 0  # data datagrams lost on the way, parts per million (an estimate)
+    arrived: int = 0  # data datagrams of this session that reached us, whatever their use
+    overruns: int = 0  # datagrams our kernel dropped because our socket buffer was full
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +223,17 @@ class DoneAck(Control):
     receiver_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class Refuse(Control):
+    """Sender → receiver: this session will not take it (``reason``, one sentence)."""
+
+    TYPE: ClassVar[PacketType] = PacketType.REFUSE
+    receiver_id: int
+    reason: str = ""
+
+
 CONTROL_TYPES: dict[int, type[Control]] = {
-    cls.TYPE: cls for cls in (Announce, Sync, Join, Accept, Status, Done, DoneAck)
+    cls.TYPE: cls for cls in (Announce, Sync, Join, Accept, Status, Done, DoneAck, Refuse)
 }
 
 _MAX_LIST = 4096

@@ -1,14 +1,25 @@
 """The batched UDP endpoint: GSO runs keep datagram boundaries, GRO splits them again, and the
-plain fallback does the same. Unicast on 127.0.0.1 only (multicast is tested in the lab)."""
+plain fallback does the same. Unicast on 127.0.0.1, and multicast only on ``lo`` named
+explicitly (with TTL 0): nothing here may leave the host (the rest is tested in the lab)."""
 
 from __future__ import annotations
 
+import select
 import socket
+import struct
 
 import pytest
 import trio
 
-from mcastd.udp import UdpEndpoint, default_interface, gro_supported, gso_supported
+from mcastd.udp import (
+    NetworkError,
+    UdpEndpoint,
+    default_interface,
+    gro_supported,
+    gso_supported,
+    open_group_listener,
+    socket_drops,
+)
 from protocol.config import Addr
 
 A: Addr = ("239.1.1.1", 9)
@@ -81,3 +92,83 @@ def test_the_default_interface_comes_from_the_route_table(tmp_path: object) -> N
     table.write_text("Iface\tDestination\tGateway\tFlags\n")
     with pytest.raises(Exception, match="pass --interface"):
         default_interface(str(table))
+
+
+def test_a_full_receive_buffer_counts_its_drops() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx_sock,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as fresh,
+    ):
+        rx_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        rx_sock.bind(("127.0.0.1", 0))
+        fresh.bind(("127.0.0.1", 0))
+        rx = UdpEndpoint(rx_sock)
+        if rx.drops() is None:
+            pytest.skip("this kernel has no SO_MEMINFO drop counter")
+        assert rx.drops() == 0
+        dest = rx_sock.getsockname()
+        for _ in range(200):  # unread: a few fit, the rest overflow
+            tx.sendto(bytes(1400), dest)
+        drops = rx.drops()
+        assert drops is not None and 0 < drops < 200
+        assert socket_drops(fresh) == 0
+
+
+def test_a_closed_socket_has_no_drop_count() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.close()
+    assert socket_drops(sock) is None
+
+
+LO_GROUP = "239.255.77.99"
+
+
+def lo_sender() -> socket.socket:
+    """A socket whose multicast goes out of ``lo`` only, and with TTL 0 never off the host."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    lo = socket.if_nametoindex("lo")
+    mreqn = socket.inet_aton("0.0.0.0") + socket.inet_aton("0.0.0.0") + struct.pack("=i", lo)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def received(endpoint: UdpEndpoint, timeout: float = 2.0) -> list[bytes]:
+    readable, _, _ = select.select([endpoint.sock], [], [], timeout)
+    got: list[tuple[bytes, Addr]] = []
+    if readable:
+        endpoint.receive_batch(got, 10)
+    return [d for d, _ in got]
+
+
+def test_a_group_listener_still_receives_after_reasserting_membership() -> None:
+    listener = open_group_listener((LO_GROUP, 0), "lo", gro=False, buffer=1 << 16)
+    try:
+        lo = socket.if_nametoindex("lo")
+        assert listener.membership == (
+            socket.inet_aton(LO_GROUP) + socket.inet_aton("0.0.0.0") + struct.pack("=i", lo)
+        )
+        port = listener.address[1]
+        with lo_sender() as tx:
+            tx.sendto(b"before", (LO_GROUP, port))
+            assert received(listener) == [b"before"]
+            listener.reassert_membership()
+            listener.reassert_membership()
+            tx.sendto(b"after", (LO_GROUP, port))
+            assert received(listener) == [b"after"]
+    finally:
+        listener.close()
+
+
+def test_reasserting_is_a_no_op_without_a_group_and_a_sentence_on_failure() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        plain = UdpEndpoint(sock)
+        assert plain.membership is None
+        plain.reassert_membership()
+    listener = open_group_listener((LO_GROUP, 0), "lo", gro=False, buffer=1 << 16)
+    listener.close()
+    with pytest.raises(NetworkError, match=f"cannot renew membership of .* group {LO_GROUP}"):
+        listener.reassert_membership()

@@ -97,8 +97,11 @@ def join(sender: SenderSession, rid: int, addr: Addr, now: float) -> None:
 
 
 def status(sender: SenderSession, rid: int, seq_seen: int, need: Any = (), whole: Any = (),
-           addr: Addr = R1, now: float = 0.0) -> None:
-    msg = Status(sender.session_id, rid, -1.0, 0.0, seq_seen, 0, list(need), list(whole))
+           addr: Addr = R1, now: float = 0.0, arrived: int | None = None,
+           overruns: int = 0) -> None:
+    """A STATUS; by default everything up to ``seq_seen`` arrived (no congestion)."""
+    msg = Status(sender.session_id, rid, -1.0, 0.0, seq_seen, 0, list(need), list(whole),
+                 arrived=seq_seen + 1 if arrived is None else arrived, overruns=overruns)
     sender.receive_datagram(msg.encode(), addr, now)
 
 
