@@ -69,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
                             "then it follows the loss receivers report (default 2)")
     serve.add_argument("--fixed-fec", action="store_true",
                        help="keep --fec-overhead all along instead of following the loss")
+    serve.add_argument("--min-rate", default="1M", type=rate_argument,
+                       help="the rate never adapts below this (default 1M)")
+    serve.add_argument("--fixed-rate", action="store_true",
+                       help="send at --rate all along instead of slowing down to what the "
+                            "receivers take")
+    serve.add_argument("--late-join-window", type=positive_float, metavar="SECONDS",
+                       help="take receivers that boot late until SECONDS after the start, and "
+                            "stay that long for them (default: while the transfer runs)")
+    serve.add_argument("--receiver-timeout", type=positive_float, default=10.0,
+                       metavar="SECONDS",
+                       help="drop a receiver silent this long (default %(default)g)")
+    serve.add_argument("--stall-timeout", type=positive_float, default=60.0, metavar="SECONDS",
+                       help="drop a receiver that stores nothing this long while it is "
+                            "served at the lowest rate (default %(default)g)")
     serve.add_argument("--block-size", type=size_argument, default=DEFAULT_BLOCK_SIZE,
                        metavar="BYTES", help="image block size: 1M, 4M (default 1M)")
     serve.add_argument("--ttl", type=ttl_value, default=1,
@@ -112,8 +126,13 @@ class Serve:
             rate_bps=args.rate,
             fec_overhead=args.fec_overhead / 100.0,
             adapt_fec=not args.fixed_fec,
+            adapt_rate=not args.fixed_rate,
+            min_rate_bps=min(args.min_rate, args.rate),
             min_receivers=args.min_receivers,
             max_wait=args.max_wait,
+            late_join_window=args.late_join_window,
+            receiver_timeout=args.receiver_timeout,
+            stall_timeout=args.stall_timeout,
         )
         rng = random.Random(secrets.randbits(64))
         session = SenderSession(config, rng, trio.current_time())

@@ -303,8 +303,8 @@ class JsonConsole(_LineConsole):
 # Rich live view
 
 STATE_STYLES = {"done": "green", "complete": "green", "finished": "green", "failed": "bold red",
-                "dropped": "red", "verifying": "cyan", "reporting": "cyan", "joining": "dim",
-                "waiting": "dim", "discovering": "dim"}
+                "dropped": "red", "lagging": "yellow", "verifying": "cyan", "reporting": "cyan",
+                "joining": "dim", "waiting": "dim", "discovering": "dim"}
 LEVEL_STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
 
 

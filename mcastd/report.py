@@ -15,7 +15,7 @@ class ReceiverRow:
     """One laptop, as the sender sees it."""
 
     addr: str  # "10.77.0.2:41234"
-    state: str  # joining, receiving, verifying, done, failed, dropped
+    state: str  # joining, receiving, lagging, verifying, done, failed, dropped
     percent: float  # 0..100, blocks the receiver reported stored
     rate_bps: float  # image bytes/s it stored lately, in bits per second
     loss: float  # 0..1, datagrams it lost as far as it reported

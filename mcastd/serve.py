@@ -139,7 +139,7 @@ class SenderDaemon:
             percent=100.0 if info.outcome else 100.0 * info.blocks_done / max(1, session.nblocks),
             rate_bps=rate if info.outcome is None else 0.0,
             loss=info.loss,
-            reason=info.reason,
+            reason=receiver_reason(info),
             seconds=seconds,
         )
 
@@ -181,13 +181,24 @@ class SenderDaemon:
 
 
 def receiver_state(info: ReceiverInfo, session: SenderSession) -> str:
+    """joining, receiving, lagging, verifying, done, failed or dropped."""
     if info.outcome is True:
         return "done"
     if info.outcome is False:
-        return "dropped" if "silent" in info.reason else "failed"
-    if session.state is SenderState.WAITING:
-        return "joined"
-    return "verifying" if info.blocks_done >= session.nblocks else "receiving"
+        return "dropped" if info.reason.endswith("dropped") else "failed"
+    if info.blocks_done >= session.nblocks:
+        return "verifying"
+    if session.state is SenderState.WAITING or not info.delivery.sampled:
+        return "joining"
+    return "lagging" if info.lagging else "receiving"
+
+
+def receiver_reason(info: ReceiverInfo) -> str:
+    """Why it failed or was dropped; for a lagging one, what it gets and what happens."""
+    if info.lagging:
+        got = 100.0 * info.delivery.fraction
+        return f"gets {got:.0f} % of the datagrams: served after the others"
+    return info.reason
 
 
 def _addr(addr: tuple[str, int]) -> str:

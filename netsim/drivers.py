@@ -39,11 +39,10 @@ class MemorySource:
 
 class MemoryJournal:
     """The receiver daemon's journal (receiver/journal.py) in memory: stored blocks become
-    durable only at a flush — after ``FLUSH_INTERVAL`` or ``FLUSH_BLOCKS``, as the daemon
-    does — so a crash loses the ones since the last flush, and they are fetched again."""
+    durable only at a flush, every ``FLUSH_INTERVAL`` as the daemon does, so a crash loses
+    the ones since the last flush, and they are fetched again."""
 
-    FLUSH_INTERVAL = 0.5
-    FLUSH_BLOCKS = 64
+    FLUSH_INTERVAL = 0.5  # receiver.daemon.JOURNAL_FLUSH_INTERVAL
 
     def __init__(self) -> None:
         self.image_sha256 = b""
@@ -60,8 +59,7 @@ class MemoryJournal:
 
     def record(self, index: int, now: float) -> None:
         self._pending.add(index)
-        if len(self._pending) >= self.FLUSH_BLOCKS or now - self._flushed_at >= \
-                self.FLUSH_INTERVAL:
+        if now - self._flushed_at >= self.FLUSH_INTERVAL:
             self.flush(now)
 
     def flush(self, now: float) -> None:

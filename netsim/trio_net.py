@@ -132,6 +132,18 @@ class FakeReceiverNet:
         self.groups.append(endpoint)
         return endpoint
 
+    def overruns(self) -> int | None:
+        return None  # the fake network drops nothing for want of buffer
+
+    def reassert(self) -> None:
+        pass  # no switch to forget us
+
+    def close_groups(self) -> None:
+        for endpoint in self.groups:
+            endpoint.close()
+        self.groups.clear()
+
     def close(self) -> None:
-        for endpoint in (self.discovery, self.control, *self.groups):
+        self.close_groups()
+        for endpoint in (self.discovery, self.control):
             endpoint.close()

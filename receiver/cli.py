@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import secrets
 import sys
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 import trio
 
@@ -22,11 +24,13 @@ from mcastd.options import (
     setup_logging,
     verbosity,
 )
-from mcastd.udp import NetworkError, default_interface
+from mcastd.report import FinalReport
+from mcastd.udp import IGMP_REASSERT_INTERVAL, NetworkError, default_interface
 from protocol.config import ReceiverConfig
 from protocol.receiver import ReceiverSession
 
 from .daemon import ReceiverDaemon
+from .journal import default_state_dir
 from .net import KernelNet
 from .target import TargetError, TargetInfo, check_target
 
@@ -48,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: wait until one is)")
     parser.add_argument("--no-gro", action="store_true",
                         help="receive datagram by datagram even if the kernel has UDP GRO")
+    parser.add_argument("--state-dir", type=Path, metavar="DIR",
+                        help="where the resume journal is kept; point it at the boot stick to "
+                             f"survive a reboot (default {default_state_dir()})")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="start from scratch: ignore and keep no resume journal")
+    parser.add_argument("--wait-for-sender", action="store_true",
+                        help="if the sender stops mid-way, keep what is written and wait for "
+                             "a sender of the same image instead of exiting")
+    parser.add_argument("--igmp-interval", type=positive_float, metavar="SECONDS",
+                        default=IGMP_REASSERT_INTERVAL,
+                        help="renew the multicast membership this often, for switches with "
+                             "IGMP snooping and no querier (default %(default)g)")
     return parser
 
 
@@ -55,18 +71,40 @@ async def receive(args: argparse.Namespace, info: TargetInfo, console: Console) 
     ifname = args.interface or default_interface()
     discovery = (args.discovery_group, args.discovery_port)
     net = KernelNet(ifname, discovery, gro=False if args.no_gro else None)
+    state_dir = None if args.no_resume else args.state_dir or default_state_dir()
+    rng = random.Random(secrets.randbits(64))
+    image: bytes | None = None  # after a lost sender: only a session of the same image will do
     try:
-        config = ReceiverConfig(discovery_addr=discovery, session_name=args.session)
-        session = ReceiverSession(config, random.Random(secrets.randbits(64)), trio.current_time())
         console.message(f"listening for sessions on {ifname} ({discovery[0]}:{discovery[1]})")
-        daemon = ReceiverDaemon(
-            session, net, info, console, discovery_timeout=args.timeout, interface=ifname
-        )
-        report = await daemon.run()
+        while True:
+            config = ReceiverConfig(discovery_addr=discovery, session_name=args.session,
+                                    image_sha256=image)
+            session = ReceiverSession(config, random.Random(rng.getrandbits(64)),
+                                      trio.current_time())
+            daemon = ReceiverDaemon(
+                session, net, info, console, discovery_timeout=args.timeout, interface=ifname,
+                state_dir=state_dir, igmp_interval=args.igmp_interval,
+            )
+            report = await daemon.run()
+            if not (args.wait_for_sender and session.sender_lost and session.announce):
+                break
+            image = session.announce.image_sha256
+            console.message(f"{report.message}; waiting for a sender of the same image "
+                            "(--wait-for-sender): what is written is kept",
+                            level=logging.WARNING)
     finally:
         net.close()
+    _explain_lost_sender(report, session, state_dir is not None)
     console.final(report)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _explain_lost_sender(report: FinalReport, session: ReceiverSession, resumable: bool) -> None:
+    """Tell the user what to do about a sender that vanished, in the final sentence."""
+    if session.sender_lost and not report.ok:
+        keep = ("what is written is kept: start mcast-receive again (or use --wait-for-sender) "
+                "to receive only the rest" if resumable else "start again to retry")
+        report.message = f"{report.message}; {keep}."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

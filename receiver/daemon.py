@@ -1,19 +1,21 @@
 """The receiver daemon: one ReceiverSession; blocks decoded, checked and written at their
 offsets in worker threads, in whatever order they complete; the whole target hashed at the
-end."""
+end. With a state directory, a journal records the blocks on disk so that a run started again
+(after SIGKILL, a reboot of the sender...) receives only what it lacks."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import trio
 
 from mcastd.console import Console
 from mcastd.driver import SessionDriver, Worker
 from mcastd.report import FinalReport, RateMeter, ReceiverSnapshot
-from mcastd.udp import NetworkError
+from mcastd.udp import IGMP_REASSERT_INTERVAL, NetworkError
 from mcastd.units import format_bytes
 from protocol.assembly import BlockAssembly, decode_block
 from protocol.blockcodec import BlockCorrupt, BlockDecoder, BlockKind
@@ -28,6 +30,7 @@ from protocol.events import (
 from protocol.layout import raw_block_length
 from protocol.receiver import ReceiverSession, ReceiverState
 
+from .journal import Journal, JournalError
 from .net import ReceiverNet
 from .target import Target, TargetError, TargetInfo, check_fits
 
@@ -40,6 +43,9 @@ MAX_UNWRITTEN_BLOCKS = 16
 # handled ~20 per wake-up at 100 Mbit/s instead of one. 2 ms fills 0.25 MB of the 8 MiB buffer
 # at 1 Gbit/s, and delays a NAK by less than the sender's own SYNC interval.
 DATA_LINGER = 0.005
+# Blocks written since the last journal flush become durable at the next one, this often: the
+# target is synced, then the journal. A crash costs at most this much of the transfer again.
+JOURNAL_FLUSH_INTERVAL = 0.5
 
 
 class ReceiverDaemon:
@@ -52,8 +58,10 @@ class ReceiverDaemon:
         *,
         discovery_timeout: float | None = None,
         interface: str = "",
-        open_target: Callable[[TargetInfo, int], Target] = Target,
+        open_target: Callable[..., Target] = Target,
         worker: Worker | None = None,
+        state_dir: Path | None = None,
+        igmp_interval: float = IGMP_REASSERT_INTERVAL,
     ) -> None:
         self.session = session
         self.net = net
@@ -62,6 +70,10 @@ class ReceiverDaemon:
         self.discovery_timeout = discovery_timeout
         self.interface = interface
         self.open_target = open_target
+        self.state_dir = state_dir  # None: no journal, no resume
+        self.igmp_interval = igmp_interval
+        self.journal: Journal | None = None
+        self.resumed = 0  # blocks taken from the journal
         self.driver = SessionDriver(session, net.control, self._on_event)
         self.target: Target | None = None
         self.worker = worker or Worker(WRITE_THREADS)
@@ -84,12 +96,16 @@ class ReceiverDaemon:
             nursery.start_soon(self.driver.receive_from, self.net.discovery)
             nursery.start_soon(self.driver.receive_from, self.net.control)
             nursery.start_soon(self._report_loop)
+            nursery.start_soon(self._reassert_loop)
             if self.discovery_timeout is not None:
                 nursery.start_soon(self._give_up_discovery, self.discovery_timeout)
             await self.driver.run()
             nursery.cancel_scope.cancel()
+        with trio.CancelScope(shield=True):
+            await self._close_journal()
         if self.target is not None:
             self.target.close()
+        self.net.close_groups()
         return self.final_report()
 
     # --- session events -------------------------------------------------------------------
@@ -123,12 +139,78 @@ class ReceiverDaemon:
         )
         try:
             check_fits(self.target_info, event.image_size)
-            self.target = self.open_target(self.target_info, event.image_size)
+            stored = self._open_journal(announce.image_sha256, event.image_size)
+            if stored:
+                self.target = self.open_target(self.target_info, event.image_size, keep=True)
+            else:
+                self.target = self.open_target(self.target_info, event.image_size)
             data = self.net.open_group(event.data_addr)
         except (TargetError, NetworkError) as exc:
             self._fail(str(exc))
             return
+        if stored:
+            self.resumed = self.session.resume(stored, trio.current_time())
+            self.console.message(
+                f"resuming: {self.resumed} of {self.session.nblocks} blocks are already on "
+                "this disk; receiving the rest")
+        if self.journal is not None:
+            nursery.start_soon(self._journal_loop)
         nursery.start_soon(self.driver.receive_from, data, self._room_to_write, DATA_LINGER)
+
+    def _open_journal(self, image_sha256: bytes, image_size: int) -> list[int]:
+        """The blocks an earlier run of this image made durable on this target. Without a
+        usable state directory the transfer still runs, only not resumably."""
+        if self.state_dir is None:
+            return []
+        try:
+            self.journal = Journal.open(self.state_dir, self.target_info.path, image_sha256,
+                                        image_size, self._block_size)
+        except JournalError as exc:
+            self.console.message(f"{exc} This run cannot be resumed if interrupted.",
+                                 level=logging.WARNING)
+            return []
+        return self.journal.stored()
+
+    async def _journal_loop(self) -> None:
+        """Flush the journal in batches: the target is synced first, so it never claims a
+        block the disk might not hold after a power cut."""
+        journal = self.journal
+        assert journal is not None
+        while True:
+            await trio.sleep(JOURNAL_FLUSH_INTERVAL)
+            if journal.unflushed:
+                await self._flush_journal()
+
+    async def _flush_journal(self) -> None:
+        journal, target = self.journal, self.target
+        if journal is None or target is None:
+            return
+        try:
+            await self.worker.run(journal.flush, target.sync)
+        except (TargetError, OSError) as exc:
+            self._fail(f"cannot record progress in {journal.path}: {exc}")
+
+    async def _close_journal(self) -> None:
+        """Verified (or proven wrong): the journal has served. Otherwise keep it, flushed,
+        for the next run."""
+        journal = self.journal
+        if journal is None:
+            return
+        if self._verified_at is not None:
+            journal.remove()
+        else:
+            await self._flush_journal()
+            journal.close()
+
+    async def _reassert_loop(self) -> None:
+        """Switches with IGMP snooping and no querier forget members that stay silent for a
+        few minutes; a fresh membership report keeps an hours-long transfer flowing."""
+        while True:
+            await trio.sleep(self.igmp_interval)
+            try:
+                self.net.reassert()
+            except NetworkError as exc:
+                self.console.message(str(exc), level=logging.WARNING)
 
     async def _room_to_write(self) -> None:
         while self._unwritten >= MAX_UNWRITTEN_BLOCKS:
@@ -161,6 +243,7 @@ class ReceiverDaemon:
         offset = index * self._block_size
         if assembly.kind == BlockKind.ZERO:
             target.write_zeros(offset, length)
+            self._record(index)
             return True
         decoder = getattr(self._local, "decoder", None)
         if decoder is None:
@@ -170,7 +253,12 @@ class ReceiverDaemon:
         except BlockCorrupt:
             return False
         target.write_block(offset, raw)
+        self._record(index)
         return True
+
+    def _record(self, index: int) -> None:
+        if self.journal is not None:
+            self.journal.record(index)
 
     async def _verify(self) -> None:
         target = self.target
@@ -203,6 +291,9 @@ class ReceiverDaemon:
     async def _report_loop(self) -> None:
         told: set[int] = set()
         while True:
+            overruns = self.net.overruns()
+            if overruns is not None:
+                self.session.overruns = overruns
             self.console.update(self.snapshot())
             others = {} if self.session.config.session_name else self.session.other_sessions
             for sid, (name, host) in others.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from mcastd.endpoint import Endpoint
-from mcastd.udp import open_group_listener, open_unicast
+from mcastd.udp import UdpEndpoint, open_group_listener, open_unicast
 from protocol.config import Addr
 
 
@@ -19,6 +19,15 @@ class ReceiverNet(Protocol):
 
     def open_group(self, group: Addr) -> Endpoint:
         """Join ``group`` (raises mcastd.udp.NetworkError with a sentence if it cannot)."""
+
+    def overruns(self) -> int | None:
+        """Datagrams the kernel dropped for want of room in our group sockets (None: unknown)."""
+
+    def reassert(self) -> None:
+        """Announce our group memberships again (snooping switches forget silent members)."""
+
+    def close_groups(self) -> None:
+        """Leave the groups ``open_group`` joined (a new session joins its own)."""
 
     def close(self) -> None: ...
 
@@ -33,13 +42,28 @@ class KernelNet:
         except BaseException:
             self.discovery.close()
             raise
-        self._groups: list[Endpoint] = []
+        self._groups: list[UdpEndpoint] = []
 
     def open_group(self, group: Addr) -> Endpoint:
         endpoint = open_group_listener(group, self.ifname, gro=self.gro)
         self._groups.append(endpoint)
         return endpoint
 
+    def overruns(self) -> int | None:
+        counts = [endpoint.drops() for endpoint in self._groups]
+        known = [n for n in counts if n is not None]
+        return sum(known) if known else None
+
+    def reassert(self) -> None:
+        for endpoint in (self.discovery, *self._groups):
+            endpoint.reassert_membership()
+
+    def close_groups(self) -> None:
+        for endpoint in self._groups:
+            endpoint.close()
+        self._groups.clear()
+
     def close(self) -> None:
-        for endpoint in (self.discovery, self.control, *self._groups):
+        self.close_groups()
+        for endpoint in (self.discovery, self.control):
             endpoint.close()

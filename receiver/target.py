@@ -163,10 +163,12 @@ class Target:
     """TARGET open for writing: write blocks at offsets, zero ranges, hash the whole image.
 
     A file is truncated to exactly ``image_size`` (old bytes never survive; unwritten ranges
-    are holes). A block device is opened O_EXCL, so nothing can mount it while we write.
+    are holes), unless ``keep``: a resumed run keeps the blocks its journal vouches for. A
+    block device is opened O_EXCL, so nothing can mount it while we write.
     """
 
-    def __init__(self, info: TargetInfo, image_size: int, *, pwrite: PWrite = os.pwrite) -> None:
+    def __init__(self, info: TargetInfo, image_size: int, *, pwrite: PWrite = os.pwrite,
+                 keep: bool = False) -> None:
         if image_size < 0:
             raise ValueError(f"image size {image_size} is negative")
         self.info = info
@@ -180,7 +182,7 @@ class Target:
             check_fits(info, image_size)
             flags = os.O_RDWR | os.O_EXCL | os.O_CLOEXEC
         else:
-            flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | (0 if keep else os.O_TRUNC)
         try:
             self._fd = os.open(info.path, flags, 0o644)
         except OSError as exc:
