@@ -4,8 +4,10 @@ One namespace holds a Linux bridge (the switch); every host (sender, receivers, 
 own namespace, joined to the bridge by a veth pair whose host end is ``lab0``. Nothing is ever
 created in the root namespace, so no lab traffic can reach the machine's real interfaces.
 ``tc tbf`` limits a host's link speed in both directions and an nftables ``numgen random`` rule
-drops a share of the UDP a host receives (this kernel has no netem). Run the real programs inside
-with :meth:`Lab.popen` / :meth:`Lab.run`; leaving the ``with`` block removes everything.
+drops a share of the UDP a host receives (this kernel has no netem). ``igmp_forget_after`` makes
+the switch an IGMP-snooping one that forgets members who do not re-assert their membership. Run
+the real programs inside with :meth:`Lab.popen` / :meth:`Lab.run`; leaving the ``with`` block
+removes everything.
 
 ``python -m netsim.lab classroom ...`` runs the real sender and receivers here (netsim/lab_cli.py).
 """
@@ -20,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType, TracebackType
@@ -32,6 +35,7 @@ IFNAME = "lab0"  # every host's lab interface, inside its own namespace
 BRIDGE = "br0"
 _TC_ROOT = 0xFFFFFFFF
 _NFT_TABLE = "mclab"
+_QUERY_RESPONSE_CS = 10  # the snooping switch's query response interval, centiseconds
 _counter = itertools.count()
 
 
@@ -62,17 +66,33 @@ class Lab:
         self,
         receivers: int,
         *,
-        rate_mbit: float | None = None,
+        rate_mbit: float | None | Sequence[float | None] = None,
         loss_pct: float | Sequence[float] = 0.0,
         extra_hosts: int = 0,
         subnet: str = "10.77.0.0/24",
         prefix: str | None = None,
+        igmp_forget_after: float | None = None,
     ) -> None:
+        """``rate_mbit``: one link speed for every host, or one per receiver (the sender and
+        the extra hosts then get line speed); None is line speed. ``igmp_forget_after``: see
+        :meth:`_snooping_switch`."""
         if receivers < 0 or extra_hosts < 0:
             raise ValueError("host counts must be >= 0")
         losses = [loss_pct] * receivers if isinstance(loss_pct, int | float) else list(loss_pct)
         if len(losses) != receivers:
             raise ValueError(f"{len(losses)} loss values for {receivers} receivers")
+        if rate_mbit is None or isinstance(rate_mbit, int | float):
+            rates = [rate_mbit] * (1 + receivers + extra_hosts)
+        else:
+            per_receiver = list(rate_mbit)
+            if len(per_receiver) != receivers:
+                raise ValueError(f"{len(per_receiver)} rate values for {receivers} receivers")
+            rates = [None, *per_receiver, *[None] * extra_hosts]
+        if any(r is not None and r <= 0 for r in rates):
+            raise ValueError(f"rates must be > 0 Mbit/s, not {rate_mbit}")
+        if igmp_forget_after is not None and not 0.01 <= igmp_forget_after <= 86400:
+            raise ValueError(f"igmp_forget_after must be within 0.01..86400 s, "
+                             f"not {igmp_forget_after}")
         addresses = ipaddress.ip_network(subnet).hosts()
         self.prefixlen = ipaddress.ip_network(subnet).prefixlen
         self.prefix = prefix or f"mclab{os.getpid()}-{next(_counter)}"
@@ -86,7 +106,10 @@ class Lab:
         self.receivers = hosts[1 : 1 + receivers]
         self.extras = hosts[1 + receivers :]
         self.bridge_netns = f"{self.prefix}-switch"
-        self.rate_mbit = rate_mbit
+        self.rate_mbit = rate_mbit if rate_mbit is None or isinstance(rate_mbit, int | float) \
+            else list(rate_mbit)
+        self.igmp_forget_after = igmp_forget_after
+        self._rates = rates  # per host, in self.hosts order
         self._losses = losses
         self._namespaces: list[str] = []
         self._processes: list[subprocess.Popen[bytes]] = []
@@ -145,6 +168,9 @@ class Lab:
             switch.link("add", ifname=BRIDGE, kind="bridge")
             bridge = switch.link_lookup(ifname=BRIDGE)[0]
             switch.link("set", index=bridge, state="up")
+            querier_active_at = 0.0
+            if self.igmp_forget_after is not None:
+                querier_active_at = self._snooping_switch(switch, bridge, self.igmp_forget_after)
             for host in self.hosts:
                 # gso_max_segs=1 makes the kernel cut GSO batches into single frames before they
                 # leave a host, as a NIC does on the wire: otherwise a 44-datagram batch crosses
@@ -155,18 +181,58 @@ class Lab:
                                   "gso_max_segs": 1})
                 index = switch.link_lookup(ifname=port)[0]
                 switch.link("set", index=index, master=bridge, state="up")
-        # IGMP snooping stays at the kernel default: with no querier on the bridge it floods
-        # multicast to every port, which is what the tests and the daemons need.
-        for host in self.hosts:
+                if self.igmp_forget_after is not None and host is not self.sender:
+                    # Unregistered multicast (a group with no member left on the port) no longer
+                    # reaches this host: only its membership lets the group's traffic through.
+                    switch.brport("set", index=index, mcast_flood=0)
+        # Without igmp_forget_after IGMP snooping stays at the kernel default: with no querier on
+        # the bridge it floods multicast to every port, which is what the tests and daemons need.
+        for host, rate in zip(self.hosts, self._rates, strict=True):
             with NetNS(host.netns) as ns:
                 ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
                 index = ns.link_lookup(ifname=host.ifname)[0]
                 ns.addr("add", index=index, address=host.ip, prefixlen=self.prefixlen)
                 ns.link("set", index=index, state="up")
-            self.set_rate(host, self.rate_mbit)
+            self.set_rate(host, rate)
         for host, loss in zip(self.receivers, self._losses, strict=True):
             if loss:
                 self.set_loss(host, loss)
+        # Snooping takes effect once the switch counts its querier as present (bounded wait).
+        time.sleep(min(1.0, max(0.0, querier_active_at - time.monotonic())))
+
+    @staticmethod
+    def _snooping_switch(switch: Any, bridge: int, forget_after: float) -> float:
+        """Make the bridge an IGMP-snooping switch that forgets a member ``forget_after`` s
+        after its last report; returns when (monotonic) its snooping takes effect.
+
+        Real switches that snoop IGMP on a LAN without a querier (no multicast router, nobody
+        enabled one) learn members from the reports hosts send when they join, then drop them
+        after the membership interval (260 s by default): nobody asks the hosts to report
+        again, so the group's traffic stops reaching them mid-transfer unless the program
+        re-joins now and then. This emulates such a switch with a short timeout.
+
+        The Linux bridge cannot be told that literally. With snooping on and no querier it
+        trusts none of its membership table and floods every multicast datagram to all ports
+        with mcast_flood on, so members are never forgotten (their traffic still comes), and with
+        mcast_flood off on a port nothing reaches it at all (checked on kernel 6.18: the mdb
+        learns and expires the entries, the datagrams go nowhere). So the bridge runs its own
+        querier, which makes it honour the table, but one that asks once at startup (before
+        any host has joined) and then not again for an hour, and in IGMPv3 so the hosts stay
+        in v3 mode (a v2 host repeats its join report at a random time up to 10 s later).
+        Receiver and extra ports get mcast_flood off, so a group whose member was forgotten
+        (unregistered multicast) no longer reaches them; the sender's port keeps flooding.
+        """
+        centis = max(1, round(forget_after * 100))  # bridge intervals are in centiseconds
+        switch.link("set", index=bridge, kind="bridge", br_mcast_snooping=1,
+                    br_mcast_igmp_version=3, br_mcast_membership_intvl=centis,
+                    br_mcast_query_intvl=360_000, br_mcast_startup_query_intvl=360_000,
+                    br_mcast_startup_query_cnt=1,
+                    br_mcast_query_response_intvl=_QUERY_RESPONSE_CS)
+        # A message of its own, after the response interval is set: enabling the querier arms
+        # a delay of one response interval (10 s at the default) before the bridge uses its
+        # membership table, and the kernel reads the interval when the querier is enabled.
+        switch.link("set", index=bridge, kind="bridge", br_mcast_querier=1)
+        return time.monotonic() + _QUERY_RESPONSE_CS / 100 + 0.1
 
     def _teardown(self) -> None:
         main = threading.current_thread() is threading.main_thread()
@@ -228,6 +294,10 @@ class Lab:
             )
         self.run(host, ["nft", "-f", "-"], input=script.encode(), check=True,
                  capture_output=True, timeout=10)
+
+    def rate_of(self, host: LabHost) -> float | None:
+        """The link speed ``host`` was built with (None: line speed)."""
+        return self._rates[self.hosts.index(host)]
 
     def set_rate(self, host: LabHost, rate_mbit: float | None) -> None:
         """Limit ``host``'s link to ``rate_mbit`` in both directions (None: line speed)."""

@@ -321,6 +321,7 @@ class ReceiverSession:
                 # Report soon: the sender learns from it what reaches us (its rate, and
                 # whether we lag behind the room) before much is sent past us.
                 self._next_status = min(self._next_status, now + FIRST_REPORT_DELAY)
+                self._rearm()
             self._seq_seen = seq
         self.stats.data_arrived += 1
         if block >= self.nblocks:

@@ -351,6 +351,7 @@ class ReceiverDaemon:
                 "session": self._name,
                 "target": self.target_info.path,
                 "blocks": session.nblocks,
+                "resumed_blocks": self.resumed,
                 "datagrams": stats.received,
                 "duplicates": stats.duplicates,
                 "garbled": stats.garbled,

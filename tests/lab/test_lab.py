@@ -1,4 +1,5 @@
-"""The kernel lab itself: build and teardown, multicast over the bridge, loss, rate (root only)."""
+"""The kernel lab itself: build and teardown, multicast over the bridge, loss, rate, a snooping
+switch that forgets members (root only)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,48 @@ for i in range(count):
     s.sendto(bytes(size), (group, port))
     if pause_every and i % pause_every == pause_every - 1:
         time.sleep(0.001)
+"""
+
+
+# Joins `group` on the lab address, prints "ready", then counts the datagrams of each second for
+# `seconds` s and prints the counts. `rejoin` > 0: drops and re-adds the membership that often.
+COUNT_PER_SECOND = """
+import socket, sys, time
+group, port, ifaddr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+seconds, rejoin = int(sys.argv[4]), float(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((group, port))
+mreq = socket.inet_aton(group) + socket.inet_aton(ifaddr)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+print("ready", flush=True)
+counts, start = [0] * seconds, time.monotonic()
+next_rejoin = start + rejoin
+while (now := time.monotonic()) < start + seconds:
+    if rejoin > 0 and now >= next_rejoin:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        next_rejoin += rejoin
+    s.settimeout(max(0.01, min(0.1, start + seconds - now)))
+    try:
+        s.recv(65535)
+    except socket.timeout:
+        continue
+    second = int(time.monotonic() - start)
+    if second < seconds:
+        counts[second] += 1
+print(*counts, flush=True)
+"""
+
+# Sends one small datagram to `group` out of the lab interface every `gap` s, `count` times.
+TRICKLE = """
+import socket, sys, time
+group, port, ifaddr, count, gap = *sys.argv[1:4], int(sys.argv[4]), float(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(ifaddr))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+for _ in range(count):
+    s.sendto(b"tick", (group, int(port)))
+    time.sleep(gap)
 """
 
 
@@ -162,6 +205,57 @@ def test_rate_limits_both_directions() -> None:
         qdiscs = lab.run(lab.sender, ["tc", "qdisc", "show", "dev", "lab0"],
                          capture_output=True, timeout=10).stdout.decode()
         assert "tbf" not in qdiscs
+
+
+def test_per_receiver_rates() -> None:
+    with Lab(2, rate_mbit=[10, None], extra_hosts=1) as lab:
+        switch = [LabHost(f"p-{h.name}", lab.bridge_netns, f"p-{h.name}", "") for h in lab.hosts]
+        for host in [*lab.hosts, *switch]:
+            qdiscs = lab.run(host, ["tc", "qdisc", "show", "dev", host.ifname],
+                             capture_output=True, timeout=10).stdout.decode()
+            limited = host.name in ("r0", "p-r0")
+            assert ("tbf" in qdiscs and "rate 10Mbit" in qdiscs) == limited, (host, qdiscs)
+            assert limited or "tbf" not in qdiscs, (host, qdiscs)
+        assert [lab.rate_of(h) for h in lab.hosts] == [None, 10, None, None]
+
+
+def test_a_snooping_switch_forgets_members_that_do_not_rejoin() -> None:
+    group = "239.255.77.50"
+    with Lab(2, igmp_forget_after=2, extra_hosts=1) as lab, contextlib.ExitStack() as stack:
+        switch = LabHost("switch", lab.bridge_netns, "br0", "")
+        details = lab.run(switch, ["ip", "-d", "link", "show", "br0"], capture_output=True,
+                          check=True, timeout=10).stdout.decode()
+        for option in ("mcast_snooping 1", "mcast_membership_interval 200", "mcast_igmp_version 3",
+                       "mcast_querier 1"):
+            assert option in details, details
+        ports = lab.run(switch, ["bridge", "-d", "link", "show"], capture_output=True,
+                        check=True, timeout=10).stdout.decode()
+        floods = {line.split(":")[1].split("@")[0].strip(): "mcast_flood on" in detail
+                  for line, detail in zip(ports.splitlines()[::2], ports.splitlines()[1::2],
+                                          strict=True)}
+        assert floods == {"p-sender": True, "p-r0": False, "p-r1": False, "p-x0": False}
+
+        # r0 joins once; r1 drops and re-adds its membership every second.
+        procs = [
+            stack.enter_context(lab.popen(host, [sys.executable, "-c", COUNT_PER_SECOND, group,
+                                                 str(PORT), host.ip, "6", rejoin],
+                                          stdout=subprocess.PIPE))
+            for host, rejoin in zip(lab.receivers, ["0", "1"], strict=True)
+        ]
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        lab.run(lab.sender, [sys.executable, "-c", TRICKLE, group, str(PORT), lab.sender.ip,
+                             "120", "0.05"], check=True, timeout=20)
+        once, rejoining = ([int(n) for n in proc.communicate(timeout=15)[0].split()]
+                           for proc in procs)
+        mdb = lab.run(switch, ["bridge", "mdb", "show"], capture_output=True, check=True,
+                      timeout=10).stdout.decode()
+    # 20 a second while the switch knows r0; its join report and the one repeat within 1 s
+    # keep it for at most ~3 s, then nothing reaches it.
+    assert once[0] >= 15, once
+    assert once[-2:] == [0, 0], once
+    assert all(n >= 15 for n in rejoining), rejoining
+    assert f"port p-r1 grp {group}" in mdb and f"port p-r0 grp {group}" not in mdb, mdb
 
 
 def test_refuses_a_namespace_it_did_not_create() -> None:

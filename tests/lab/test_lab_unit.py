@@ -33,3 +33,19 @@ def test_bad_arguments() -> None:
         Lab(2, loss_pct=[1.0])
     with pytest.raises(ValueError, match="too small"):
         Lab(10, subnet="10.9.0.0/29")
+    with pytest.raises(ValueError, match="1 rate values for 2 receivers"):
+        Lab(2, rate_mbit=[10.0])
+    with pytest.raises(ValueError, match="rates must be > 0"):
+        Lab(2, rate_mbit=[10.0, 0.0])
+    with pytest.raises(ValueError, match="rates must be > 0"):
+        Lab(1, rate_mbit=-1)
+    with pytest.raises(ValueError, match="igmp_forget_after"):
+        Lab(1, igmp_forget_after=0)
+
+
+def test_rates_per_receiver_leave_the_others_at_line_speed() -> None:
+    lab = Lab(3, rate_mbit=[100, None, 10], extra_hosts=1)
+    assert lab.rate_mbit == [100, None, 10]
+    assert [lab.rate_of(h) for h in lab.hosts] == [None, 100, None, 10, None]
+    lab = Lab(2, rate_mbit=50, extra_hosts=1)
+    assert [lab.rate_of(h) for h in lab.hosts] == [50, 50, 50, 50]

@@ -39,6 +39,7 @@ from protocol.wire import (
     DoneAck,
     Join,
     PacketType,
+    Refuse,
     Status,
     Sync,
     decode_control_untrusted,
@@ -745,3 +746,260 @@ def test_a_laptop_that_gives_up_tells_the_sender_why_more_than_once() -> None:
     assert len(sent) == FAIL_REPORT_COPIES > 1
     assert all(isinstance(msg, Done) and not msg.ok and "full" in msg.reason for msg, _ in sent)
     assert receiver.result == (False, "the disk holding /x is full")
+
+
+# --- resume from an earlier run ------------------------------------------------------------------
+
+
+def found(sender: SenderSession, now: float = 0.0, **kw: Any) -> ReceiverSession:
+    """A receiver that heard the sender's ANNOUNCE (JOINING, JOIN sent)."""
+    receiver = new_receiver(now, **kw)
+    receiver.receive_datagram(announce_of(sender, now), CONTROL, now)
+    assert state(receiver) is ReceiverState.JOINING
+    events_of(receiver)
+    receiver.datagrams_to_send(now)
+    return receiver
+
+
+def test_resume_before_a_session_is_found_raises() -> None:
+    receiver = new_receiver()
+    with pytest.raises(LocalProtocolError, match="before SessionFound"):
+        receiver.resume([0], 0.0)
+
+
+def test_resume_marks_blocks_stored_and_skips_junk_indexes() -> None:
+    _sender, receiver, _datagrams = setup(random_image(4))
+    assert receiver.resume([2, 0, 2, 4, -1, 99], 0.0) == 2
+    assert receiver.blocks_done == 2
+    assert receiver.resume([0, 1], 0.0) == 1  # 0 was already stored
+    assert receiver.blocks_done == 3
+    assert state(receiver) is ReceiverState.RECEIVING
+
+
+def test_resumed_blocks_are_stale_and_never_ready() -> None:
+    sender, receiver, datagrams = setup(random_image(4))
+    data = data_only(datagrams)
+    of1 = [dg for dg in data if (h := header(dg)) and h.block == 1]
+    feed(receiver, of1[:5])  # block 1 was partial: resuming it drops the partial copy
+    assert receiver.resume([1, 3], 0.0) == 2
+    resumed = [dg for dg in data if (h := header(dg)) and h.block in (1, 3)]
+    stale, received = receiver.stats.stale, receiver.stats.received
+    feed(receiver, resumed)
+    assert receiver.stats.stale == stale + len(resumed)
+    assert receiver.stats.received == received
+    assert events_of(receiver) == []
+    feed(receiver, [dg for dg in data if dg not in resumed])
+    ready = [e.index for e in events_of(receiver) if isinstance(e, BlockReady)]
+    assert ready == [0, 2]
+    for index in ready:
+        receiver.block_stored(index)
+    assert state(receiver) is ReceiverState.VERIFYING
+    assert events_of(receiver) == [VerifyImage()]
+
+
+def test_resuming_the_last_missing_blocks_while_receiving_starts_the_verify() -> None:
+    _sender, receiver, datagrams = setup(random_image(2))
+    feed(receiver, [dg for dg in data_only(datagrams) if (h := header(dg)) and h.block == 0])
+    (ready,) = events_of(receiver)
+    assert isinstance(ready, BlockReady)
+    receiver.block_stored(0)
+    assert receiver.resume([1], 0.0) == 1
+    assert state(receiver) is ReceiverState.VERIFYING
+    assert events_of(receiver) == [VerifyImage()]
+    with pytest.raises(LocalProtocolError):
+        receiver.resume([0], 0.0)
+
+
+def test_resuming_every_block_verifies_once_accepted() -> None:
+    sender, _ = make_sender(random_image(3))
+    receiver = found(sender)
+    assert receiver.resume([0, 1, 2], 0.0) == 3
+    assert state(receiver) is ReceiverState.JOINING  # not before the sender took us
+    assert events_of(receiver) == []
+    receiver.receive_datagram(Accept(sender.session_id, receiver.receiver_id).encode(),
+                              CONTROL, 0.1)
+    assert state(receiver) is ReceiverState.VERIFYING
+    assert events_of(receiver) == [Joined(sender.session_id), VerifyImage()]
+
+
+def test_the_next_join_carries_the_resumed_blocks() -> None:
+    sender, _ = make_sender(random_image(4))
+    receiver = found(sender)
+    receiver.resume([1, 3], 0.0)
+    now, joins = 0.0, list[Join]()
+    while not joins:
+        timer = receiver.get_timer()
+        assert timer is not None
+        now = max(now, timer)
+        receiver.handle_timer(now)
+        joins = [m for m, _ in sent_by(receiver, now) if isinstance(m, Join)]
+    assert [j.have for j in joins] == [2]
+    # The sender takes them as done.
+    sender.receive_datagram(joins[0].encode(), ME, now)
+    assert sender.receivers[receiver.receiver_id].blocks_done == 2
+
+
+# --- REFUSE ---------------------------------------------------------------------------------------
+
+
+def test_a_refuse_for_us_while_joining_finishes_refused() -> None:
+    sender, _ = make_sender(random_image(2))
+    receiver = found(sender)
+    reason = "the session stopped taking new receivers 5 s after it started"
+    receiver.receive_datagram(Refuse(sender.session_id, receiver.receiver_id, reason).encode(),
+                              CONTROL, 0.1)
+    assert state(receiver) is ReceiverState.FINISHED
+    assert receiver.refused and not receiver.sender_lost
+    assert receiver.result == (False, reason)
+    assert events_of(receiver) == [Finished(False, reason)]
+    assert receiver.get_timer() is None
+
+
+def test_a_refuse_for_another_receiver_is_ignored() -> None:
+    sender, _ = make_sender(random_image(2))
+    receiver = found(sender)
+    other = Refuse(sender.session_id, receiver.receiver_id ^ 1, "not you").encode()
+    receiver.receive_datagram(other, CONTROL, 0.1)
+    assert state(receiver) is ReceiverState.JOINING
+    assert not receiver.refused
+    assert events_of(receiver) == []
+
+
+def test_a_sender_past_its_late_join_window_refuses_a_new_receiver() -> None:
+    sender, _ = make_sender(random_image(2), late_join_window=1.0)
+    first = new_receiver()
+    join_session(sender, first)  # starts the transfer at t = 0
+    late = ReceiverSession(ReceiverConfig(), random.Random(8), 2.0)
+    late.receive_datagram(announce_of(sender, 2.0), CONTROL, 2.0)
+    for dg, _addr in late.datagrams_to_send(2.0):
+        sender.receive_datagram(dg, ("10.0.0.12", 5002), 2.0)
+    for dg, addr in sender.datagrams_to_send(2.0):
+        if addr == ("10.0.0.12", 5002):
+            late.receive_datagram(dg, CONTROL, 2.0)
+    assert state(late) is ReceiverState.FINISHED
+    assert late.refused
+    assert late.result is not None and "1 s after it started" in late.result[1]
+    assert late.receiver_id not in sender.receivers
+
+
+# --- image filter and sender restarts -------------------------------------------------------------
+
+
+def test_image_filter_joins_only_a_session_of_that_image() -> None:
+    wanted, _ = make_sender(random_image(2, seed=1))
+    other, _ = make_sender(random_image(2, seed=2))
+    other.session_id ^= 1
+    receiver = new_receiver(image_sha256=wanted.config.image_sha256)
+    receiver.receive_datagram(announce_of(other), CONTROL, 0.0)
+    assert state(receiver) is ReceiverState.DISCOVERING
+    assert events_of(receiver) == [] and receiver.datagrams_to_send(0.0) == []
+    receiver.receive_datagram(announce_of(wanted), CONTROL, 0.1)
+    assert state(receiver) is ReceiverState.JOINING
+    assert receiver.session_id == wanted.session_id
+
+
+def restarted(sender: SenderSession, seed: int = 9) -> SenderSession:
+    """The same image served again: a new session id."""
+    again = SenderSession(sender.config, random.Random(seed), 0.0)
+    assert again.session_id != sender.session_id
+    return again
+
+
+def test_a_silent_sender_and_a_new_session_of_our_image_is_a_restart() -> None:
+    from protocol.receiver import RESTART_SILENCE
+
+    sender, receiver, datagrams = setup(random_image(3))
+    feed(receiver, data_only(datagrams)[:20], 1.0)  # last heard at t = 1
+    announce = announce_of(restarted(sender))
+    receiver.receive_datagram(announce, CONTROL, 1.0 + RESTART_SILENCE - 0.01)
+    assert state(receiver) is ReceiverState.RECEIVING  # not silent long enough
+    assert list(receiver.other_sessions) == [decode_control_untrusted(announce).session_id]
+    events_of(receiver)
+    receiver.receive_datagram(announce, CONTROL, 1.0 + RESTART_SILENCE)
+    assert state(receiver) is ReceiverState.FINISHED
+    assert receiver.sender_lost and not receiver.refused
+    assert receiver.result is not None and not receiver.result[0]
+    assert "restarted" in receiver.result[1]
+    (fin,) = events_of(receiver)
+    assert isinstance(fin, Finished) and not fin.ok
+
+
+def test_a_restart_is_noticed_while_joining_too() -> None:
+    sender, _ = make_sender(random_image(2))
+    receiver = found(sender)
+    receiver.receive_datagram(announce_of(restarted(sender)), CONTROL, 3.0)
+    assert state(receiver) is ReceiverState.FINISHED
+    assert receiver.sender_lost
+
+
+def test_our_sender_still_talking_is_no_restart() -> None:
+    sender, receiver, _datagrams = setup(random_image(3))
+    announce = announce_of(restarted(sender))
+    receiver.receive_datagram(announce_of(sender, 4.0), CONTROL, 4.0)  # ours, still alive
+    receiver.receive_datagram(announce, CONTROL, 5.0)
+    assert state(receiver) is ReceiverState.RECEIVING
+    assert not receiver.sender_lost
+
+
+def test_a_new_session_of_another_image_is_never_a_restart() -> None:
+    sender, receiver, _datagrams = setup(random_image(3))
+    other, _ = make_sender(random_image(3, seed=5))
+    other.session_id ^= 1
+    receiver.receive_datagram(announce_of(other), CONTROL, 9.0)  # ours silent for 9 s
+    assert state(receiver) is ReceiverState.RECEIVING
+    assert not receiver.sender_lost
+    assert other.session_id in receiver.other_sessions
+
+
+# --- what STATUS tells the sender about delivery --------------------------------------------------
+
+
+def heartbeat_then_first_data(receiver: ReceiverSession, datagrams: list[bytes]) -> None:
+    receiver.handle_timer(0.0)  # the first heartbeat, before any data
+    assert [type(m) for m, _ in sent_by(receiver, 0.0)] == [Status]
+    feed(receiver, data_only(datagrams)[:3], 0.2)
+    assert receiver.first_data_at == 0.2
+
+
+def test_the_first_data_brings_the_next_status_forward() -> None:
+    from protocol.receiver import FIRST_REPORT_DELAY
+
+    _sender, receiver, datagrams = setup(random_image(3))
+    heartbeat_then_first_data(receiver, datagrams)
+    when = 0.2 + FIRST_REPORT_DELAY
+    assert when < receiver.config.status_interval
+    receiver.handle_timer(when)  # (woken by anything at that time)
+    ((status, _addr),) = sent_by(receiver, when)
+    assert isinstance(status, Status)
+    assert status.arrived == 3
+
+
+def test_the_first_status_comes_soon_after_the_first_data() -> None:
+    from protocol.receiver import FIRST_REPORT_DELAY
+
+    _sender, receiver, datagrams = setup(random_image(3))
+    receiver.handle_timer(0.0)  # the first heartbeat, before any data
+    assert [type(m) for m, _ in sent_by(receiver, 0.0)] == [Status]
+    assert receiver.get_timer() == pytest.approx(receiver.config.status_interval)
+    feed(receiver, data_only(datagrams)[:3], 0.2)
+    assert receiver.first_data_at == 0.2
+    status, now = next_status(receiver, 0.2)
+    assert now == pytest.approx(0.2 + FIRST_REPORT_DELAY)
+    assert now < receiver.config.status_interval
+    assert status.arrived == 3
+
+
+def test_status_carries_arrived_and_overruns() -> None:
+    _sender, receiver, datagrams = setup(random_image(3))
+    data = data_only(datagrams)
+    feed(receiver, data[:10], 0.0)
+    feed(receiver, data[:4], 0.0)  # duplicates arrived too
+    receiver.overruns = 7
+    status, now = next_status(receiver, 0.0)
+    assert receiver.stats.data_arrived == 14
+    assert (status.arrived, status.overruns) == (14, 7)
+    assert status.seq_seen == 9
+    receiver.overruns = 9
+    feed(receiver, data[10:12], now)
+    status, _now = next_status(receiver, now + 0.01)
+    assert (status.arrived, status.overruns) == (16, 9)

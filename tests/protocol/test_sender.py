@@ -43,6 +43,7 @@ from protocol.wire import (
     DoneAck,
     Join,
     PacketType,
+    Refuse,
     Status,
     Sync,
     decode_control_untrusted,
@@ -686,3 +687,271 @@ def test_repairs_made_ahead_by_the_driver_are_the_same_datagrams() -> None:
     (plain, inline_plain), (ahead_out, inline_ahead) = streams
     assert ahead_out == plain
     assert inline_plain > 0 and inline_ahead == 0
+
+
+# --- late-join window --------------------------------------------------------------------------
+
+
+def control_to(sender: SenderSession, addr: Addr, now: float) -> list[Any]:
+    return [decode_control_untrusted(dg) for dg, a in sender.datagrams_to_send(now) if a == addr]
+
+
+def test_a_new_receiver_after_the_late_join_window_is_refused() -> None:
+    sender, _ = sender_for(random_image(100_000), late_join_window=5.0)
+    join(sender, 1, R1, 1.0)  # starts the transfer at t = 1: the window ends at t = 6
+    assert sender.started_at == 1.0
+    events_of(sender)
+    join(sender, 2, R2, 5.9)
+    assert control_to(sender, R2, 5.9) == [Accept(sender.session_id, 2)]
+    assert events_of(sender)[:1] == [ReceiverJoined(2, R2)]
+    assert not sender.accepting(6.0)
+    join(sender, 3, R3, 6.0)
+    (refuse,) = control_to(sender, R3, 6.0)
+    assert isinstance(refuse, Refuse)
+    assert (refuse.session_id, refuse.receiver_id) == (sender.session_id, 3)
+    assert "5 s after it started" in refuse.reason
+    assert "\n" not in refuse.reason
+    assert set(sender.receivers) == {1, 2}
+    assert events_of(sender) == []
+
+
+def test_a_joined_receivers_repeated_join_after_the_window_is_accepted() -> None:
+    sender, _ = sender_for(random_image(100_000), late_join_window=2.0)
+    join(sender, 1, R1, 0.0)
+    sender.datagrams_to_send(0.0)
+    join(sender, 1, R1, 10.0)  # our ACCEPT was lost, long ago
+    assert control_to(sender, R1, 10.0) == [Accept(sender.session_id, 1)]
+    assert set(sender.receivers) == {1}
+
+
+def test_without_a_window_late_receivers_are_always_taken() -> None:
+    sender, _ = sender_for(random_image(100_000))
+    join(sender, 1, R1, 0.0)
+    assert sender.accepting(1000.0)
+    join(sender, 2, R2, 1000.0)
+    assert set(sender.receivers) == {1, 2}
+
+
+def test_the_session_stays_until_the_late_join_window_ends() -> None:
+    image = random_image(100_000)
+    sender, source = sender_for(image, late_join_window=5.0)
+    join(sender, 1, R1, 0.0)
+    done(sender, 1, R1, hashlib.sha256(image).digest(), now=1.0)
+    assert state(sender) is SenderState.SENDING  # every receiver is done, but one may come
+    now = 1.0
+    evs: list[Event] = []
+    while state(sender) is SenderState.SENDING:
+        assert not any(isinstance(e, SessionComplete) for e in evs)
+        timer = sender.get_timer()
+        assert timer is not None and timer <= 5.0
+        now = max(now, timer)
+        sender.handle_timer(now)
+        evs = events_of(sender, source, now)
+        pump(sender, source, now)
+    assert now == 5.0
+    assert state(sender) is SenderState.COMPLETE
+    assert evs[-1] == SessionComplete(1, 0)
+    assert sender.get_timer() is None
+
+
+def test_a_receiver_joining_within_the_window_keeps_the_session_going() -> None:
+    image = random_image(100_000)
+    sha = hashlib.sha256(image).digest()
+    sender, source = sender_for(image, late_join_window=5.0)
+    join(sender, 1, R1, 0.0)
+    done(sender, 1, R1, sha, now=1.0)
+    join(sender, 2, R2, 4.0)
+    flush(sender, source, 4.0, span=2.0)  # past the window's end
+    assert state(sender) is SenderState.SENDING
+    done(sender, 2, R2, sha, now=7.0)
+    assert state(sender) is SenderState.COMPLETE
+    assert events_of(sender)[-1] == SessionComplete(2, 0)
+
+
+# --- stall drop --------------------------------------------------------------------------------
+
+
+def progress(sender: SenderSession, rid: int, addr: Addr, blocks_done: int, now: float) -> None:
+    msg = Status(sender.session_id, rid, -1.0, 0.0, -1, blocks_done, [], [])
+    sender.receive_datagram(msg.encode(), addr, now)
+
+
+def test_a_served_receiver_that_stores_nothing_is_dropped_after_stall_timeout() -> None:
+    sender, source, _out, start = started(random_image(400_000), receivers=2, stall_timeout=3.0)
+    assert sender.nblocks == 10
+    events_of(sender, source, start)
+    finished: list[tuple[float, ReceiverFinished]] = []
+    now = start
+    while now < start + 8.0:
+        now += 0.25
+        progress(sender, 1, R1, 0, now)  # talks, stores nothing
+        progress(sender, 2, R2, min(9, int(now)), now)  # a block a second
+        sender.handle_timer(now)
+        finished += [(now, e) for e in events_of(sender) if isinstance(e, ReceiverFinished)]
+        pump(sender, source, now)
+    ((when, ev),) = finished
+    assert (ev.receiver_id, ev.ok) == (1, False)
+    assert "stored nothing for 3 s" in ev.reason
+    assert start + 3.0 < when <= start + 3.0 + 1.0 + 0.25  # swept once a second
+    assert sender.receivers[2].outcome is None
+
+
+def test_no_stall_drop_before_the_first_pass_is_over() -> None:
+    # A slow first pass: the receiver waits its turn, however long that takes.
+    sender, source = sender_for(random_image(400_000), stall_timeout=1.0, rate_bps=1e6)
+    join(sender, 1, R1, 0.0)
+    now = 0.0
+    while now < 3.0:
+        now += 0.25
+        progress(sender, 1, R1, 0, now)
+        sender.handle_timer(now)
+        pump(sender, source, now)
+    assert sender.first_pass_done_at is None
+    assert sender.receivers[1].outcome is None
+
+
+def test_a_receiver_with_every_block_is_not_stalled() -> None:
+    sender, source, _out, start = started(IMAGE, stall_timeout=1.0)
+    now = start
+    while now < start + 4.0:
+        now += 0.25
+        progress(sender, 1, R1, sender.nblocks, now)  # verifying its image: no progress
+        sender.handle_timer(now)
+        pump(sender, source, now)
+    assert sender.receivers[1].outcome is None
+
+
+# --- lagging receivers ---------------------------------------------------------------------------
+
+
+def test_a_lagging_receivers_naks_wait_for_the_end_of_the_first_pass() -> None:
+    image = random_image(800_000, seed=6)  # 20 blocks
+    sender, source = sender_for(image, min_receivers=2, fec_overhead=0.0, rate_bps=8e6,
+                                burst_bytes=8192, adapt_rate=False)
+    join(sender, 1, R1, 0.0)
+    join(sender, 2, R2, 0.0)
+    out: list[tuple[bytes, Addr]] = []
+    now = 0.0
+    while max((h.block for h, _ in data_of(out)), default=0) < 4:
+        now = max(now, sender.get_timer() or now)
+        sender.handle_timer(now)
+        out += pump(sender, source, now)
+    seen = last_seq(out)
+    assert seen >= 256
+    status(sender, 1, seen, now=now)  # everything arrived
+    status(sender, 2, seen, arrived=seen // 5, addr=R2, now=now)  # a fifth of it
+    assert sender.receivers[2].lagging and not sender.receivers[1].lagging
+    status(sender, 2, seen, need=[(0, [3, 3])], arrived=seen // 5, addr=R2, now=now)
+    status(sender, 1, seen, need=[(1, [2, 0])], now=now)
+    during = flush(sender, source, now, span=0.05)
+    assert sender.first_pass_done_at is None
+    assert any(not h.flags & FLAG_REPAIR for h, _ in data_of(during))  # the pass goes on
+    reps = repairs_of(during)
+    assert Counter((h.block, h.group) for h, _ in reps) == {(1, 0): 2}  # receiver 1 at once
+    after, now = run_until(sender, source, now, lambda: sender.first_pass_done_at is not None)
+    after += flush(sender, source, now, span=0.05)
+    late = Counter((h.block, h.group) for h, _ in repairs_of(after))
+    assert late == {(0, 0): 3, (0, 1): 3}
+    first_late = min(h.seq for h, _ in repairs_of(after))
+    assert first_late > max(h.seq for h, _ in data_of(after) if not h.flags & FLAG_REPAIR)
+
+
+def test_a_lone_slow_receivers_naks_are_answered_at_once() -> None:
+    image = random_image(800_000, seed=6)
+    sender, source = sender_for(image, fec_overhead=0.0, rate_bps=8e6, burst_bytes=8192,
+                                adapt_rate=False)
+    join(sender, 1, R1, 0.0)
+    out: list[tuple[bytes, Addr]] = []
+    now = 0.0
+    while max((h.block for h, _ in data_of(out)), default=0) < 4:
+        now = max(now, sender.get_timer() or now)
+        sender.handle_timer(now)
+        out += pump(sender, source, now)
+    seen = last_seq(out)
+    status(sender, 1, seen, need=[(0, [3, 3])], arrived=seen // 5, now=now)
+    assert not sender.receivers[1].lagging
+    reps = repairs_of(flush(sender, source, now, span=0.05))
+    assert Counter((h.block, h.group) for h, _ in reps) == {(0, 0): 3, (0, 1): 3}
+    assert sender.first_pass_done_at is None
+
+
+# --- rate adaptation ---------------------------------------------------------------------------
+
+
+def test_heavy_loss_lowers_the_rate_to_what_arrives() -> None:
+    sender, _ = sender_for(random_image(400_000), rate_bps=100e6)
+    join(sender, 1, R1, 0.0)
+    assert sender.rate.rate == 100e6
+    status(sender, 1, 1000, arrived=100, now=0.1)  # 90 % lost over 1000 datagrams
+    assert sender.rate.rate == pytest.approx(0.1 * 1.1 * 100e6)
+    assert sender._pacer.rate == pytest.approx(sender.rate.rate / 8)
+    # Clean windows after that probe upwards again.
+    status(sender, 1, 2000, arrived=1100, now=0.2)
+    assert sender.rate.rate == pytest.approx(0.1 * 1.1 * 1.1 * 100e6)
+
+
+def test_a_lagging_receiver_does_not_slow_the_room() -> None:
+    sender, source = sender_for(random_image(400_000), rate_bps=100e6)
+    join(sender, 1, R1, 0.0)
+    out = pump(sender, source, 0.0)
+    join(sender, 2, R2, 0.0)  # mid-stream: its first window begins at its JOIN
+    seq = last_seq(out) + 1000
+    status(sender, 1, seq, arrived=seq // 2, now=0.1)
+    assert sender.receivers[1].delivery.sampled
+    assert sender.rate.rate == 100e6  # half of it lost, but receiver 2 is not heard yet
+    status(sender, 2, seq, arrived=50, addr=R2, now=0.1)  # its first STATUS closes a window
+    assert sender.receivers[2].delivery.sampled
+    assert sender.receivers[2].delivery.fraction < 0.1
+    assert sender.receivers[2].lagging and not sender.receivers[1].lagging
+    assert sender.rate.rate == pytest.approx(100e6 * 0.5 * 1.1, rel=0.01)  # receiver 1's loss
+
+
+def test_fixed_rate_ignores_the_losses() -> None:
+    sender, _ = sender_for(random_image(400_000), rate_bps=100e6, adapt_rate=False)
+    join(sender, 1, R1, 0.0)
+    status(sender, 1, 1000, arrived=100, now=0.1)
+    assert sender.rate.rate == 100e6
+    assert sender._pacer.rate == pytest.approx(100e6 / 8)
+    assert sender.receivers[1].delivery.fraction == pytest.approx(0.1)  # still measured
+
+
+def test_set_rate_lowers_the_ceiling() -> None:
+    sender, _ = sender_for(random_image(400_000), rate_bps=100e6)
+    join(sender, 1, R1, 0.0)
+    sender.set_rate(40e6, 0.05)
+    assert (sender.rate.ceiling, sender.rate.rate) == (40e6, 40e6)
+    assert sender._pacer.rate == pytest.approx(40e6 / 8)
+    status(sender, 1, -1, now=0.1)
+    status(sender, 1, 1000, now=0.1)  # clean: probing stays below the new ceiling
+    status(sender, 1, 2000, now=0.2)
+    assert sender.rate.rate == 40e6
+
+
+def test_set_rate_above_an_adapted_rate_keeps_it() -> None:
+    sender, _ = sender_for(random_image(400_000), rate_bps=100e6)
+    join(sender, 1, R1, 0.0)
+    status(sender, 1, 1000, arrived=100, now=0.1)
+    sender.set_rate(50e6, 0.2)
+    assert sender.rate.ceiling == 50e6
+    assert sender.rate.rate == pytest.approx(11e6)
+
+
+def test_set_rate_before_the_start_is_the_starting_rate() -> None:
+    sender, _ = sender_for(random_image(400_000), rate_bps=100e6)
+    sender.set_rate(20e6, 0.0)
+    join(sender, 1, R1, 0.0)
+    assert sender._pacer.rate == pytest.approx(20e6 / 8)
+
+
+# --- JOIN with blocks from an earlier run --------------------------------------------------------
+
+
+def test_join_with_have_sets_blocks_done() -> None:
+    sender, _ = sender_for(random_image(400_000))
+    sid = sender.session_id
+    sender.receive_datagram(Join(sid, 1, have=6).encode(), R1, 0.0)
+    assert sender.receivers[1].blocks_done == 6
+    sender.receive_datagram(Join(sid, 1, have=2).encode(), R1, 0.1)  # never backwards
+    assert sender.receivers[1].blocks_done == 6
+    sender.receive_datagram(Join(sid, 2, have=sender.nblocks + 1).encode(), R2, 0.0)
+    assert sender.receivers[2].blocks_done == 0  # more than the image has: ignored
