@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
 DEMO_IMAGE := .demo/sample-256M.img
 
-.PHONY: test demo sim-demo lint typecheck pytest bench bench-quick bench-sim clean
+.PHONY: test demo sim-demo lint typecheck pytest bench bench-quick bench-sim bench-misbehaving clean
 
 # Debian packages the kernel lab needs (nftables for per-link loss, iproute2 for namespaces
 # and tbf) and udpcast, the peer the benchmark measures us against. Installed only where we
@@ -62,6 +62,9 @@ bench-quick: $(STAMP) $(DEBS)
 
 bench-sim: $(STAMP)
 	$(BIN)/python -m bench.sim_scaling
+
+bench-misbehaving: $(STAMP) $(DEBS)
+	$(BIN)/python -m bench.misbehaving
 
 clean:
 	rm -rf $(VENV) .demo .bench-images .bench-logs .mypy_cache .pytest_cache .ruff_cache .hypothesis
