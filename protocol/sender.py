@@ -73,6 +73,9 @@ PACING_QUANTUM = 0.001  # seconds
 _REFILL = 128  # datagrams generated per refill: small, so repairs need not wait a whole block
 FEC_CAP = 0.25  # adaptive proactive repair never exceeds this share of the source symbols
 PRECOMPUTED_REPAIRS = 4  # per group, beyond the proactive ones: the first NAKs' answers
+# Rate and repair decisions at most this often: each looks at every receiver, and a room of
+# hundreds closes delivery windows all the time. SYNC catches up on windows left waiting.
+ADAPT_INTERVAL = 0.05  # seconds
 
 
 class SenderState(Enum):
@@ -87,7 +90,7 @@ class ReceiverInfo:
     __slots__ = (
         "receiver_id", "addr", "joined_at", "last_heard", "rtt", "seq_seen", "blocks_done",
         "received", "dropped", "loss", "naks", "outcome", "reason", "finished_at",
-        "delivery", "progress_at", "overruns",
+        "delivery", "progress_at", "overruns", "reported",
     )
 
     def __init__(self, receiver_id: int, addr: Addr, now: float) -> None:
@@ -108,6 +111,7 @@ class ReceiverInfo:
         self.delivery = Delivery()
         self.progress_at = now  # when its blocks_done last grew
         self.overruns = 0  # datagrams its socket dropped, as it reported
+        self.reported = False  # a STATUS arrived: its loss is known
 
     @property
     def lagging(self) -> bool:
@@ -234,7 +238,7 @@ class SenderSession:
         self._pacer = self._new_pacer(now)
         self._window_end: float | None = None  # late joins are refused from then on
         self._window_timer: float | None = None  # the window's end, until it has passed
-        self._next_rate_tick = now
+        self._next_adapt = now
         self._lengths = array("l", [-1]) * self.nblocks  # encoded length per block, once known
         self._cache: OrderedDict[int, _Block] = OrderedDict()
         self._saved_esi: dict[int, bytes] = {}  # next fresh esi of evicted blocks
@@ -564,6 +568,8 @@ class SenderSession:
         )
 
     def _queue_sync(self, now: float) -> None:
+        if now >= self._next_adapt:
+            self._adapt(now)
         self._update_grtt()
         self._prune_logs()
         active = sum(1 for r in self.receivers.values() if r.outcome is None)
@@ -646,11 +652,14 @@ class SenderSession:
         info.received = msg.received
         info.dropped = msg.dropped
         info.overruns = msg.overruns
+        info.reported = True
         delivery = info.delivery
-        if delivery.report(msg.seq_seen, msg.arrived, msg.overruns) or not delivery.sampled:
-            info.loss = delivery.loss if delivery.sampled else min(
-                1.0, max(0.0, msg.loss_ppm / 1e6))
+        delivery.report(msg.seq_seen, msg.arrived, msg.overruns)
+        # Until its first window closes, what it reported itself (counted from sequence numbers).
+        info.loss = delivery.loss if delivery.sampled else min(1.0, max(0.0, msg.loss_ppm / 1e6))
+        if now >= self._next_adapt:
             self._adapt(now)
+        self._follow_loss()
         if msg.seq_seen > info.seq_seen:
             info.seq_seen = msg.seq_seen
         self._sample_rtt(info, msg.echo_time, msg.hold, now)
@@ -711,17 +720,26 @@ class SenderSession:
                     self._idle = False
 
     def _adapt(self, now: float) -> None:
-        """A receiver's delivery window closed: re-mark the lagging ones, then follow the room
-        with the rate (config.adapt_rate) and the proactive repair (config.adapt_fec)."""
+        """Re-mark the lagging receivers from their last delivery windows, then let the room
+        set the rate (config.adapt_rate)."""
+        self._next_adapt = now + ADAPT_INTERVAL
         active = [r for r in self.receivers.values() if r.outcome is None]
         room = self.rate.classify(r.delivery for r in active)
-        if self.config.adapt_fec:
-            worst = max((r.loss for r in active if not r.delivery.lagging), default=0.0)
-            self.fec_overhead = overhead_for_loss(worst)
         if self.config.adapt_rate and self.state is SenderState.SENDING:
             rate = self.rate.decide(room, self._seq)
             if rate is not None:
                 self._pacer.set_rate(rate / 8.0, now)
+
+    def _follow_loss(self) -> None:
+        """Proactive repair for the worst loss in the room (config.adapt_fec); lagging
+        receivers are repaired on later passes instead. Until someone reports:
+        config.fec_overhead."""
+        if not self.config.adapt_fec:
+            return
+        losses = [r.loss for r in self.receivers.values()
+                  if r.outcome is None and r.reported and not r.delivery.lagging]
+        if losses:
+            self.fec_overhead = overhead_for_loss(max(losses))
 
     def _on_done(self, msg: Done, addr: Addr, now: float) -> None:
         info = self.receivers.get(msg.receiver_id)
