@@ -126,13 +126,15 @@ def run_in_lab(
         lab = stack.enter_context(Lab(receivers, rate_mbit=rate_mbit,
                                       loss_pct=[loss_pct] * receivers))
         targets = [work / f"{h.name}.img" for h in lab.receivers]
+        # Resume journals stay in the run's directory, never in this machine's /var/lib.
+        env = {**os.environ, "MCAST_STATE_DIR": str(work / "state")}
 
         def start(host: LabHost, template: Sequence[str], **fields: object) -> _Watched:
             argv = [part.format(**fields) for part in template]
             log = (logs or work) / f"{tool.name}-{host.name}.log"
             with open(log, "wb") as out:
                 return _Watched(lab.popen(host, argv, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT, cwd=work))
+                                          stderr=subprocess.STDOUT, cwd=work, env=env))
 
         laptops = [start(h, tool.receiver, target=t)
                    for h, t in zip(lab.receivers, targets, strict=True)]

@@ -200,6 +200,8 @@ def run_classroom_lab(
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mclab-")))
+        # Resume journals stay in the run's directory, never in this machine's /var/lib.
+        env["MCAST_STATE_DIR"] = str(work / "state")
         lab = stack.enter_context(
             Lab(receivers, rate_mbit=link_rates, loss_pct=losses, extra_hosts=extra_hosts,
                 igmp_forget_after=igmp_forget_after)
