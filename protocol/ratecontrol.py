@@ -12,9 +12,11 @@ The policy, in the order it is applied:
   lagging: its losses neither slow the room down nor raise the proactive repair, and its NAKs
   are served after the first pass (see ``SenderSession``), so the others finish at their own
   speed and it completes on the later passes — when it is alone, at a rate it can take.
-* **Congestion is heavy loss or an overrun.** Random loss on a LAN is a few percent; a window
-  losing more than ``CONGESTION_LOSS`` means we send faster than some link or receiver takes.
-  The rate then drops to what that receiver got, plus ``HEADROOM``. A socket overrun without
+* **Congestion is heavy loss or an overrun.** Random loss on a LAN is a few percent; losing
+  more than ``CONGESTION_LOSS`` means we send faster than some link or receiver takes. Both the
+  last window and the receiver's smoothed loss must say so: a single window of a bursty link
+  is noisy, and the worst of a thousand receivers' windows would always look congested. The
+  rate then drops to what that receiver got, plus ``HEADROOM``. A socket overrun without
   heavy loss (a CPU-starved receiver) cuts the rate by ``OVERRUN_CUT``.
 * **Otherwise probe upwards** by ``INCREASE`` per round of fresh windows, up to the ceiling.
 
@@ -115,8 +117,10 @@ class RateController:
             return None
         for d in fresh:
             d.used = True
-        worst = min(fresh, key=lambda d: d.fraction)
-        if 1.0 - worst.fraction > CONGESTION_LOSS:
+        congested = [d for d in fresh
+                     if 1.0 - d.fraction > CONGESTION_LOSS and d.loss > CONGESTION_LOSS]
+        if congested:
+            worst = min(congested, key=lambda d: d.fraction)
             rate = self.rate * worst.fraction * HEADROOM
         elif any(d.overran for d in fresh):
             rate = self.rate * OVERRUN_CUT
