@@ -91,21 +91,24 @@ class ReceiverDaemon:
         self._block_size = 0
 
     async def run(self) -> FinalReport:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self.driver.receive_from, self.net.discovery)
-            nursery.start_soon(self.driver.receive_from, self.net.control)
-            nursery.start_soon(self._report_loop)
-            nursery.start_soon(self._reassert_loop)
-            if self.discovery_timeout is not None:
-                nursery.start_soon(self._give_up_discovery, self.discovery_timeout)
-            await self.driver.run()
-            nursery.cancel_scope.cancel()
-        with trio.CancelScope(shield=True):
-            await self._close_journal()
-        if self.target is not None:
-            self.target.close()
-        self.net.close_groups()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self.driver.receive_from, self.net.discovery)
+                nursery.start_soon(self.driver.receive_from, self.net.control)
+                nursery.start_soon(self._report_loop)
+                nursery.start_soon(self._reassert_loop)
+                if self.discovery_timeout is not None:
+                    nursery.start_soon(self._give_up_discovery, self.discovery_timeout)
+                await self.driver.run()
+                nursery.cancel_scope.cancel()
+        finally:
+            # Also on Ctrl-C or SIGTERM: what reached the disk stays resumable.
+            with trio.CancelScope(shield=True):
+                await self._close_journal()
+            if self.target is not None:
+                self.target.close()
+            self.net.close_groups()
         return self.final_report()
 
     # --- session events -------------------------------------------------------------------
@@ -174,11 +177,9 @@ class ReceiverDaemon:
     async def _journal_loop(self) -> None:
         """Flush the journal in batches: the target is synced first, so it never claims a
         block the disk might not hold after a power cut."""
-        journal = self.journal
-        assert journal is not None
-        while True:
+        while self.journal is not None:
             await trio.sleep(JOURNAL_FLUSH_INTERVAL)
-            if journal.unflushed:
+            if self.journal is not None and self.journal.unflushed:
                 await self._flush_journal()
 
     async def _flush_journal(self) -> None:
@@ -187,8 +188,15 @@ class ReceiverDaemon:
             return
         try:
             await self.worker.run(journal.flush, target.sync)
-        except (TargetError, OSError) as exc:
-            self._fail(f"cannot record progress in {journal.path}: {exc}")
+        except TargetError as exc:
+            self._fail(str(exc))  # the disk itself failed
+        except OSError as exc:
+            # The state directory failed (a full stick): the imaging goes on, not resumably.
+            self.journal = None
+            journal.close()
+            self.console.message(
+                f"cannot record progress in {journal.path} ({exc.strerror or exc}); this run "
+                "can no longer be resumed if interrupted", level=logging.WARNING)
 
     async def _close_journal(self) -> None:
         """Verified (or proven wrong): the journal has served. Otherwise keep it, flushed,

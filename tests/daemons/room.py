@@ -57,6 +57,7 @@ async def run_room(
     discovery_timeout: float | None = None,
     min_receivers: int | None = None,
     disk: Worker | None = None,
+    state_dir: Path | None = None,
 ) -> Room:
     image = make_image(size, seed, "disklike")
     path = tmp_path / "image.img"
@@ -78,7 +79,7 @@ async def run_room(
             lan = FakeReceiverNet(net, f"10.0.1.{i + 2}", DISCOVERY_ADDR)
             daemon = ReceiverDaemon(session, lan, info, console, open_target=open_target,
                                     discovery_timeout=discovery_timeout,
-                                    worker=disk or inline)
+                                    worker=disk or inline, state_dir=state_dir)
             with trio.move_on_after(vanish.get(i, float("inf"))):
                 room.receivers[i] = await daemon.run()
                 room.peak_unwritten = max(room.peak_unwritten, daemon.peak_unwritten)

@@ -147,3 +147,29 @@ async def test_a_slow_disk_keeps_memory_bounded_and_still_gets_everything(
     assert room.sender is not None and room.sender.ok, room.sender.message
     assert all(room.written(i) == room.image for i in range(2))
     assert 1 < room.peak_unwritten <= MAX_UNWRITTEN_BLOCKS
+
+
+async def test_a_laptop_stopped_mid_way_resumes_from_its_journal(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    state = tmp_path / "state"
+    with trio.fail_after(120):
+        # Stopped (like Ctrl-C) half way: what reached the disk is flushed into the journal.
+        await run_room(tmp_path, receivers=1, size=32 << 20, vanish={0: 0.7}, state_dir=state)
+    assert list(state.glob("*.journal"))
+    with trio.fail_after(120):
+        room = await run_room(tmp_path, receivers=1, size=32 << 20, state_dir=state)
+    report = room.receivers[0]
+    assert report.ok and room.written(0) == room.image
+    blocks = report.details["blocks"]
+    assert 0 < report.details["resumed_blocks"] < blocks
+    assert not list(state.glob("*.journal"))  # verified: the journal has served
+
+
+async def test_without_a_state_dir_nothing_is_resumed(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(120):
+        await run_room(tmp_path, receivers=1, size=32 << 20, vanish={0: 0.7})
+        room = await run_room(tmp_path, receivers=1, size=32 << 20)
+    assert room.receivers[0].ok and room.receivers[0].details["resumed_blocks"] == 0
