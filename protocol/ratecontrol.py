@@ -15,9 +15,10 @@ The policy, in the order it is applied:
 * **Congestion is heavy loss or an overrun.** Random loss on a LAN is a few percent; losing
   more than ``CONGESTION_LOSS`` means we send faster than some link or receiver takes. Both the
   last window and the receiver's smoothed loss must say so: a single window of a bursty link
-  is noisy, and the worst of a thousand receivers' windows would always look congested. The
-  rate then drops to what that receiver got, plus ``HEADROOM``. A socket overrun without
-  heavy loss (a CPU-starved receiver) cuts the rate by ``OVERRUN_CUT``.
+  is noisy. In a large room it also takes ``CONGESTION_QUORUM`` of the receivers (one, in a
+  classroom of fewer than 50): among a thousand bursty links a few always look congested. The
+  rate then drops to what the quorum-th worst of them got, plus ``HEADROOM``. A socket overrun
+  without heavy loss (a CPU-starved receiver) cuts the rate by ``OVERRUN_CUT``.
 * **Otherwise probe upwards** by ``INCREASE`` per round of fresh windows, up to the ceiling.
 
 Windows that began before the last change are ignored, so one congested moment is answered
@@ -26,11 +27,13 @@ once, not once per receiver that saw it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 WINDOW_DATAGRAMS = 256  # datagrams sent per delivery sample, at least (±3 % at 5 % loss)
 LAG_RATIO = 0.5
 CONGESTION_LOSS = 0.3
+CONGESTION_QUORUM = 0.02  # share of the room that must look congested (at least one)
 HEADROOM = 1.1
 OVERRUN_CUT = 0.85
 INCREASE = 1.1
@@ -112,16 +115,19 @@ class RateController:
 
     def decide(self, room: Iterable[Delivery], next_seq: int) -> float | None:
         """The new rate from the room's fresh windows, or None to keep the current one."""
+        room = list(room)
         fresh = [d for d in room if not d.used and d.window_start >= self.changed_at_seq]
         if not fresh:
             return None
         for d in fresh:
             d.used = True
-        congested = [d for d in fresh
-                     if 1.0 - d.fraction > CONGESTION_LOSS and d.loss > CONGESTION_LOSS]
-        if congested:
-            worst = min(congested, key=lambda d: d.fraction)
-            rate = self.rate * worst.fraction * HEADROOM
+        congested = sorted(d.fraction for d in fresh
+                           if 1.0 - d.fraction > CONGESTION_LOSS and d.loss > CONGESTION_LOSS)
+        quorum = max(1, math.ceil(CONGESTION_QUORUM * len(room)))
+        if len(congested) >= quorum:
+            rate = self.rate * congested[quorum - 1] * HEADROOM
+        elif congested:
+            return None  # a few of a large room: hold, neither cut nor probe
         elif any(d.overran for d in fresh):
             rate = self.rate * OVERRUN_CUT
         else:

@@ -281,3 +281,26 @@ def test_one_congested_moment_is_answered_once_for_the_whole_room() -> None:
     # The other receiver's report of the same moment arrives later: no second cut.
     assert rc.decide([first, second], next_seq=1300) is None
     assert rc.rate == pytest.approx(55e6)
+
+
+def test_one_noisy_window_is_not_congestion_once_the_receiver_was_clean() -> None:
+    d = window(1.0)
+    d.report(2000, 1000 + 600, 0)  # a bursty window: 40 % lost, smoothed only to 10 %
+    assert 1.0 - d.fraction > 0.3 and d.loss < 0.3
+    rc = RateController(100e6, 1e6)
+    rc.rate = 50e6
+    assert rc.decide([d], 0) == pytest.approx(50e6 * INCREASE)
+
+
+def test_in_a_large_room_a_few_congested_windows_hold_the_rate() -> None:
+    rc = RateController(100e6, 1e6)
+    rc.rate = 50e6
+    room = [window(1.0) for _ in range(99)] + [window(0.5)]
+    assert rc.decide(room, 1) is None  # 2 of 100 are needed: neither cut nor probe
+    assert rc.rate == 50e6
+
+
+def test_in_a_large_room_the_quorum_th_worst_window_sets_the_rate() -> None:
+    rc = RateController(100e6, 1e6)
+    room = [window(1.0) for _ in range(97)] + [window(0.2), window(0.5), window(0.6)]
+    assert rc.decide(room, 1) == pytest.approx(100e6 * 0.5 * HEADROOM)
