@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from netsim.images import write_image
 from netsim.lab import lab_available
@@ -46,9 +47,9 @@ def secs(value: float | None) -> str:
     return "FAILED" if value is None else f"{value:.2f}"
 
 
-def run(image: Path, receivers: int, state: Path, **kwargs: object) -> LabResult:
+def run(image: Path, receivers: int, state: Path, **kwargs: Any) -> LabResult:
     result = run_classroom_lab(image, receivers, timeout=TIMEOUT,
-                               receiver_args=["--state-dir", str(state)], **kwargs)  # type: ignore[arg-type]
+                               receiver_args=["--state-dir", str(state)], **kwargs)
     print(format_table(result), file=sys.stderr, flush=True)
     return result
 

@@ -163,6 +163,18 @@ def feed(receiver: ReceiverSession, datagrams: list[bytes], now: float = 0.0) ->
         receiver.receive_datagram(dg, CONTROL, now)
 
 
+def next_joins(receiver: ReceiverSession, now: float) -> tuple[list[Join], float]:
+    """Run the receiver's timer from ``now`` until it sends JOINs; returns them and when."""
+    joins: list[Join] = []
+    while not joins:
+        timer = receiver.get_timer()
+        assert timer is not None
+        now = max(now, timer)
+        receiver.handle_timer(now)
+        joins = [m for m, _ in sent_by(receiver, now) if isinstance(m, Join)]
+    return joins, now
+
+
 def next_status(receiver: ReceiverSession, now: float) -> tuple[Status, float]:
     """Run the receiver's timer from ``now`` until it sends a STATUS."""
     for _ in range(100):
@@ -227,13 +239,7 @@ def test_announce_joins_and_accept_completes_the_join() -> None:
     assert addr == CONTROL
     assert join == Join(sender.session_id, receiver.receiver_id, 3.0, 0.0)
     # JOIN is repeated every join_interval until accepted.
-    now, joins = 3.5, list[Join]()
-    while not joins:
-        timer = receiver.get_timer()
-        assert timer is not None
-        now = max(now, timer)
-        receiver.handle_timer(now)
-        joins = [m for m, _ in sent_by(receiver, now) if isinstance(m, Join)]
+    joins, now = next_joins(receiver, 3.5)
     interval = receiver.config.join_interval
     assert now == pytest.approx(3.5 + interval)
     assert joins == [Join(sender.session_id, receiver.receiver_id, 3.0, interval)]
@@ -826,13 +832,7 @@ def test_the_next_join_carries_the_resumed_blocks() -> None:
     sender, _ = make_sender(random_image(4))
     receiver = found(sender)
     receiver.resume([1, 3], 0.0)
-    now, joins = 0.0, list[Join]()
-    while not joins:
-        timer = receiver.get_timer()
-        assert timer is not None
-        now = max(now, timer)
-        receiver.handle_timer(now)
-        joins = [m for m, _ in sent_by(receiver, now) if isinstance(m, Join)]
+    joins, now = next_joins(receiver, 0.0)
     assert [j.have for j in joins] == [2]
     # The sender takes them as done.
     sender.receive_datagram(joins[0].encode(), ME, now)

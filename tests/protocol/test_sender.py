@@ -825,18 +825,25 @@ def test_a_receiver_with_every_block_is_not_stalled() -> None:
 # --- lagging receivers ---------------------------------------------------------------------------
 
 
+def until_block(sender: SenderSession, source: MemorySource, block: int
+                ) -> tuple[list[tuple[bytes, Addr]], float]:
+    """Run the sender on its own timer until its first pass reached ``block``."""
+    out: list[tuple[bytes, Addr]] = []
+    now = 0.0
+    while max((h.block for h, _ in data_of(out)), default=0) < block:
+        now = max(now, sender.get_timer() or now)
+        sender.handle_timer(now)
+        out += pump(sender, source, now)
+    return out, now
+
+
 def test_a_lagging_receivers_naks_wait_for_the_end_of_the_first_pass() -> None:
     image = random_image(800_000, seed=6)  # 20 blocks
     sender, source = sender_for(image, min_receivers=2, fec_overhead=0.0, rate_bps=8e6,
                                 burst_bytes=8192, adapt_rate=False)
     join(sender, 1, R1, 0.0)
     join(sender, 2, R2, 0.0)
-    out: list[tuple[bytes, Addr]] = []
-    now = 0.0
-    while max((h.block for h, _ in data_of(out)), default=0) < 4:
-        now = max(now, sender.get_timer() or now)
-        sender.handle_timer(now)
-        out += pump(sender, source, now)
+    out, now = until_block(sender, source, 4)
     seen = last_seq(out)
     assert seen >= 256
     status(sender, 1, seen, now=now)  # everything arrived
@@ -863,12 +870,7 @@ def test_a_lone_slow_receivers_naks_are_answered_at_once() -> None:
     sender, source = sender_for(image, fec_overhead=0.0, rate_bps=8e6, burst_bytes=8192,
                                 adapt_rate=False)
     join(sender, 1, R1, 0.0)
-    out: list[tuple[bytes, Addr]] = []
-    now = 0.0
-    while max((h.block for h, _ in data_of(out)), default=0) < 4:
-        now = max(now, sender.get_timer() or now)
-        sender.handle_timer(now)
-        out += pump(sender, source, now)
+    out, now = until_block(sender, source, 4)
     seen = last_seq(out)
     status(sender, 1, seen, need=[(0, [3, 3])], arrived=seen // 5, now=now)
     assert not sender.receivers[1].lagging
