@@ -126,8 +126,10 @@ def run_in_lab(
         lab = stack.enter_context(Lab(receivers, rate_mbit=rate_mbit,
                                       loss_pct=[loss_pct] * receivers))
         targets = [work / f"{h.name}.img" for h in lab.receivers]
-        # Resume journals stay in the run's directory, never in this machine's /var/lib.
-        env = {**os.environ, "MCAST_STATE_DIR": str(work / "state")}
+        # Resume journals and the sender's key stay in the run's directory, never in this
+        # machine's /var/lib or the admin's own key file.
+        env = {**os.environ, "MCAST_STATE_DIR": str(work / "state"),
+               "MCASTD_KEY": str(work / "sender.key")}
 
         def start(host: LabHost, template: Sequence[str], **fields: object) -> _Watched:
             argv = [part.format(**fields) for part in template]

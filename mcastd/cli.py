@@ -1,23 +1,36 @@
-"""`mcastd serve IMAGE`: argv → a SenderConfig and a running SenderDaemon."""
+"""`mcastd serve IMAGE`: argv → a SenderConfig and a running SenderDaemon; `mcastd keygen`:
+the signing key receivers trust."""
 
 from __future__ import annotations
 
 import argparse
 import random
 import secrets
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
 from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
 from protocol.sender import SenderSession
+from protocol.trust import Signer
 
 from .console import Console, make_console
 from .image import ImageError, ImageSource, default_cache_dir
+from .keys import (
+    TRUST_FILE_NAME,
+    KeyFileError,
+    default_key_path,
+    generate_key,
+    load_or_create_key,
+    public_key_path,
+)
 from .options import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     add_network_options,
     multicast_address,
     percent,
@@ -36,6 +49,7 @@ from .udp import NetworkError, UdpEndpoint, default_interface, open_sender
 from .units import format_bytes
 
 HASH_REPORT_INTERVAL = 5.0
+_KEY_DEFAULT = "$MCASTD_KEY, else ~/.config/mcastd/sender.key"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(default: the image's file name)")
     serve.add_argument("--no-gso", action="store_true",
                        help="send datagram by datagram even if the kernel has UDP GSO")
+    serve.add_argument("--key", type=Path, metavar="FILE",
+                       help="private key that signs the session, created if missing "
+                            f"(default: {_KEY_DEFAULT})")
+    keygen = sub.add_parser(
+        "keygen",
+        help="create the key that signs sessions, and print what receivers trust",
+        description="Create an Ed25519 key that signs every session `mcastd serve` runs, and "
+        "its public half FILE.pub, which receivers trust with --trust or as "
+        f"{TRUST_FILE_NAME} on the boot stick.",
+    )
+    keygen.add_argument("--key", type=Path, metavar="FILE",
+                        help=f"where to write the private key (default: {_KEY_DEFAULT})")
+    keygen.add_argument("--force", action="store_true",
+                        help="replace an existing key (receivers that trust it will refuse "
+                             "the new one)")
     return parser
 
 
@@ -104,15 +133,28 @@ class Serve:
         ifname = args.interface or default_interface()
         source = ImageSource(args.image, args.block_size)
         try:
+            signer = self._signer()  # before the network and the long hash: fail at once
             endpoint = open_sender(ifname, args.ttl, gso=False if args.no_gso else None)
             try:
-                return await self._serve(source, endpoint, ifname)
+                return await self._serve(source, endpoint, ifname, signer)
             finally:
                 endpoint.close()
         finally:
             source.close()
 
-    async def _serve(self, source: ImageSource, endpoint: UdpEndpoint, ifname: str) -> int:
+    def _signer(self) -> Signer:
+        path: Path = self.args.key or default_key_path()
+        signer, created = load_or_create_key(path)
+        if created:
+            self.console.message(
+                f"created a new signing key at {path} (fingerprint {signer.fingerprint}); "
+                f"receivers trust it with --trust {signer.fingerprint} or its .pub file"
+            )
+        return signer
+
+    async def _serve(
+        self, source: ImageSource, endpoint: UdpEndpoint, ifname: str, signer: Signer
+    ) -> int:
         args, console = self.args, self.console
         digest = await hash_image(source, console)
         config = SenderConfig(
@@ -135,11 +177,12 @@ class Serve:
             stall_timeout=args.stall_timeout,
         )
         rng = random.Random(secrets.randbits(64))
-        session = SenderSession(config, rng, trio.current_time())
+        session = SenderSession(config, rng, trio.current_time(), signer=signer)
         gso = "on" if endpoint.gso else "off"
         console.message(
             f"session {config.name!r} on {ifname} ({endpoint.address[0]}), group "
-            f"{args.group}:{args.port}, GSO {gso}; waiting for {args.min_receivers} receiver(s)"
+            f"{args.group}:{args.port}, GSO {gso}, signed by {signer.fingerprint}; "
+            f"waiting for {args.min_receivers} receiver(s)"
         )
         report = await SenderDaemon(session, source, endpoint, console).run()
         console.final(report)
@@ -172,10 +215,29 @@ def _default_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1] or "image"
 
 
+def keygen(args: argparse.Namespace) -> int:
+    path: Path = args.key or default_key_path()
+    try:
+        signer = generate_key(path, force=args.force)
+    except KeyFileError as exc:
+        print(f"mcastd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    pub = public_key_path(path)
+    print(f"created a signing key at {path}")
+    print(f"fingerprint: {signer.fingerprint}")
+    print(f"public key:  {pub}")
+    print(f"Receivers trust it when {pub} is copied to the boot stick as {TRUST_FILE_NAME} "
+          f"next to mcast-receive, or with `mcast-receive --trust {signer.fingerprint}`.")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "keygen":
+        return keygen(args)
     level = verbosity(args)
     console = make_console(json_mode=args.json, verbosity=level)
     setup_logging(console, level)
-    return run_program("mcastd", console, Serve(args, console).run, (ImageError, NetworkError),
+    return run_program("mcastd", console, Serve(args, console).run,
+                       (ImageError, NetworkError, KeyFileError),
                        "receivers will notice within 10 s.")

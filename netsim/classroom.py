@@ -18,6 +18,7 @@ from protocol.config import DISCOVERY_ADDR, Addr, ReceiverConfig, SenderConfig
 from protocol.events import BlockReady, Event, Finished, SessionComplete, SessionFound
 from protocol.receiver import ReceiverSession
 from protocol.sender import SenderSession
+from protocol.trust import Signer
 
 from .drivers import MemoryJournal, MemorySink, MemorySource
 from .images import make_image
@@ -25,6 +26,8 @@ from .network import Node, SimNetwork
 from .scenarios import Scenario
 
 SENDER_ADDR: Addr = ("10.0.0.1", 9000)
+# The admin's key in signed scenarios (fixed: runs stay deterministic); receivers trust it.
+SIM_KEY = Signer.from_raw(hashlib.sha256(b"netsim sender key").digest())
 
 
 class SenderNode(Node):
@@ -152,7 +155,8 @@ def run_classroom(
 
     def start_sender() -> None:
         rng = random.Random(net.rng.getrandbits(64))
-        senders.append(SenderNode(SENDER_ADDR, SenderSession(config, rng, net.now), image))
+        session = SenderSession(config, rng, net.now, signer=SIM_KEY if scenario.signed else None)
+        senders.append(SenderNode(SENDER_ADDR, session, image))
         net.add_node(senders[-1], scenario.sender_link)
 
     nodes: list[tuple[int, ReceiverNode, float]] = []
@@ -165,7 +169,9 @@ def run_classroom(
 
     def add_receiver(i: int, image_sha256: bytes | None = None) -> None:
         session = ReceiverSession(
-            ReceiverConfig(image_sha256=image_sha256), random.Random(net.rng.getrandbits(64)),
+            ReceiverConfig(image_sha256=image_sha256,
+                           trusted=frozenset({SIM_KEY.fingerprint}) if scenario.signed else None),
+            random.Random(net.rng.getrandbits(64)),
             net.now,
         )
         decode = decode_sample is None or i < decode_sample

@@ -118,8 +118,9 @@ class MemorySink:
             size = event.image_size if self.keep_image else 0
             if len(self.image) != size:
                 self.image[:] = bytes(size)
-            if self.journal is not None:
-                self.resumed = session.resume(self.journal.open(announce.image_sha256, now), now)
+            stored = self.journal.open(announce.image_sha256, now) if self.journal else []
+            if stored:
+                self.resumed = session.resume(stored, now)
         elif isinstance(event, VerifyImage):
             self.verified_at = now
             if self.keep_image:

@@ -200,8 +200,10 @@ def run_classroom_lab(
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mclab-")))
-        # Resume journals stay in the run's directory, never in this machine's /var/lib.
+        # Resume journals and the sender's key stay in the run's directory, never in this
+        # machine's /var/lib or the admin's own key file.
         env["MCAST_STATE_DIR"] = str(work / "state")
+        env["MCASTD_KEY"] = str(work / "sender.key")
         lab = stack.enter_context(
             Lab(receivers, rate_mbit=link_rates, loss_pct=losses, extra_hosts=extra_hosts,
                 igmp_forget_after=igmp_forget_after)

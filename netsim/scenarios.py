@@ -32,6 +32,7 @@ class Scenario:
     sender_crash: tuple[float, float | None] | None = None
     wait_for_sender: bool = False  # receivers whose sender went silent wait for another
     late_join_window: float | None = None  # SenderConfig's
+    signed: bool = False  # the sender signs; receivers follow only its key
     image_size: int = 4 * MiB
     image_kind: str = "disklike"
     image_seed: int = 3  # disklike seed 3: ~40 % zeros, text and random at 2 and 4 MiB
@@ -130,6 +131,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("sender_restart", 3, rate_bps=20e6, image_kind="random", wait_for_sender=True,
                  sender_crash=(_at_fraction(4 * MiB, 20e6, 0.5),
                                _at_fraction(4 * MiB, 20e6, 0.5) + 3.0)),
+        Scenario("signed_loss5", 5, LinkSpec(loss=0.05, delay=0.0002), signed=True),
         Scenario("overdriven", 3, LinkSpec(rate_bps=20e6, queue_bytes=256 * KiB, loss=0.01,
                                            delay=0.0002),
                  rate_bps=200e6, image_kind="random"),

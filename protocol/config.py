@@ -72,6 +72,9 @@ class ReceiverConfig:
     discovery_addr: Addr = DISCOVERY_ADDR
     session_name: str | None = None  # join only a session of this name
     image_sha256: bytes | None = None  # join only a session of this image (a resumed run)
+    # Fingerprints of the sender keys we follow (protocol/trust.py); None: any session, signed
+    # or not (unauthenticated: the daemon warns).
+    trusted: frozenset[str] | None = None
     max_pending_blocks: int = 128  # partially received blocks held in memory at most
     join_interval: float = 0.25
     # Heartbeat STATUS even when nothing is missing: it also carries what arrived, from which

@@ -2,9 +2,14 @@
 
 Theory of operation
 -------------------
-DISCOVERING  listen on the discovery group for ANNOUNCE (optionally of one session name).
-JOINING      SessionFound tells the driver to join the data group; JOIN goes to the sender's
-             control address every ``join_interval`` until ACCEPT. Data is collected already.
+DISCOVERING  listen on the discovery group for ANNOUNCE (optionally of one session name or
+             image). A signed ANNOUNCE must verify; with ``trusted`` keys it must be signed by
+             one of them. Sessions turned away are listed in ``refused_sessions``.
+JOINING      SessionFound tells the driver to join the data group; JOIN (with a fresh nonce)
+             goes to the sender's control address, soon repeated, until ACCEPT. A signed
+             session's ACCEPT must carry the sender's signature over that nonce, so a replayed
+             announcement leads nowhere: not accepted within ``sender_timeout``, we give up.
+             Data is collected already, but no block is handed out before the ACCEPT.
 RECEIVING    every data datagram lands in its block's assembly; a block whose groups all have
              enough symbols is handed to the driver (BlockReady), which decodes, checks and
              writes it and answers ``block_stored`` or ``block_rejected``.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import random
 import re
 from collections import deque
+from dataclasses import replace
 from enum import Enum
 
 from .assembly import ADD_COMPLETE, ADD_DUPLICATE, BlockAssembly
@@ -43,6 +49,7 @@ from .events import (
     VerifyImage,
 )
 from .layout import block_count
+from .trust import NONCE_SIZE, accept_payload, announce_payload, fingerprint, verify
 from .wire import (
     DATA_HEADER,
     DATA_HEADER_SIZE,
@@ -66,6 +73,7 @@ MISSING, STORED, DECODING, PARTIAL = 0, 1, 2, 3
 _MISSING_RUN = re.compile(b"\x00+")
 _DATA_PREFIX = MAGIC + bytes((PROTOCOL_VERSION, PacketType.DATA))
 FAIL_REPORT_COPIES = 3
+FIRST_JOIN_RETRY = 0.01  # seconds before the first JOIN is repeated (then doubling)
 FIRST_REPORT_DELAY = 0.1  # seconds from the first data datagram to the first STATUS
 RESTART_SILENCE = 2.0  # our sender silent this long + a new session of our image: it restarted
 _MAX_NEED = 48  # keep a STATUS inside one 1500-byte datagram
@@ -130,6 +138,14 @@ class ReceiverSession:
         self.overruns = 0  # set by the driver: datagrams our kernel dropped (socket full)
         # Other sessions announced on our discovery group: (name, sender host), a few at most.
         self.other_sessions: dict[int, tuple[str, str]] = {}
+        # Sessions we would not follow: (name, sender host, why), a few at most.
+        self.refused_sessions: dict[int, tuple[str, str, str]] = {}
+        self.found = False  # SessionFound was handed to the driver
+        self.sender_key = b""  # the session's verified public key (empty: unsigned)
+        self._nonce = b""
+        self._join_delay = 0.0  # the last wait between two JOINs
+        self._joining_since = now
+        self._held: list[BlockReady] = []  # blocks complete before the ACCEPT
         self._blocks = bytearray()
         self._assemblies: dict[int, BlockAssembly] = {}
         self._symbol_size = 0
@@ -190,8 +206,14 @@ class ReceiverSession:
 
     def handle_timer(self, now: float) -> None:
         state = self.state
-        if state is ReceiverState.JOINING and now >= self._next_join:
-            self._send_join(now)
+        if state is ReceiverState.JOINING:
+            if now - self._joining_since >= self.config.sender_timeout:
+                self._finish(False, f"the session never accepted us within "
+                             f"{self.config.sender_timeout:g} s (a replayed announcement, or a "
+                             "sender that ignores us); nothing was written")
+                return
+            if now >= self._next_join:
+                self._send_join(now)
         if state in (ReceiverState.JOINING, ReceiverState.RECEIVING, ReceiverState.VERIFYING):
             if now - self._last_heard >= self.config.sender_timeout:
                 self.sender_lost = True
@@ -343,7 +365,10 @@ class ReceiverSession:
             del self._assemblies[block]
             self._blocks[block] = DECODING
             self.stats.received += 1
-            self._events.append(BlockReady(block, asm))
+            if self.state is ReceiverState.JOINING:
+                self._held.append(BlockReady(block, asm))  # until the sender proves itself
+            else:
+                self._events.append(BlockReady(block, asm))
         elif result > 0:
             self.stats.received += 1
         elif result == ADD_DUPLICATE:
@@ -365,7 +390,7 @@ class ReceiverSession:
             if current.mismatches <= current.total:
                 self.stats.garbled += 1
                 return None
-        elif len(self._assemblies) >= self.config.max_pending_blocks:
+        elif len(self._assemblies) + len(self._held) >= self.config.max_pending_blocks:
             self.stats.overflow += 1
             return None
         asm = BlockAssembly(block, kind, length, self._symbol_size)
@@ -404,7 +429,7 @@ class ReceiverSession:
             return
         if self.state is not ReceiverState.DISCOVERING:
             self.stats.foreign += 1  # another session on the same discovery group
-            if self._sender_restarted(msg, now):
+            if self._sender_restarted(msg, now) and not self._distrust(msg):
                 self.sender_lost = True
                 self._finish(False, "the sender was restarted: a new session of the same "
                                     "image is announced and ours went silent")
@@ -426,7 +451,14 @@ class ReceiverSession:
         ):
             self.stats.garbled += 1
             return
+        why = self._distrust(msg)
+        if why:
+            if msg.session_id not in self.refused_sessions and len(self.refused_sessions) < 16:
+                self.refused_sessions[msg.session_id] = (msg.name, addr[0], why)
+            self.stats.foreign += 1
+            return
         self.announce = msg
+        self.sender_key = msg.key if msg.signature else b""
         self.session_id = msg.session_id
         self.sender_addr = (msg.control_host or addr[0], msg.control_port)
         self.nblocks = block_count(msg.image_size, msg.block_size)
@@ -436,6 +468,10 @@ class ReceiverSession:
         self._last_heard = now
         self._echo = (msg.sender_time, now)
         self.state = ReceiverState.JOINING
+        self._joining_since = now
+        self._nonce = self._rng.getrandbits(8 * NONCE_SIZE).to_bytes(NONCE_SIZE, "little")
+        self._join_delay = 0.0
+        self.found = True
         self._events.append(
             SessionFound(
                 msg.session_id, msg.name, msg.image_size,
@@ -443,6 +479,22 @@ class ReceiverSession:
             )
         )
         self._send_join(now)
+
+    def _distrust(self, msg: Announce) -> str:
+        """Why we must not follow this session ("" if we may)."""
+        if msg.signature:
+            unsigned = replace(msg, signature=b"").encode()
+            if not verify(msg.key, announce_payload(unsigned), msg.signature):
+                return "its signature does not verify (forged or damaged)"
+        trusted = self.config.trusted
+        if trusted is None:
+            return ""
+        if not msg.signature:
+            return "it is not signed, and only trusted senders are followed"
+        if fingerprint(msg.key) not in trusted:
+            return f"it is signed by {fingerprint(msg.key)}, which is not a trusted key"
+        return ""
+
 
     def _sender_restarted(self, msg: Announce, now: float) -> bool:
         """A new session of our image while ours is silent: our sender crashed and came back,
@@ -474,9 +526,15 @@ class ReceiverSession:
     def _on_accept(self, msg: Accept, now: float) -> None:
         if msg.receiver_id != self.receiver_id or self.state is not ReceiverState.JOINING:
             return
+        payload = accept_payload(self.session_id, self.receiver_id, self._nonce)
+        if self.sender_key and not verify(self.sender_key, payload, msg.proof):
+            self.stats.garbled += 1  # not from the key that signed the session
+            return
         self.state = ReceiverState.RECEIVING
         self._last_heard = now
         self._events.append(Joined(self.session_id))
+        self._events.extend(self._held)  # only now may anything reach the disk
+        self._held.clear()
         if self.blocks_done == self.nblocks:
             self._start_verify()
 
@@ -488,9 +546,13 @@ class ReceiverSession:
     def _send_join(self, now: float) -> None:
         echo, heard = self._echo
         join = Join(self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
-                    self.blocks_done)
+                    self._nonce)
         self._out.append((join.encode(), self.sender_addr))
-        self._next_join = now + self.config.join_interval
+        # Data flows to us only once the ACCEPT arrived, so a lost one must cost milliseconds:
+        # retry soon, then back off to join_interval (a sender that is not there yet).
+        self._join_delay = min(self.config.join_interval, max(FIRST_JOIN_RETRY,
+                                                              2.0 * self._join_delay))
+        self._next_join = now + self._join_delay
 
     def _send_status(self, now: float) -> None:
         need: list[tuple[int, list[int]]] = []
@@ -545,6 +607,7 @@ class ReceiverSession:
         self.result = (ok, reason)
         self._nak_at = None
         self._assemblies.clear()
+        self._held.clear()
         self._events.append(Finished(ok, reason))
         self._rearm()
 

@@ -33,6 +33,7 @@ import random
 from array import array
 from collections import OrderedDict, deque
 from collections.abc import Iterator
+from dataclasses import replace
 from enum import Enum
 from itertools import islice
 
@@ -50,6 +51,7 @@ from .fec import MAX_SYMBOLS_PER_GROUP, encode_symbols
 from .layout import BlockLayout, block_count, block_layout
 from .pacing import TokenBucket
 from .ratecontrol import Delivery, RateController
+from .trust import Signer, accept_payload, announce_payload
 from .wire import (
     FLAG_REPAIR,
     Accept,
@@ -218,8 +220,10 @@ class SenderSession:
     at ``get_timer()``, answer ``BlockWanted`` events with ``feed_block``, and after each of
     these send ``datagrams_to_send(now)`` and re-read ``get_timer()``."""
 
-    def __init__(self, config: SenderConfig, rng: random.Random, now: float) -> None:
+    def __init__(self, config: SenderConfig, rng: random.Random, now: float, *,
+                 signer: Signer | None = None) -> None:
         self.config = config
+        self.signer = signer  # signs ANNOUNCE and each ACCEPT (None: an unsigned session)
         self._rng = rng
         self.session_id = rng.getrandbits(64)
         self.state = SenderState.WAITING
@@ -561,11 +565,23 @@ class SenderSession:
 
     def _announce(self, now: float) -> Announce:
         cfg = self.config
-        return Announce(
+        signer = self.signer
+        announce = Announce(
             self.session_id, cfg.name, cfg.image_size, cfg.image_sha256, cfg.block_size,
             cfg.symbol_size, cfg.data_addr[0], cfg.data_addr[1], cfg.control_addr[0],
             cfg.control_addr[1], now, self.state is not SenderState.WAITING,
+            signer.public_key if signer is not None else b"",
         )
+        if signer is None:
+            return announce
+        return replace(announce, signature=signer.sign(announce_payload(announce.encode())))
+
+    def _accept(self, msg: Join) -> Accept:
+        """ACCEPT, signed over the JOIN's nonce when we sign: only a live sender can answer."""
+        proof = b""
+        if self.signer is not None and msg.nonce:
+            proof = self.signer.sign(accept_payload(self.session_id, msg.receiver_id, msg.nonce))
+        return Accept(self.session_id, msg.receiver_id, proof)
 
     def _queue_sync(self, now: float) -> None:
         if now >= self._next_adapt:
@@ -630,10 +646,8 @@ class SenderSession:
             self.receivers[msg.receiver_id] = info
             self._events.append(ReceiverJoined(msg.receiver_id, addr))
         info.last_heard = now
-        if 0 <= msg.have <= self.nblocks and msg.have > info.blocks_done:
-            info.blocks_done = msg.have  # resumed from its journal
         self._sample_rtt(info, msg.echo_time, msg.hold, now)
-        self._control.append((Accept(self.session_id, msg.receiver_id).encode(), addr))
+        self._control.append((self._accept(msg).encode(), addr))
         if self.state is SenderState.WAITING and (
             self._wait_over or len(self.receivers) >= self.config.min_receivers
         ):

@@ -150,6 +150,8 @@ class Announce(Control):
     control_port: int
     sender_time: float
     started: bool = False
+    key: bytes = b""  # the sender's Ed25519 public key (empty: an unsigned session)
+    signature: bytes = b""  # over everything above (protocol/trust.py announce_payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,13 +175,14 @@ class Join(Control):
     receiver_id: int
     echo_time: float = -1.0  # sender_time of the last ANNOUNCE/SYNC heard (-1: none)
     hold: float = 0.0  # seconds between hearing it and sending this
-    have: int = 0  # blocks it already holds from an earlier run (resumed from its journal)
+    nonce: bytes = b""  # fresh per session: a signed ACCEPT must answer this very JOIN
 
 
 @dataclass(frozen=True, slots=True)
 class Accept(Control):
     TYPE: ClassVar[PacketType] = PacketType.ACCEPT
     receiver_id: int
+    proof: bytes = b""  # the sender's signature over (session, receiver, the JOIN's nonce)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import trio
 
 from mcastd.console import Console, make_console
+from mcastd.keys import TRUST_FILE_NAME, KeyFileError, find_default_trust, parse_trust
 from mcastd.options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -64,10 +65,33 @@ def build_parser() -> argparse.ArgumentParser:
                         default=IGMP_REASSERT_INTERVAL,
                         help="renew the multicast membership this often, for switches with "
                              "IGMP snooping and no querier (default %(default)g)")
+    parser.add_argument("--trust", action="append", metavar="FILE|FINGERPRINT",
+                        help="follow only a sender signing with this key: its fingerprint "
+                             "(SHA256:...) or a .pub file; repeat to trust several (default: "
+                             f"{TRUST_FILE_NAME} next to this program, else "
+                             "/etc/mcastd/trust.pub, else any sender, unauthenticated)")
     return parser
 
 
-async def receive(args: argparse.Namespace, info: TargetInfo, console: Console) -> int:
+def trusted_keys(values: Sequence[str] | None) -> frozenset[str] | None:
+    """The fingerprints to insist on: the union of every --trust, else the boot stick's or
+    the system's trust file, else None (any sender; the daemon warns)."""
+    if not values:
+        return find_default_trust()
+    return frozenset().union(*(parse_trust(value) for value in values))
+
+
+def receiver_config(
+    args: argparse.Namespace, trusted: frozenset[str] | None, image: bytes | None
+) -> ReceiverConfig:
+    return ReceiverConfig(discovery_addr=(args.discovery_group, args.discovery_port),
+                          session_name=args.session, image_sha256=image, trusted=trusted)
+
+
+async def receive(
+    args: argparse.Namespace, info: TargetInfo, console: Console,
+    trusted: frozenset[str] | None,
+) -> int:
     ifname = args.interface or default_interface()
     discovery = (args.discovery_group, args.discovery_port)
     net = KernelNet(ifname, discovery, gro=False if args.no_gro else None)
@@ -76,9 +100,11 @@ async def receive(args: argparse.Namespace, info: TargetInfo, console: Console) 
     image: bytes | None = None  # after a lost sender: only a session of the same image will do
     try:
         console.message(f"listening for sessions on {ifname} ({discovery[0]}:{discovery[1]})")
+        if trusted:
+            keys = next(iter(trusted)) if len(trusted) == 1 else f"{len(trusted)} keys"
+            console.message(f"following only a sender signing with {keys}")
         while True:
-            config = ReceiverConfig(discovery_addr=discovery, session_name=args.session,
-                                    image_sha256=image)
+            config = receiver_config(args, trusted, image)
             session = ReceiverSession(config, random.Random(rng.getrandbits(64)),
                                       trio.current_time())
             daemon = ReceiverDaemon(
@@ -111,11 +137,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = verbosity(args)
     try:
-        info = check_target(args.target)  # before any socket: refuse a mounted disk at once
-    except TargetError as exc:
+        # Both before any socket: a typo in --trust or a mounted disk is refused at once.
+        trusted = trusted_keys(args.trust)
+        info = check_target(args.target)
+    except (KeyFileError, TargetError) as exc:
         print(f"mcast-receive: {exc}", file=sys.stderr)
         return EXIT_USAGE
     console = make_console(json_mode=args.json, verbosity=level)
     setup_logging(console, level)
-    return run_program("mcast-receive", console, partial(receive, args, info, console),
+    return run_program("mcast-receive", console, partial(receive, args, info, console, trusted),
                        (NetworkError,), "the target is incomplete.")

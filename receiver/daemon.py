@@ -29,6 +29,7 @@ from protocol.events import (
 )
 from protocol.layout import raw_block_length
 from protocol.receiver import ReceiverSession, ReceiverState
+from protocol.trust import fingerprint
 
 from .journal import Journal, JournalError
 from .net import ReceiverNet
@@ -140,6 +141,7 @@ class ReceiverDaemon:
             f"found session {event.name!r} from {event.sender_addr[0]}: "
             f"{format_bytes(event.image_size)}"
         )
+        self._say_who_signed()
         try:
             check_fits(self.target_info, event.image_size)
             stored = self._open_journal(announce.image_sha256, event.image_size)
@@ -220,6 +222,24 @@ class ReceiverDaemon:
             except NetworkError as exc:
                 self.console.message(str(exc), level=logging.WARNING)
 
+    def _say_who_signed(self) -> None:
+        """Whom the disk is about to trust: verified, or unauthenticated, prominently."""
+        session = self.session
+        key = session.sender_key
+        if session.config.trusted is not None:
+            self.console.message(f"the session is signed by trusted key {fingerprint(key)}")
+        elif key:
+            self.console.message(
+                f"UNAUTHENTICATED: the session is signed by {fingerprint(key)}, but no key is "
+                "trusted here; anyone on this LAN could be that sender. Compare the "
+                "fingerprint with `mcastd serve`'s, and pass --trust to insist on it.",
+                level=logging.WARNING)
+        else:
+            self.console.message(
+                "UNAUTHENTICATED: the session is not signed; anyone on this LAN could be that "
+                "sender. Pass --trust with the sender's key to refuse such sessions.",
+                level=logging.WARNING)
+
     async def _room_to_write(self) -> None:
         while self._unwritten >= MAX_UNWRITTEN_BLOCKS:
             await self._written.wait()
@@ -283,8 +303,18 @@ class ReceiverDaemon:
 
     async def _give_up_discovery(self, after: float) -> None:
         await trio.sleep(after)
-        if self.session.state is ReceiverState.DISCOVERING:
-            where = f" on {self.interface}" if self.interface else ""
+        session = self.session
+        if session.found or session.state is ReceiverState.FINISHED:
+            return
+        where = f" on {self.interface}" if self.interface else ""
+        refused = session.refused_sessions
+        if refused:
+            name, host, why = next(iter(refused.values()))
+            self._fail(
+                f"no session we may follow was announced{where} within {after:g} s: "
+                f"{len(refused)} refused, e.g. {name!r} from {host}, because {why}"
+            )
+        else:
             self._fail(
                 f"no session was announced{where} within {after:g} s: is `mcastd serve` "
                 "running on this network?"
@@ -298,7 +328,13 @@ class ReceiverDaemon:
 
     async def _report_loop(self) -> None:
         told: set[int] = set()
+        refused: set[int] = set()
         while True:
+            for sid, (name, host, why) in list(self.session.refused_sessions.items()):
+                if sid not in refused:
+                    refused.add(sid)
+                    self.console.message(f"ignored session {name!r} from {host}: {why}",
+                                         level=logging.WARNING)
             overruns = self.net.overruns()
             if overruns is not None:
                 self.session.overruns = overruns

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-THIRD_PARTY_PROTOCOL = {"msgpack", "zstandard", "xxhash", "zfec"}
+THIRD_PARTY_PROTOCOL = {"msgpack", "zstandard", "xxhash", "zfec", "cryptography"}
 FORBIDDEN_IN_PROTOCOL = {"trio", "socket", "asyncio", "selectors", "threading", "netsim",
                          "mcastd", "receiver", "time", "os", "subprocess"}
 # Calls that would smuggle the clock or global randomness into the core.
@@ -66,7 +66,7 @@ def test_daemons_never_import_netsim(package: str) -> None:
 
 
 SHARED_DRIVER_MODULES = {"mcastd.endpoint", "mcastd.driver", "mcastd.udp", "mcastd.console",
-                         "mcastd.report", "mcastd.units", "mcastd.options"}
+                         "mcastd.report", "mcastd.units", "mcastd.options", "mcastd.keys"}
 
 
 def test_the_receiver_uses_only_the_shared_driver_modules_of_mcastd() -> None:

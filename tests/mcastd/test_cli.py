@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 
 from mcastd.cli import main as mcastd_main
+from mcastd.keys import generate_key, load_key, parse_trust, public_key_path
 from receiver.cli import main as receive_main
 
 SERVE_OPTIONS = [
     "--interface", "--group", "--port", "--rate", "--min-receivers", "--max-wait",
     "--fec-overhead", "--block-size", "--ttl", "--name", "--json", "--quiet", "--verbose",
-    "--discovery-group", "--discovery-port", "--no-gso",
+    "--discovery-group", "--discovery-port", "--no-gso", "--key",
 ]
 RECEIVE_OPTIONS = ["--interface", "--session", "--timeout", "--json", "--quiet", "--verbose",
-                   "--discovery-group", "--discovery-port", "--no-gro"]
+                   "--discovery-group", "--discovery-port", "--no-gro", "--trust"]
 
 
 def usage_error(main: object, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -146,3 +147,141 @@ def test_log_records_go_through_the_console() -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines == [{"event": "message", "level": "warning",
                       "text": "the kernel capped a socket buffer"}]
+
+
+# --- keys: `mcastd keygen` and `mcastd serve --key` -------------------------------------------
+
+
+def test_keygen_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        mcastd_main(["keygen", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--key" in out and "--force" in out
+
+
+def test_keygen_creates_a_key_and_says_how_receivers_trust_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "room12" / "sender.key"
+    assert mcastd_main(["keygen", "--key", str(path)]) == 0
+    out, err = capsys.readouterr()
+    signer = load_key(path)
+    pub = public_key_path(path)
+    assert err == ""
+    assert f"fingerprint: {signer.fingerprint}\n" in out
+    assert str(pub) in out and "mcastd-trust.pub" in out
+    assert f"--trust {signer.fingerprint}" in out
+    assert parse_trust(str(pub)) == {signer.fingerprint}
+
+
+def test_keygen_uses_mcastd_key_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "env.key"
+    monkeypatch.setenv("MCASTD_KEY", str(path))
+    assert mcastd_main(["keygen"]) == 0
+    assert load_key(path).fingerprint in capsys.readouterr().out
+
+
+def test_keygen_never_replaces_a_key_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sender.key"
+    first = generate_key(path)
+    assert mcastd_main(["keygen", "--key", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"mcastd: {path} already holds a key: use --force to replace it (receivers "
+                   "that trust the old key will refuse the new one).\n")
+    assert load_key(path).fingerprint == first.fingerprint
+    assert mcastd_main(["keygen", "--key", str(path), "--force"]) == 0
+    second = load_key(path)
+    assert second.fingerprint != first.fingerprint
+    assert second.fingerprint in capsys.readouterr().out
+
+
+def _image(tmp_path: Path) -> Path:
+    image = tmp_path / "a.img"
+    image.write_bytes(b"x" * 4096)
+    return image
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "says"),
+    [
+        (b"garbage", 0o600, "is not a PEM private key"),
+        (None, 0o640, "run `chmod 600"),
+    ],
+)
+def test_serve_with_an_unusable_key_is_one_sentence_and_exit_2(
+    content: bytes | None, mode: int, says: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key = tmp_path / "sender.key"
+    if content is None:
+        generate_key(key)
+    else:
+        key.write_bytes(content)
+    key.chmod(mode)
+    # An interface that does not exist: the key is checked before the network.
+    code = mcastd_main(["serve", str(_image(tmp_path)), "--interface", "nosuch0",
+                        "--key", str(key)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mcastd: {key} ") and err.count("\n") == 1 and says in err
+
+
+def test_serve_creates_a_missing_key_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "cfg" / "sender.key"
+    code = mcastd_main(["serve", str(_image(tmp_path)), "--interface", "nosuch0",
+                        "--key", str(key)])
+    assert code == 2  # the interface, after the key
+    fp = load_key(key).fingerprint
+    out = capsys.readouterr().out
+    assert f"created a new signing key at {key} (fingerprint {fp})" in out
+    assert f"--trust {fp}" in out
+
+
+def test_serve_uses_mcastd_key_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "env.key"
+    monkeypatch.setenv("MCASTD_KEY", str(key))
+    assert mcastd_main(["serve", str(_image(tmp_path)), "--interface", "nosuch0"]) == 2
+    assert load_key(key).fingerprint in capsys.readouterr().out
+
+
+def test_serve_with_a_missing_image_creates_no_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "sender.key"
+    assert mcastd_main(["serve", str(tmp_path / "nope.img"), "--key", str(key)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not key.exists()
+
+
+@pytest.mark.parametrize("value", ["nonsense", "SHA256:abc", "{missing}"])
+def test_receive_with_a_bad_trust_is_one_sentence_before_anything(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "t.img"
+    value = value.format(missing=tmp_path / "trust.pub")
+    assert receive_main([str(target), "--interface", "nosuch0", "--trust", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mcast-receive: ") and err.count("\n") == 1
+    assert repr(value) in err
+    assert not target.exists()
+
+
+def test_receive_names_the_bad_line_of_a_trust_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trust = tmp_path / "trust.pub"
+    trust.write_text("# room 12\nmcastd-ed25519 AAAA\n")
+    assert receive_main([str(tmp_path / "t.img"), "--trust", str(trust)]) == 2
+    assert capsys.readouterr().err == (
+        f"mcast-receive: line 2 of {trust} has a 3-byte key; an Ed25519 public key has 32.\n"
+    )

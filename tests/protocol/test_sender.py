@@ -951,12 +951,3 @@ def test_set_rate_before_the_start_is_the_starting_rate() -> None:
 # --- JOIN with blocks from an earlier run --------------------------------------------------------
 
 
-def test_join_with_have_sets_blocks_done() -> None:
-    sender, _ = sender_for(random_image(400_000))
-    sid = sender.session_id
-    sender.receive_datagram(Join(sid, 1, have=6).encode(), R1, 0.0)
-    assert sender.receivers[1].blocks_done == 6
-    sender.receive_datagram(Join(sid, 1, have=2).encode(), R1, 0.1)  # never backwards
-    assert sender.receivers[1].blocks_done == 6
-    sender.receive_datagram(Join(sid, 2, have=sender.nblocks + 1).encode(), R2, 0.0)
-    assert sender.receivers[2].blocks_done == 0  # more than the image has: ignored

@@ -1,0 +1,178 @@
+"""Signed sessions: a receiver follows only a live sender holding a trusted key; forged,
+tampered, truncated, unsigned or replayed sessions are refused with a reason, nothing written."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import replace
+from typing import Any
+
+from protocol.config import ReceiverConfig, SenderConfig
+from protocol.events import BlockReady, Event, Finished, Joined, SessionFound
+from protocol.receiver import ReceiverSession, ReceiverState
+from protocol.sender import SenderSession
+from protocol.trust import (
+    Signer,
+    accept_payload,
+    announce_payload,
+    fingerprint,
+    verify,
+)
+from protocol.wire import Accept, Announce, Join, data_header, decode_control_untrusted
+
+CONTROL = ("10.0.0.1", 9000)
+KEY = Signer.from_raw(bytes(range(32)))
+OTHER = Signer.from_raw(bytes(range(1, 33)))
+
+
+def sender(signer: Signer | None = KEY, now: float = 0.0) -> SenderSession:
+    image = bytes(100_000)
+    config = SenderConfig(len(image), hashlib.sha256(image).digest(), CONTROL, name="lab")
+    return SenderSession(config, random.Random(1), now, signer=signer)
+
+
+def receiver(**kw: Any) -> ReceiverSession:
+    return ReceiverSession(ReceiverConfig(**kw), random.Random(2), 0.0)
+
+
+def announce(s: SenderSession, now: float = 0.0) -> Announce:
+    s.handle_timer(now)
+    for dg, _ in s.datagrams_to_send(now):
+        msg = decode_control_untrusted(dg)
+        if isinstance(msg, Announce):
+            return msg
+    raise AssertionError("no ANNOUNCE")
+
+
+def events(r: ReceiverSession) -> list[Event]:
+    out = []
+    while (e := r.next_event()) is not None:
+        out.append(e)
+    return out
+
+
+def handshake(s: SenderSession, r: ReceiverSession, msg: Announce, now: float = 0.0) -> None:
+    """Deliver ``msg`` to the receiver, its JOIN to the sender, the sender's ACCEPT back."""
+    r.receive_datagram(msg.encode(), CONTROL, now)
+    for dg, _ in r.datagrams_to_send(now):
+        s.receive_datagram(dg, ("10.0.0.9", 5000), now)
+    for dg, _ in s.datagrams_to_send(now):
+        if isinstance(decode_control_untrusted(dg), Accept):
+            r.receive_datagram(dg, CONTROL, now)
+
+
+def test_fingerprints_and_signatures() -> None:
+    assert fingerprint(KEY.public_key).startswith("SHA256:") and len(KEY.fingerprint) == 50
+    assert KEY.fingerprint != OTHER.fingerprint
+    sig = KEY.sign(b"data")
+    assert verify(KEY.public_key, b"data", sig)
+    assert not verify(KEY.public_key, b"date", sig)
+    assert not verify(OTHER.public_key, b"data", sig)
+    assert not verify(KEY.public_key, b"data", sig[:-1])  # truncated
+    assert not verify(b"short", b"data", sig)
+
+
+def test_a_signed_announce_carries_the_key_and_verifies() -> None:
+    msg = announce(sender())
+    assert msg.key == KEY.public_key
+    assert verify(msg.key, announce_payload(replace(msg, signature=b"").encode()), msg.signature)
+
+
+def test_a_trusted_live_sender_is_followed() -> None:
+    s = sender()
+    r = receiver(trusted=frozenset({KEY.fingerprint}))
+    handshake(s, r, announce(s))
+    assert r.state is ReceiverState.RECEIVING and r.sender_key == KEY.public_key
+    assert [type(e) for e in events(r)] == [SessionFound, Joined]
+
+
+def refused(r: ReceiverSession, msg: Announce) -> str:
+    r.receive_datagram(msg.encode(), CONTROL, 0.0)
+    assert r.state is ReceiverState.DISCOVERING and events(r) == []
+    assert r.datagrams_to_send(0.0) == []  # not even a JOIN
+    return r.refused_sessions[msg.session_id][2]
+
+
+def test_a_session_signed_by_another_key_is_refused() -> None:
+    why = refused(receiver(trusted=frozenset({KEY.fingerprint})), announce(sender(OTHER)))
+    assert why == f"it is signed by {OTHER.fingerprint}, which is not a trusted key"
+
+
+def test_an_unsigned_session_is_refused_under_trust() -> None:
+    why = refused(receiver(trusted=frozenset({KEY.fingerprint})), announce(sender(None)))
+    assert why == "it is not signed, and only trusted senders are followed"
+
+
+def test_a_tampered_announce_is_refused_even_without_trust() -> None:
+    msg = announce(sender())
+    forged = replace(msg, image_sha256=hashlib.sha256(b"evil").digest())
+    assert "does not verify" in refused(receiver(), forged)
+    assert "does not verify" in refused(receiver(), replace(msg, signature=msg.signature[:40]))
+    swapped = replace(msg, key=OTHER.public_key)  # someone else's key on our signature
+    assert "does not verify" in refused(receiver(), swapped)
+
+
+def test_without_trust_an_unsigned_session_is_followed_unauthenticated() -> None:
+    s = sender(None)
+    r = receiver()
+    handshake(s, r, announce(s))
+    assert r.state is ReceiverState.RECEIVING and r.sender_key == b""
+
+
+def test_a_replayed_announce_gets_no_accept_and_nothing_is_written() -> None:
+    old = announce(sender())  # recorded from a session that is over
+    r = receiver(trusted=frozenset({KEY.fingerprint}), sender_timeout=3.0)
+    r.receive_datagram(old.encode(), CONTROL, 0.0)
+    assert [type(e) for e in events(r)] == [SessionFound]  # the driver joins the group
+    ((join, _),) = [(decode_control_untrusted(d), a) for d, a in r.datagrams_to_send(0.0)]
+    assert isinstance(join, Join)
+    # The attacker replays an ACCEPT of that old session, for an old nonce: refused; so is an
+    # unsigned one.
+    stale = Accept(old.session_id, r.receiver_id,
+                   KEY.sign(accept_payload(old.session_id, r.receiver_id, b"\0" * 16)))
+    r.receive_datagram(stale.encode(), CONTROL, 0.5)
+    r.receive_datagram(Accept(old.session_id, r.receiver_id).encode(), CONTROL, 0.6)
+    assert r.state is ReceiverState.JOINING
+    now = 0.0
+    while r.state is ReceiverState.JOINING:
+        now = r.get_timer() or now
+        r.receive_datagram(old.encode(), CONTROL, now)  # replayed over and over
+        r.handle_timer(now)
+        r.datagrams_to_send(now)
+    assert now <= 3.0 + 1e-9
+    (finished,) = events(r)  # no BlockReady ever: nothing reached the disk
+    assert isinstance(finished, Finished) and not finished.ok
+    assert "never accepted us" in finished.reason
+
+
+def test_an_accept_signed_for_our_nonce_by_the_key_is_taken() -> None:
+    s = sender()
+    r = receiver(trusted=frozenset({KEY.fingerprint}))
+    r.receive_datagram(announce(s).encode(), CONTROL, 0.0)
+    ((join, _),) = [(decode_control_untrusted(d), a) for d, a in r.datagrams_to_send(0.0)]
+    assert isinstance(join, Join) and len(join.nonce) == 16
+    forged = Accept(s.session_id, r.receiver_id,
+                    OTHER.sign(accept_payload(s.session_id, r.receiver_id, join.nonce)))
+    r.receive_datagram(forged.encode(), CONTROL, 0.1)
+    assert r.state is ReceiverState.JOINING
+    good = Accept(s.session_id, r.receiver_id,
+                  KEY.sign(accept_payload(s.session_id, r.receiver_id, join.nonce)))
+    r.receive_datagram(good.encode(), CONTROL, 0.2)
+    assert r.state is ReceiverState.RECEIVING
+
+
+def test_blocks_complete_before_the_accept_wait_for_it() -> None:
+    s = sender()  # its image is all zeros: a ZERO block is one empty symbol
+    r = receiver(trusted=frozenset({KEY.fingerprint}))
+    r.receive_datagram(announce(s).encode(), CONTROL, 0.0)
+    events(r)
+    zero_block = data_header(0, 0, s.session_id, 0, 0, 0, 0, 0)  # ZERO kind, empty payload
+    r.receive_datagram(zero_block, CONTROL, 0.1)
+    assert r.stats.received == 1 and events(r) == []  # complete, but held
+    ((join, _),) = [(decode_control_untrusted(d), a) for d, a in r.datagrams_to_send(0.1)]
+    assert isinstance(join, Join)
+    good = Accept(s.session_id, r.receiver_id,
+                  KEY.sign(accept_payload(s.session_id, r.receiver_id, join.nonce)))
+    r.receive_datagram(good.encode(), CONTROL, 0.2)
+    assert [type(e) for e in events(r)] == [Joined, BlockReady]

@@ -1,0 +1,115 @@
+"""`mcast-receive --trust`: which sender keys the receiver follows, from the command line, the
+boot stick or /etc — decided before any socket is opened, and handed to the session."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+import mcastd.keys
+import receiver.cli as cli
+from mcastd.console import Console
+from mcastd.keys import public_key_line
+from protocol.trust import Signer
+from receiver.target import TargetInfo
+
+
+@pytest.fixture
+def signers() -> list[Signer]:
+    return [Signer.from_raw(bytes([n]) * 32) for n in range(1, 4)]
+
+
+@pytest.fixture
+def no_default_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The program runs from an empty directory and /etc has no trust file; returns that
+    directory (where the boot stick's trust file would go)."""
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    monkeypatch.setattr(sys, "argv", [str(stick / "mcast-receive")])
+    monkeypatch.setattr(mcastd.keys, "SYSTEM_TRUST_FILE", tmp_path / "etc" / "trust.pub")
+    return stick
+
+
+@pytest.fixture
+def received(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str] | None]:
+    """Replaces the receiving itself: records the trust main hands it."""
+    seen: list[frozenset[str] | None] = []
+
+    async def fake_receive(args: argparse.Namespace, info: TargetInfo, console: Console,
+                           trusted: frozenset[str] | None) -> int:
+        seen.append(trusted)
+        return 0
+
+    monkeypatch.setattr(cli, "receive", fake_receive)
+    return seen
+
+
+def test_without_trust_anything_goes(no_default_trust: Path) -> None:
+    assert cli.trusted_keys(None) is None
+    assert cli.trusted_keys([]) is None
+
+
+def test_every_trust_option_adds_keys(
+    tmp_path: Path, signers: list[Signer], no_default_trust: Path
+) -> None:
+    pub = tmp_path / "room.pub"
+    pub.write_text(f"{public_key_line(signers[0])}\n{signers[1].fingerprint}\n")
+    trusted = cli.trusted_keys([str(pub), signers[2].fingerprint, signers[1].fingerprint])
+    assert trusted == frozenset(s.fingerprint for s in signers)
+
+
+def test_the_boot_sticks_trust_file_is_used_without_trust(
+    signers: list[Signer], no_default_trust: Path
+) -> None:
+    (no_default_trust / "mcastd-trust.pub").write_text(public_key_line(signers[0]) + "\n")
+    assert cli.trusted_keys(None) == frozenset({signers[0].fingerprint})
+    # --trust replaces the default rather than adding to it.
+    assert cli.trusted_keys([signers[1].fingerprint]) == frozenset({signers[1].fingerprint})
+
+
+def test_the_system_trust_file_comes_after_the_sticks(
+    tmp_path: Path, signers: list[Signer], no_default_trust: Path
+) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "trust.pub").write_text(signers[1].fingerprint + "\n")
+    assert cli.trusted_keys(None) == frozenset({signers[1].fingerprint})
+    (no_default_trust / "mcastd-trust.pub").write_text(signers[0].fingerprint + "\n")
+    assert cli.trusted_keys(None) == frozenset({signers[0].fingerprint})
+
+
+def test_the_session_gets_the_trusted_keys(signers: list[Signer]) -> None:
+    args = cli.build_parser().parse_args(["t.img", "--session", "room12"])
+    trusted = frozenset({signers[0].fingerprint})
+    config = cli.receiver_config(args, trusted, None)
+    assert config.trusted == trusted
+    assert config.session_name == "room12"
+    assert cli.receiver_config(args, None, b"\0" * 32).trusted is None
+
+
+def test_main_hands_the_trust_to_the_receiving(
+    tmp_path: Path, signers: list[Signer], no_default_trust: Path,
+    received: list[frozenset[str] | None],
+) -> None:
+    target = str(tmp_path / "t.img")
+    assert cli.main([target, "--trust", signers[0].fingerprint,
+                     "--trust", signers[1].fingerprint]) == 0
+    assert cli.main([target]) == 0
+    assert received == [frozenset({signers[0].fingerprint, signers[1].fingerprint}), None]
+
+
+def test_a_broken_trust_file_on_the_stick_stops_the_receiver(
+    tmp_path: Path, no_default_trust: Path, received: list[frozenset[str] | None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Running unauthenticated because of a damaged trust file would defeat it."""
+    trust = no_default_trust / "mcastd-trust.pub"
+    trust.write_text("mcastd-ed25519 AAAA\n")
+    assert cli.main([str(tmp_path / "t.img")]) == 2
+    assert capsys.readouterr().err == (
+        f"mcast-receive: line 1 of {trust} has a 3-byte key; an Ed25519 public key has 32.\n"
+    )
+    assert received == []
