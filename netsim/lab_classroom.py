@@ -43,6 +43,7 @@ class HostResult:
     returncode: int | None  # None: never started
     stderr_tail: str = ""
     final: dict[str, Any] | None = None  # its final report, as it printed it
+    warnings: list[str] = field(default_factory=list)  # its warning and error messages
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,22 @@ def host_result(
         mb_per_s=image_size / seconds / 1e6 if seconds else None, sha_match=sha_match,
         message=message, returncode=returncode,
         stderr_tail="" if ok else "\n".join(stderr.splitlines()[-STDERR_TAIL:]),
-        final=final,
+        final=final, warnings=warning_lines(stdout),
     )
+
+
+def warning_lines(stdout: str) -> list[str]:
+    """The texts of the JSON message lines of level warning or error."""
+    found = []
+    for line in stdout.splitlines():
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if (isinstance(data, dict) and data.get("event") == "message"
+                and data.get("level") in ("warning", "error")):
+            found.append(str(data.get("text", "")))
+    return found
 
 
 def sha256_prefix(path: Path, size: int) -> str | None:
@@ -162,7 +177,7 @@ def run_classroom_lab(
     kill: Mapping[int, tuple[float, float | None]] | None = None,
     kill_sender: tuple[float, float | None] | None = None,
     receiver_args_for: Mapping[int, Sequence[str]] | None = None,
-    igmp_forget_after: float | None = None,
+    igmp_forget_after: float | None = None, extras_lead: float | None = None,
 ) -> LabResult:
     """Image ``receivers`` lab laptops from ``image``. ``late`` maps a receiver's index to the
     seconds after the sender's start at which it starts; the sender waits only for the others.
@@ -175,7 +190,8 @@ def run_classroom_lab(
     or None: never); ``kill_sender`` does the same to the sender. A receiver's result is its last
     run's. ``receiver_args_for`` adds arguments for some receivers after ``receiver_args``.
     ``igmp_forget_after``: the switch forgets members that long after their last report
-    (:class:`Lab`)."""
+    (:class:`Lab`). ``extras_lead``: start the extras that many seconds *before* the sender
+    (a rogue that is there first)."""
     late = dict(late or {})
     if any(not 0 <= i < receivers for i in late):
         raise ValueError(f"--late names a receiver outside 0..{receivers - 1}")
@@ -229,6 +245,9 @@ def run_classroom_lab(
         for i, p in enumerate(laptops):
             if i not in late:
                 start(p, argv_for(i))
+        if extras is not None and extras_lead is not None:
+            extras(lab)
+            time.sleep(extras_lead)
         sender = _Process(lab.sender)
         start(sender, [*sender_argv(image.resolve(), max(1, receivers - len(late)), sender_rate),
                        *sender_args])
@@ -237,7 +256,7 @@ def run_classroom_lab(
                         *([(sender, kill_sender)] if kill_sender else [])]:
             p.kill_at = sender_started + when[0]
             p.restart_at = None if when[1] is None else sender_started + when[1]
-        if extras is not None:
+        if extras is not None and extras_lead is None:
             extras(lab)
         due = {i: time.monotonic() + delay for i, delay in late.items()}
         events: list[str] = []

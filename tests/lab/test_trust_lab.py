@@ -1,0 +1,83 @@
+"""Trust with the real programs in the kernel lab: a rogue host in the classroom runs its own
+signed session of another image; laptops that trust the admin's key ignore it and write the
+real image, laptops without --trust are warned, with the sender's fingerprint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netsim.images import write_image
+from netsim.lab import IFNAME, Lab, lab_available
+from netsim.lab_classroom import format_table, run_classroom_lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_available() is not None,
+                                                  reason=lab_available() or "")]
+
+
+def keygen(path: Path) -> str:
+    """A key pair at ``path``; returns its fingerprint."""
+    out = subprocess.run([sys.executable, "-m", "mcastd", "keygen", "--key", str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    (line,) = [line for line in out.splitlines() if line.startswith("fingerprint:")]
+    return line.split()[1]
+
+
+def test_laptops_trusting_the_admin_ignore_a_rogue_session(tmp_path: Path) -> None:
+    image, fake = tmp_path / "real.img", tmp_path / "rogue.img"
+    write_image(image, 8 << 20, seed=31, kind="random")
+    write_image(fake, 8 << 20, seed=32, kind="random")
+    admin = tmp_path / "admin.key"
+    fingerprint = keygen(admin)
+    rogue_key = tmp_path / "rogue.key"
+    keygen(rogue_key)
+
+    def rogue(lab: Lab) -> None:
+        # Another machine in the room announcing its own image, signed with its own key.
+        argv = [sys.executable, "-m", "mcastd", "serve", str(fake), "--interface", IFNAME,
+                "--key", str(rogue_key), "--name", "real.img", "--json"]
+        lab.popen(lab.extras[0], argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    result = run_classroom_lab(image, 2, rate_mbit=50, timeout=120, extra_hosts=1,
+                               extras=rogue, extras_lead=2.0,  # the rogue is there first
+                               sender_args=["--key", str(admin)],
+                               receiver_args=["--trust", f"{admin}.pub"])
+    assert result.ok, format_table(result)
+    assert all(r.sha_match for r in result.receivers)
+    for r in result.receivers:
+        assert not any("UNAUTHENTICATED" in w for w in r.warnings)
+    # Each laptop saw the rogue first and said why it ignored it.
+    for r in result.receivers:
+        (ignored,) = [w for w in r.warnings if w.startswith("ignored")]
+        assert "which is not a trusted key" in ignored and fingerprint not in ignored
+
+
+def test_a_laptop_without_trust_is_warned_with_the_fingerprint(tmp_path: Path) -> None:
+    image = tmp_path / "real.img"
+    write_image(image, 4 << 20, seed=33, kind="random")
+    admin = tmp_path / "admin.key"
+    fingerprint = keygen(admin)
+    result = run_classroom_lab(image, 1, rate_mbit=50, timeout=60,
+                               sender_args=["--key", str(admin)])
+    assert result.ok, format_table(result)
+    (warning,) = [w for w in result.receivers[0].warnings if "UNAUTHENTICATED" in w]
+    assert fingerprint in warning
+
+
+def test_a_laptop_trusting_another_key_writes_nothing_and_says_why(tmp_path: Path) -> None:
+    image = tmp_path / "real.img"
+    write_image(image, 4 << 20, seed=34, kind="random")
+    admin, other = tmp_path / "admin.key", tmp_path / "other.key"
+    keygen(admin)
+    keygen(other)
+    result = run_classroom_lab(image, 1, rate_mbit=50, timeout=60,
+                               sender_args=["--key", str(admin), "--max-wait", "5"],
+                               receiver_args=["--trust", f"{other}.pub", "--timeout", "4"])
+    (laptop,) = result.receivers
+    assert not laptop.ok and laptop.returncode == 1, format_table(result)
+    assert "no session we may follow was announced" in laptop.message
+    assert "which is not a trusted key" in laptop.message
+    assert laptop.sha_match is not True  # nothing of the image was written
