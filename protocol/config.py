@@ -33,6 +33,7 @@ class SenderConfig:
     adapt_rate: bool = True  # slow down to what the receivers take (rate_bps: the ceiling)
     min_rate_bps: float = 1e6  # adaptation never goes below this
     min_receivers: int = 1
+    max_receivers: int = 4096  # joins beyond this are ignored (bounds the sender's work)
     receiver_timeout: float = 10.0  # a receiver silent this long is dropped as failed
     # A receiver that stored no block for this long while the sender served it (after the
     # first pass) cannot keep up even at the lowest rate: dropped as failed.

@@ -75,6 +75,11 @@ PACING_QUANTUM = 0.001  # seconds
 _REFILL = 128  # datagrams generated per refill: small, so repairs need not wait a whole block
 FEC_CAP = 0.25  # adaptive proactive repair never exceeds this share of the source symbols
 PRECOMPUTED_REPAIRS = 4  # per group, beyond the proactive ones: the first NAKs' answers
+# STATUS taken from one receiver: this many per second, this many at once (a legitimate one
+# sends one per NAK interval, at least 2 ms apart, plus a heartbeat).
+STATUS_RATE = 1000.0
+STATUS_BURST = 8
+MAX_PER_HOST = 16  # receivers one IP address may run (a test host runs several)
 # Rate and repair decisions at most this often: each looks at every receiver, and a room of
 # hundreds closes delivery windows all the time. SYNC catches up on windows left waiting.
 ADAPT_INTERVAL = 0.05  # seconds
@@ -92,7 +97,7 @@ class ReceiverInfo:
     __slots__ = (
         "receiver_id", "addr", "joined_at", "last_heard", "rtt", "seq_seen", "blocks_done",
         "received", "dropped", "loss", "naks", "outcome", "reason", "finished_at",
-        "delivery", "progress_at", "overruns", "reported",
+        "delivery", "progress_at", "overruns", "reported", "status_tokens", "status_at",
     )
 
     def __init__(self, receiver_id: int, addr: Addr, now: float) -> None:
@@ -114,6 +119,8 @@ class ReceiverInfo:
         self.progress_at = now  # when its blocks_done last grew
         self.overruns = 0  # datagrams its socket dropped, as it reported
         self.reported = False  # a STATUS arrived: its loss is known
+        self.status_tokens = float(STATUS_BURST)  # STATUS it may still send at once
+        self.status_at = now  # when the tokens were counted
 
     @property
     def lagging(self) -> bool:
@@ -124,6 +131,7 @@ class SenderStats:
     __slots__ = (
         "data_datagrams", "data_bytes", "first_pass_datagrams", "repair_datagrams",
         "status_received", "naks_received", "garbled", "foreign", "repairs_made_inline",
+        "limited",
     )
 
     def __init__(self) -> None:
@@ -136,6 +144,7 @@ class SenderStats:
         self.garbled = 0
         self.foreign = 0
         self.repairs_made_inline = 0  # on the event loop: no ready symbol from the driver
+        self.limited = 0  # STATUS and JOIN ignored: too often, from elsewhere, or too many
 
 
 class _Block:
@@ -633,6 +642,12 @@ class SenderSession:
         if self.state is SenderState.COMPLETE:
             return
         info = self.receivers.get(msg.receiver_id)
+        if info is not None and addr != info.addr:
+            self.stats.limited += 1  # someone else using its id
+            return
+        if info is None and self._crowded(addr):
+            self.stats.limited += 1
+            return
         if info is None:
             if not self.accepting(now):
                 window = self.config.late_join_window
@@ -653,11 +668,28 @@ class SenderSession:
         ):
             self._start(now)
 
+    def _crowded(self, addr: Addr) -> bool:
+        """A new receiver would be one too many: for the session, or from one host (a flood
+        of made-up receiver ids must not grow the sender's memory and work without bound)."""
+        if len(self.receivers) >= self.config.max_receivers:
+            return True
+        host = addr[0]
+        return sum(1 for r in self.receivers.values() if r.addr[0] == host) >= MAX_PER_HOST
+
     def _on_status(self, msg: Status, addr: Addr, now: float) -> None:
         info = self.receivers.get(msg.receiver_id)
         if info is None or info.outcome is not None:
             self.stats.foreign += 1
             return
+        tokens = min(STATUS_BURST, info.status_tokens + (now - info.status_at) * STATUS_RATE)
+        info.status_at = now
+        if addr != info.addr or tokens < 1.0:
+            # Another host using its id, or a flood: one host must not starve the room (each
+            # STATUS may ask for thousands of blocks).
+            info.status_tokens = tokens
+            self.stats.limited += 1
+            return
+        info.status_tokens = tokens - 1.0
         self.stats.status_received += 1
         info.last_heard = now
         if msg.blocks_done > info.blocks_done:
@@ -757,8 +789,11 @@ class SenderSession:
 
     def _on_done(self, msg: Done, addr: Addr, now: float) -> None:
         info = self.receivers.get(msg.receiver_id)
+        if info is not None and addr != info.addr:
+            self.stats.limited += 1  # someone else using its id
+            return
         if info is None:
-            if msg.ok or self.state is SenderState.COMPLETE:
+            if msg.ok or self.state is SenderState.COMPLETE or self._crowded(addr):
                 return
             # A laptop that gave up before its JOIN arrived (its disk is too small, say):
             # the admin must still see it, as failed.

@@ -29,7 +29,9 @@ from protocol.sender import (
     ADAPT_INTERVAL,
     FEC_CAP,
     FRAME_OVERHEAD,
+    MAX_PER_HOST,
     PACING_QUANTUM,
+    STATUS_BURST,
     SenderSession,
     SenderState,
     overhead_for_loss,
@@ -951,3 +953,38 @@ def test_set_rate_before_the_start_is_the_starting_rate() -> None:
 # --- JOIN with blocks from an earlier run --------------------------------------------------------
 
 
+
+
+# --- one host must not starve the room ------------------------------------------------------
+
+
+def test_a_status_flood_from_one_receiver_is_cut_to_one_per_millisecond() -> None:
+    sender, _ = sender_for(random_image(100_000))
+    join(sender, 1, R1, 0.0)
+    for i in range(1000):  # 1000 STATUS within 0.1 s
+        status(sender, 1, -1, now=i * 0.0001)
+    taken = sender.stats.status_received
+    assert STATUS_BURST + 95 <= taken <= STATUS_BURST + 100  # the burst, then 1 per ms
+    assert sender.stats.limited == 1000 - taken
+
+
+def test_a_status_with_another_hosts_receiver_id_is_ignored() -> None:
+    sender, _ = sender_for(random_image(100_000))
+    join(sender, 1, R1, 0.0)
+    status(sender, 1, 50, addr=R2, now=0.1)
+    assert sender.stats.status_received == 0 and sender.stats.limited == 1
+    assert sender.receivers[1].seq_seen == -1
+    sender.receive_datagram(Done(sender.session_id, 1, True, sender.config.image_sha256).encode(),
+                            R2, 0.2)
+    assert sender.receivers[1].outcome is None  # nobody else can report it done
+
+
+def test_made_up_receivers_are_capped_per_host_and_per_session() -> None:
+    sender, _ = sender_for(random_image(100_000), max_receivers=40)
+    for rid in range(100):
+        join(sender, rid, ("10.0.0.66", 7000 + rid), 0.0)
+    assert len(sender.receivers) == MAX_PER_HOST
+    for host in range(100):
+        join(sender, 1000 + host, (f"10.0.1.{host}", 7000), 0.0)
+    assert len(sender.receivers) == 40
+    assert sender.stats.limited == 100 - MAX_PER_HOST + 100 - (40 - MAX_PER_HOST)
