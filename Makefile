@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
 DEMO_IMAGE := .demo/sample-256M.img
 
-.PHONY: test demo sim-demo lint typecheck pytest bench bench-quick bench-sim bench-misbehaving clean
+.PHONY: test demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving clean
 
 # Debian packages the kernel lab needs (nftables for per-link loss, iproute2 for namespaces
 # and tbf) and udpcast, the peer the benchmark measures us against. Installed only where we
@@ -62,6 +62,9 @@ bench-quick: $(STAMP) $(DEBS)
 
 bench-sim: $(STAMP)
 	$(BIN)/python -m bench.sim_scaling
+
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=20000 $(BIN)/pytest -q tests/fuzz
 
 bench-misbehaving: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.misbehaving
