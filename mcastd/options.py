@@ -129,8 +129,13 @@ def run_program(
     """Run a daemon's trio main: errors found before the transfer are one sentence and exit
     code 2; Ctrl-C is one sentence and 130."""
     try:
-        code: int = trio.run(main)
-        return code
+        try:
+            code: int = trio.run(main)
+            return code
+        except BaseExceptionGroup as group:
+            # trio's nurseries wrap what their tasks raise: Ctrl-C inside a daemon arrives as
+            # a group. Unwrap a lone kind we know; anything else stays a traceback (a bug).
+            raise _sole_known(group, (KeyboardInterrupt, *usage_errors)) from None
     except usage_errors as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -139,3 +144,23 @@ def run_program(
         return EXIT_INTERRUPTED
     finally:
         console.close()
+
+
+def _sole_known(
+    group: BaseExceptionGroup[BaseException], known: tuple[type[BaseException], ...]
+) -> BaseException:
+    """The first of ``known`` in ``group`` if the group holds nothing else, else the group."""
+    leaves: list[BaseException] = []
+
+    def flatten(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                flatten(inner)
+        else:
+            leaves.append(exc)
+
+    flatten(group)
+    if leaves and all(isinstance(exc, known) for exc in leaves):
+        interrupts = [exc for exc in leaves if isinstance(exc, KeyboardInterrupt)]
+        return interrupts[0] if interrupts else leaves[0]
+    return group
