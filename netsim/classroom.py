@@ -16,6 +16,7 @@ from functools import partial
 
 from protocol.config import DISCOVERY_ADDR, Addr, ReceiverConfig, SenderConfig
 from protocol.events import BlockReady, Event, Finished, SessionComplete, SessionFound
+from protocol.manifest import Manifest, block_digest
 from protocol.receiver import ReceiverSession
 from protocol.sender import SenderSession
 from protocol.trust import Signer
@@ -84,6 +85,7 @@ class ReceiverOutcome:
     written_blocks: int = 0  # decoded and written by this run
     finished_at: float | None = None
     reason: str = ""
+    forged_bytes: int = 0  # bytes it wrote that differ from the image (must be 0)
 
 
 @dataclass
@@ -152,10 +154,14 @@ def run_classroom(
         **extra,  # type: ignore[arg-type]
     )
     senders: list[SenderNode] = []
+    manifest = Manifest(b"".join(
+        block_digest(image[i : i + scenario.block_size])
+        for i in range(0, len(image), scenario.block_size)))
 
     def start_sender() -> None:
         rng = random.Random(net.rng.getrandbits(64))
-        session = SenderSession(config, rng, net.now, signer=SIM_KEY if scenario.signed else None)
+        session = SenderSession(config, rng, net.now, manifest=manifest,
+                                signer=SIM_KEY if scenario.signed else None)
         senders.append(SenderNode(SENDER_ADDR, session, image))
         net.add_node(senders[-1], scenario.sender_link)
 
@@ -178,6 +184,7 @@ def run_classroom(
         node = ReceiverNode((f"10.0.{1 + i // 250}.{1 + i % 250}", 9000), session, decode,
                             disks.setdefault(i, bytearray()),
                             journals.setdefault(i, MemoryJournal()))
+        node.sink.truth = image if decode else None
         if scenario.wait_for_sender:
             node.on_sender_lost = partial(wait_for_sender, i)
         nodes.append((i, node, net.now))
@@ -260,6 +267,7 @@ def run_classroom(
                 written_blocks=sink.written,
                 finished_at=sink.finished_at,
                 reason=verdict[1] if verdict is not None else "",
+                forged_bytes=sink.forged_bytes,
             )
         )
     return result

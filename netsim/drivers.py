@@ -86,6 +86,8 @@ class MemorySink:
         self.image = disk if disk is not None else bytearray()
         self.journal = journal
         self.resumed = 0  # blocks taken from the journal
+        self.truth: bytes | None = None  # the source image, to count wrong bytes written
+        self.forged_bytes = 0  # bytes written that differ from ``truth`` (must stay 0)
         self.image_size = 0
         self.block_size = 0
         self.written = 0  # blocks written
@@ -104,7 +106,15 @@ class MemorySink:
                 self.rejected += 1
                 session.block_rejected(event.index)
                 return
+            if event.digest and hashlib.sha256(raw).digest() != event.digest:
+                self.rejected += 1  # decodes, but is not the signed block: forged
+                session.block_rejected(event.index)
+                return
             start = event.index * self.block_size
+            if self.truth is not None:
+                self.forged_bytes += sum(
+                    a != b for a, b in zip(raw, self.truth[start : start + length], strict=True)
+                ) if raw != self.truth[start : start + length] else 0
             self.image[start : start + length] = raw
             self.written += 1
             if self.journal is not None:

@@ -76,6 +76,7 @@ class BlockReady(Event):
 
     index: int
     assembly: BlockAssembly
+    digest: bytes = b""  # the signed manifest's SHA-256 of the raw block (b"": unchecked)
 
 
 @dataclass(frozen=True, slots=True)

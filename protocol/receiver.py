@@ -49,6 +49,8 @@ from .events import (
     VerifyImage,
 )
 from .layout import block_count
+from .manifest import CHUNK_DIGESTS, chunk_of, verify_chunk
+from .manifest import DIGEST_SIZE as SHA256_SIZE
 from .trust import NONCE_SIZE, accept_payload, announce_payload, fingerprint, verify
 from .wire import (
     DATA_HEADER,
@@ -61,6 +63,7 @@ from .wire import (
     Done,
     DoneAck,
     Join,
+    ManifestChunk,
     PacketType,
     Refuse,
     Status,
@@ -146,6 +149,12 @@ class ReceiverSession:
         self._join_delay = 0.0  # the last wait between two JOINs
         self._joining_since = now
         self._held: list[BlockReady] = []  # blocks complete before the ACCEPT
+        # The signed manifest: its root, the chunks of digests verified so far, and complete
+        # blocks waiting for their chunk (asked for in STATUS).
+        self._root = b""
+        self._chunks: dict[int, bytes] = {}
+        self._awaiting: dict[int, list[int]] = {}
+        self._awaiting_assemblies: dict[int, BlockAssembly] = {}
         self._blocks = bytearray()
         self._assemblies: dict[int, BlockAssembly] = {}
         self._symbol_size = 0
@@ -186,6 +195,8 @@ class ReceiverSession:
             self.stats.foreign += 1
         elif isinstance(msg, Sync):
             self._on_sync(msg, now)
+        elif isinstance(msg, ManifestChunk):
+            self._on_chunk(msg, now)
         elif isinstance(msg, Accept):
             self._on_accept(msg, now)
         elif (
@@ -365,10 +376,7 @@ class ReceiverSession:
             del self._assemblies[block]
             self._blocks[block] = DECODING
             self.stats.received += 1
-            if self.state is ReceiverState.JOINING:
-                self._held.append(BlockReady(block, asm))  # until the sender proves itself
-            else:
-                self._events.append(BlockReady(block, asm))
+            self._ready(block, asm, now)
         elif result > 0:
             self.stats.received += 1
         elif result == ADD_DUPLICATE:
@@ -390,7 +398,8 @@ class ReceiverSession:
             if current.mismatches <= current.total:
                 self.stats.garbled += 1
                 return None
-        elif len(self._assemblies) + len(self._held) >= self.config.max_pending_blocks:
+        elif (len(self._assemblies) + len(self._held) + len(self._awaiting_assemblies)
+              >= self.config.max_pending_blocks):
             self.stats.overflow += 1
             return None
         asm = BlockAssembly(block, kind, length, self._symbol_size)
@@ -459,6 +468,7 @@ class ReceiverSession:
             return
         self.announce = msg
         self.sender_key = msg.key if msg.signature else b""
+        self._root = msg.manifest if len(msg.manifest) == SHA256_SIZE else b""
         self.session_id = msg.session_id
         self.sender_addr = (msg.control_host or addr[0], msg.control_port)
         self.nblocks = block_count(msg.image_size, msg.block_size)
@@ -480,6 +490,37 @@ class ReceiverSession:
         )
         self._send_join(now)
 
+    def _ready(self, block: int, asm: BlockAssembly, now: float) -> None:
+        """A block is complete: hand it out with its manifest digest, or wait for the digest
+        (and ask for it), or, before the sender accepted us, hold it."""
+        digest = b""
+        if self._root:
+            chunk = self._chunks.get(chunk_of(block))
+            if chunk is None:
+                self._awaiting.setdefault(chunk_of(block), []).append(block)
+                self._awaiting_assemblies[block] = asm
+                self._arm_nak(now)
+                return
+            start = (block % CHUNK_DIGESTS) * SHA256_SIZE
+            digest = chunk[start : start + SHA256_SIZE]
+        ready = BlockReady(block, asm, digest)
+        if self.state is ReceiverState.JOINING:
+            self._held.append(ready)  # until the sender proves itself
+        else:
+            self._events.append(ready)
+
+    def _on_chunk(self, msg: ManifestChunk, now: float) -> None:
+        """A manifest chunk: kept only if it proves itself against the signed root."""
+        if not self._root or msg.index in self._chunks:
+            return
+        if not verify_chunk(self._root, self.nblocks, msg.index, msg.digests, msg.proof):
+            self.stats.garbled += 1  # forged or damaged
+            return
+        self._chunks[msg.index] = msg.digests
+        for block in self._awaiting.pop(msg.index, []):
+            asm = self._awaiting_assemblies.pop(block)
+            self._ready(block, asm, now)
+
     def _distrust(self, msg: Announce) -> str:
         """Why we must not follow this session ("" if we may)."""
         if msg.signature:
@@ -493,6 +534,8 @@ class ReceiverSession:
             return "it is not signed, and only trusted senders are followed"
         if fingerprint(msg.key) not in trusted:
             return f"it is signed by {fingerprint(msg.key)}, which is not a trusted key"
+        if len(msg.manifest) != SHA256_SIZE:
+            return "it has no signed manifest to check the blocks against"
         return ""
 
 
@@ -564,11 +607,11 @@ class ReceiverSession:
             self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
             self._seq_seen, self.blocks_done, need, whole,
             self.stats.received, self.stats.dropped, round(self.loss * 1e6),
-            self.stats.data_arrived, self.overruns,
+            self.stats.data_arrived, self.overruns, sorted(self._awaiting)[:16],
         )
         self._out.append((status.encode(), self.sender_addr))
         self.stats.status_sent += 1
-        if need or whole:
+        if need or whole or self._awaiting:
             self.stats.naks_sent += 1
             gap = max(self._nak_interval, 2.0 * self._grtt)
             self._nak_at = now + gap + self._rng.uniform(0.0, self._grtt)
@@ -608,6 +651,8 @@ class ReceiverSession:
         self._nak_at = None
         self._assemblies.clear()
         self._held.clear()
+        self._awaiting.clear()
+        self._awaiting_assemblies.clear()
         self._events.append(Finished(ok, reason))
         self._rearm()
 

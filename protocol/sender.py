@@ -49,6 +49,7 @@ from .events import (
 )
 from .fec import MAX_SYMBOLS_PER_GROUP, encode_symbols
 from .layout import BlockLayout, block_count, block_layout
+from .manifest import Manifest, chunk_of
 from .pacing import TokenBucket
 from .ratecontrol import Delivery, RateController
 from .trust import Signer, accept_payload, announce_payload
@@ -59,6 +60,7 @@ from .wire import (
     Done,
     DoneAck,
     Join,
+    ManifestChunk,
     Refuse,
     Status,
     Sync,
@@ -230,9 +232,14 @@ class SenderSession:
     these send ``datagrams_to_send(now)`` and re-read ``get_timer()``."""
 
     def __init__(self, config: SenderConfig, rng: random.Random, now: float, *,
-                 signer: Signer | None = None) -> None:
+                 signer: Signer | None = None, manifest: Manifest | None = None) -> None:
         self.config = config
         self.signer = signer  # signs ANNOUNCE and each ACCEPT (None: an unsigned session)
+        # Every raw block's SHA-256, its root in the (signed) ANNOUNCE: receivers check each
+        # block against it before writing. Chunks go out as the first pass reaches them and
+        # when a receiver asks.
+        self.manifest = manifest
+        self._chunk_sent_at: dict[int, float] = {}
         self._rng = rng
         self.session_id = rng.getrandbits(64)
         self.state = SenderState.WAITING
@@ -435,6 +442,10 @@ class SenderSession:
             if block is None:
                 return
             self._first_pass = self._first_pass_of(block)
+            if self.manifest is not None and (
+                self._cursor == 0 or chunk_of(self._cursor) != chunk_of(self._cursor - 1)
+            ):
+                self._send_chunk(chunk_of(self._cursor), None)
         outgoing = self._outgoing
         for dg in self._first_pass:
             outgoing.append(dg)
@@ -579,11 +590,26 @@ class SenderSession:
             self.session_id, cfg.name, cfg.image_size, cfg.image_sha256, cfg.block_size,
             cfg.symbol_size, cfg.data_addr[0], cfg.data_addr[1], cfg.control_addr[0],
             cfg.control_addr[1], now, self.state is not SenderState.WAITING,
+            self.manifest.root if self.manifest is not None else b"",
             signer.public_key if signer is not None else b"",
         )
         if signer is None:
             return announce
         return replace(announce, signature=signer.sign(announce_payload(announce.encode())))
+
+    def _send_chunk(self, index: int, now: float | None) -> None:
+        """Multicast manifest chunk ``index`` with its proof; on request (``now`` given) at
+        most once per 2 GRTT, so a room asking for the same chunk gets it once."""
+        manifest = self.manifest
+        if manifest is None or not 0 <= index < manifest.nchunks:
+            return
+        if now is not None:
+            last = self._chunk_sent_at.get(index)
+            if last is not None and now - last < 2.0 * self.grtt:
+                return
+            self._chunk_sent_at[index] = now
+        msg = ManifestChunk(self.session_id, index, manifest.chunk(index), manifest.proof(index))
+        self._control.append((msg.encode(), self.config.data_addr))
 
     def _accept(self, msg: Join) -> Accept:
         """ACCEPT, signed over the JOIN's nonce when we sign: only a live sender can answer."""
@@ -709,6 +735,9 @@ class SenderSession:
         if msg.seq_seen > info.seq_seen:
             info.seq_seen = msg.seq_seen
         self._sample_rtt(info, msg.echo_time, msg.hold, now)
+        if msg.chunks and self.manifest is not None:
+            for index in msg.chunks[:16]:
+                self._send_chunk(index, now)
         if not (msg.need or msg.whole) or self.state is not SenderState.SENDING:
             return
         self.stats.naks_received += 1

@@ -62,6 +62,7 @@ class PacketType(IntEnum):
     DONE = 7
     DONE_ACK = 8
     REFUSE = 9
+    MANIFEST = 10
 
 
 def data_header(
@@ -150,6 +151,7 @@ class Announce(Control):
     control_port: int
     sender_time: float
     started: bool = False
+    manifest: bytes = b""  # root of the block digests (protocol/manifest.py; empty: none)
     key: bytes = b""  # the sender's Ed25519 public key (empty: an unsigned session)
     signature: bytes = b""  # over everything above (protocol/trust.py announce_payload)
 
@@ -207,6 +209,7 @@ class Status(Control):
     loss_ppm: int = 0  # data datagrams lost on the way, parts per million (an estimate)
     arrived: int = 0  # data datagrams of this session that reached us, whatever their use
     overruns: int = 0  # datagrams our kernel dropped because our socket buffer was full
+    chunks: list[int] = field(default_factory=list)  # manifest chunks it still needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +238,19 @@ class Refuse(Control):
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ManifestChunk(Control):
+    """Sender → data group: one chunk of block digests and its proof up to the signed root."""
+
+    TYPE: ClassVar[PacketType] = PacketType.MANIFEST
+    index: int
+    digests: bytes
+    proof: list[bytes] = field(default_factory=list)
+
+
 CONTROL_TYPES: dict[int, type[Control]] = {
-    cls.TYPE: cls for cls in (Announce, Sync, Join, Accept, Status, Done, DoneAck, Refuse)
+    cls.TYPE: cls for cls in (Announce, Sync, Join, Accept, Status, Done, DoneAck, Refuse,
+                              ManifestChunk)
 }
 
 _MAX_LIST = 4096
@@ -276,6 +290,12 @@ def _valid(name: str, value: object, expected: object) -> bool:
         return isinstance(value, str) and len(value) <= 1024
     if expected == "bytes":
         return isinstance(value, bytes) and len(value) <= 1024
+    if expected == "list[int]":
+        return isinstance(value, list) and len(value) <= 64 and all(
+            _is_int(v) and 0 <= v < 2**32 for v in value)
+    if expected == "list[bytes]":
+        return isinstance(value, list) and len(value) <= 40 and all(
+            isinstance(v, bytes) and len(v) <= 64 for v in value)
     if name == "need":
         return _check_pairs(value, True)
     if name == "whole":

@@ -10,6 +10,7 @@ from typing import Any
 
 from protocol.config import ReceiverConfig, SenderConfig
 from protocol.events import BlockReady, Event, Finished, Joined, SessionFound
+from protocol.manifest import Manifest, block_digest
 from protocol.receiver import ReceiverSession, ReceiverState
 from protocol.sender import SenderSession
 from protocol.trust import (
@@ -19,17 +20,26 @@ from protocol.trust import (
     fingerprint,
     verify,
 )
-from protocol.wire import Accept, Announce, Join, data_header, decode_control_untrusted
+from protocol.wire import (
+    Accept,
+    Announce,
+    Join,
+    ManifestChunk,
+    data_header,
+    decode_control_untrusted,
+)
 
 CONTROL = ("10.0.0.1", 9000)
 KEY = Signer.from_raw(bytes(range(32)))
 OTHER = Signer.from_raw(bytes(range(1, 33)))
 
 
-def sender(signer: Signer | None = KEY, now: float = 0.0) -> SenderSession:
-    image = bytes(100_000)
+def sender(signer: Signer | None = KEY, now: float = 0.0, manifest: bool = True
+           ) -> SenderSession:
+    image = bytes(100_000)  # one block
     config = SenderConfig(len(image), hashlib.sha256(image).digest(), CONTROL, name="lab")
-    return SenderSession(config, random.Random(1), now, signer=signer)
+    return SenderSession(config, random.Random(1), now, signer=signer,
+                         manifest=Manifest(block_digest(image)) if manifest else None)
 
 
 def receiver(**kw: Any) -> ReceiverSession:
@@ -97,6 +107,11 @@ def refused(r: ReceiverSession, msg: Announce) -> str:
 def test_a_session_signed_by_another_key_is_refused() -> None:
     why = refused(receiver(trusted=frozenset({KEY.fingerprint})), announce(sender(OTHER)))
     assert why == f"it is signed by {OTHER.fingerprint}, which is not a trusted key"
+
+
+def test_a_signed_session_without_a_manifest_is_refused_under_trust() -> None:
+    why = refused(receiver(trusted=frozenset({KEY.fingerprint})), announce(sender(manifest=False)))
+    assert why == "it has no signed manifest to check the blocks against"
 
 
 def test_an_unsigned_session_is_refused_under_trust() -> None:
@@ -169,10 +184,19 @@ def test_blocks_complete_before_the_accept_wait_for_it() -> None:
     events(r)
     zero_block = data_header(0, 0, s.session_id, 0, 0, 0, 0, 0)  # ZERO kind, empty payload
     r.receive_datagram(zero_block, CONTROL, 0.1)
-    assert r.stats.received == 1 and events(r) == []  # complete, but held
+    assert r.stats.received == 1 and events(r) == []  # complete, but without its digest
+    m = Manifest(block_digest(bytes(100_000)))
+    forged = ManifestChunk(s.session_id, 0, block_digest(b"evil"), m.proof(0))
+    r.receive_datagram(forged.encode(), CONTROL, 0.1)
+    assert r.stats.garbled == 1 and events(r) == []  # a chunk that does not prove itself
+    r.receive_datagram(ManifestChunk(s.session_id, 0, m.chunk(0), m.proof(0)).encode(),
+                       CONTROL, 0.1)
+    assert events(r) == []  # now complete and checkable, but held until the ACCEPT
     ((join, _),) = [(decode_control_untrusted(d), a) for d, a in r.datagrams_to_send(0.1)]
     assert isinstance(join, Join)
     good = Accept(s.session_id, r.receiver_id,
                   KEY.sign(accept_payload(s.session_id, r.receiver_id, join.nonce)))
     r.receive_datagram(good.encode(), CONTROL, 0.2)
-    assert [type(e) for e in events(r)] == [Joined, BlockReady]
+    joined, ready = events(r)
+    assert isinstance(joined, Joined) and isinstance(ready, BlockReady)
+    assert ready.digest == block_digest(bytes(100_000))
