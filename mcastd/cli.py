@@ -14,6 +14,7 @@ from pathlib import Path
 import trio
 
 from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
+from protocol.manifest import Manifest
 from protocol.sender import SenderSession
 from protocol.trust import Signer
 
@@ -156,7 +157,7 @@ class Serve:
         self, source: ImageSource, endpoint: UdpEndpoint, ifname: str, signer: Signer
     ) -> int:
         args, console = self.args, self.console
-        digest = await hash_image(source, console)
+        digest, manifest = await hash_image(source, console)
         config = SenderConfig(
             image_size=source.size,
             image_sha256=digest,
@@ -177,7 +178,8 @@ class Serve:
             stall_timeout=args.stall_timeout,
         )
         rng = random.Random(secrets.randbits(64))
-        session = SenderSession(config, rng, trio.current_time(), signer=signer)
+        session = SenderSession(config, rng, trio.current_time(), signer=signer,
+                                manifest=manifest)
         gso = "on" if endpoint.gso else "off"
         console.message(
             f"session {config.name!r} on {ifname} ({endpoint.address[0]}), group "
@@ -189,9 +191,10 @@ class Serve:
         return EXIT_OK if report.ok else EXIT_FAILED
 
 
-async def hash_image(source: ImageSource, console: Console) -> bytes:
-    """The image's SHA-256 (receivers verify against it), with a progress line every few
-    seconds: a 500 GB disk takes minutes. Cached for files, so a second serve starts at once."""
+async def hash_image(source: ImageSource, console: Console) -> tuple[bytes, Manifest]:
+    """The image's SHA-256 (receivers verify against it) and the manifest of its blocks'
+    (they check every block against it), with a progress line every few seconds: a 500 GB
+    disk takes minutes. Cached for files, so a second serve starts at once."""
     done = [0]
 
     def progress(n: int) -> None:
@@ -206,9 +209,10 @@ async def hash_image(source: ImageSource, console: Console) -> bytes:
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(report)
-        digest = await trio.to_thread.run_sync(source.sha256, default_cache_dir(), progress)
+        digest, blocks = await trio.to_thread.run_sync(source.hash, default_cache_dir(),
+                                                       progress)
         nursery.cancel_scope.cancel()
-    return digest
+    return digest, Manifest(blocks)
 
 
 def _default_name(path: str) -> str:

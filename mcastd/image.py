@@ -17,8 +17,6 @@ from pathlib import Path
 
 from protocol.blockcodec import BlockEncoder, BlockKind
 
-_HASH_CHUNK = 4 << 20
-
 
 class ImageError(Exception):
     """The image cannot be served: one plain sentence for the admin."""
@@ -75,31 +73,46 @@ class ImageSource:
         return data
 
     def sha256(self, cache_dir: Path | None, progress: Callable[[int], None]) -> bytes:
-        """The whole image's SHA-256, cached for regular files by identity and mtime (hashing
-        500 GB takes minutes; a disk device is always hashed, it has no mtime to trust)."""
-        cached = cache_dir / self._key if cache_dir is not None and not self.is_device else None
+        """The whole image's SHA-256 (what receivers verify at the end); ``hash`` also gives
+        every block's."""
+        return self.hash(cache_dir, progress)[0]
+
+    def hash(self, cache_dir: Path | None, progress: Callable[[int], None]
+             ) -> tuple[bytes, bytes]:
+        """The whole image's SHA-256 and every raw block's (the manifest), in one read,
+        cached for regular files by identity and mtime (hashing 500 GB takes minutes; a disk
+        device is always hashed, it has no mtime to trust)."""
+        nblocks = -(-self.size // self.block_size)
+        name = f"{self._key}-{self.block_size}"
+        cached = cache_dir / name if cache_dir is not None and not self.is_device else None
         if cached is not None:
             with contextlib.suppress(OSError, ValueError):
-                digest = bytes.fromhex(cached.read_text().strip())
-                if len(digest) == 32:
-                    return digest
-        h = hashlib.sha256()
-        buf = bytearray(_HASH_CHUNK)
+                data = cached.read_bytes()
+                if len(data) == 32 * (1 + nblocks):
+                    return data[:32], data[32:]
+        whole = hashlib.sha256()
+        blocks = bytearray()
+        buf = bytearray(self.block_size)
         view = memoryview(buf)
         done = 0
         while done < self.size:
-            n = os.preadv(self._fd, [view[: min(_HASH_CHUNK, self.size - done)]], done)
-            if n <= 0:
-                raise ImageError(f"{self.path} shrank while it was being hashed.")
-            h.update(view[:n])
-            done += n
+            want = min(self.block_size, self.size - done)
+            got = 0
+            while got < want:  # one block, however the device cuts its reads
+                n = os.preadv(self._fd, [view[got:want]], done + got)
+                if n <= 0:
+                    raise ImageError(f"{self.path} shrank while it was being hashed.")
+                got += n
+            whole.update(view[:want])
+            blocks += hashlib.sha256(view[:want]).digest()
+            done += want
             progress(done)
-        digest = h.digest()
+        result = whole.digest(), bytes(blocks)
         if cached is not None:
             with contextlib.suppress(OSError):
                 cached.parent.mkdir(parents=True, exist_ok=True)
-                cached.write_text(digest.hex())
-        return digest
+                cached.write_bytes(result[0] + result[1])
+        return result
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

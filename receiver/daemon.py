@@ -5,6 +5,8 @@ end. With a state directory, a journal records the blocks on disk so that a run 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -47,6 +49,12 @@ DATA_LINGER = 0.005
 # Blocks written since the last journal flush become durable at the next one, this often: the
 # target is synced, then the journal. A crash costs at most this much of the transfer again.
 JOURNAL_FLUSH_INTERVAL = 0.5
+
+
+@functools.lru_cache(maxsize=4)
+def zeros_digest(length: int) -> bytes:
+    """SHA-256 of a zero block (there are only the full size and the last block's)."""
+    return hashlib.sha256(bytes(length)).digest()
 
 
 class ReceiverDaemon:
@@ -120,7 +128,7 @@ class ReceiverDaemon:
         if isinstance(event, BlockReady):
             self._unwritten += 1
             self.peak_unwritten = max(self.peak_unwritten, self._unwritten)
-            nursery.start_soon(self._store, event.index, event.assembly)
+            nursery.start_soon(self._store, event.index, event.assembly, event.digest)
         elif isinstance(event, SessionFound):
             self._on_session(event, nursery)
         elif isinstance(event, Joined):
@@ -244,9 +252,9 @@ class ReceiverDaemon:
         while self._unwritten >= MAX_UNWRITTEN_BLOCKS:
             await self._written.wait()
 
-    async def _store(self, index: int, assembly: BlockAssembly) -> None:
+    async def _store(self, index: int, assembly: BlockAssembly, digest: bytes) -> None:
         try:
-            ok = await self.worker.run(self._decode_and_write, index, assembly)
+            ok = await self.worker.run(self._decode_and_write, index, assembly, digest)
         except TargetError as exc:
             self._fail(str(exc))
             return
@@ -263,13 +271,17 @@ class ReceiverDaemon:
             self.session.block_rejected(index)
         self.driver.poke()
 
-    def _decode_and_write(self, index: int, assembly: BlockAssembly) -> bool:
-        """Worker thread: rebuild, check and write one block. False if it failed its check."""
+    def _decode_and_write(self, index: int, assembly: BlockAssembly, digest: bytes) -> bool:
+        """Worker thread: rebuild, check and write one block. False if it failed its check:
+        its own (damage) or the signed manifest's SHA-256 (forgery), before any byte is
+        written."""
         target = self.target
         assert target is not None
         length = raw_block_length(index, self._image_size, self._block_size)
         offset = index * self._block_size
         if assembly.kind == BlockKind.ZERO:
+            if digest and digest != zeros_digest(length):
+                return False
             target.write_zeros(offset, length)
             self._record(index)
             return True
@@ -279,6 +291,8 @@ class ReceiverDaemon:
         try:
             raw = decode_block(assembly, length, decoder)
         except BlockCorrupt:
+            return False
+        if digest and hashlib.sha256(raw).digest() != digest:
             return False
         target.write_block(offset, raw)
         self._record(index)
