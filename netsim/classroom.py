@@ -22,9 +22,10 @@ from protocol.sender import SenderSession
 from protocol.trust import Signer
 
 from .drivers import MemoryJournal, MemorySink, MemorySource
+from .forger import Forger
 from .images import make_image
 from .network import Node, SimNetwork
-from .scenarios import Scenario
+from .scenarios import LAN, Scenario
 
 SENDER_ADDR: Addr = ("10.0.0.1", 9000)
 # The admin's key in signed scenarios (fixed: runs stay deterministic); receivers trust it.
@@ -86,6 +87,7 @@ class ReceiverOutcome:
     finished_at: float | None = None
     reason: str = ""
     forged_bytes: int = 0  # bytes it wrote that differ from the image (must be 0)
+    forged_datagrams: int = 0  # the forger's, if the scenario has one (for the receivers)
 
 
 @dataclass
@@ -205,6 +207,9 @@ def run_classroom(
         journals[i].crash()
         net.remove_node(live[i])
 
+    forger = Forger(net.rng.getrandbits(64)) if scenario.forger else None
+    if forger is not None:
+        net.add_node(Node(("10.0.9.9", 9000), forger), LAN, groups=[DISCOVERY_ADDR])
     for i in range(scenario.n_receivers):
         if i in scenario.late_joins:
             net.at(scenario.late_joins[i], partial(add_receiver, i))
@@ -268,6 +273,7 @@ def run_classroom(
                 finished_at=sink.finished_at,
                 reason=verdict[1] if verdict is not None else "",
                 forged_bytes=sink.forged_bytes,
+                forged_datagrams=forger.forged_datagrams if forger is not None else 0,
             )
         )
     return result

@@ -33,6 +33,7 @@ class Scenario:
     wait_for_sender: bool = False  # receivers whose sender went silent wait for another
     late_join_window: float | None = None  # SenderConfig's
     signed: bool = False  # the sender signs; receivers follow only its key
+    forger: bool = False  # a host sends a forged copy of every block first (netsim/forger.py)
     image_size: int = 4 * MiB
     image_kind: str = "disklike"
     image_seed: int = 3  # disklike seed 3: ~40 % zeros, text and random at 2 and 4 MiB
@@ -132,6 +133,10 @@ SCENARIOS: dict[str, Scenario] = {
                  sender_crash=(_at_fraction(4 * MiB, 20e6, 0.5),
                                _at_fraction(4 * MiB, 20e6, 0.5) + 3.0)),
         Scenario("signed_loss5", 5, LinkSpec(loss=0.05, delay=0.0002), signed=True),
+        # Forged blocks, well formed down to their xxh3, sent before the real ones: only the
+        # signed manifest tells them apart. Random data, so they share the real layouts.
+        Scenario("forged_blocks", 3, LinkSpec(loss=0.02, delay=0.0002), signed=True,
+                 forger=True, image_kind="random"),
         Scenario("overdriven", 3, LinkSpec(rate_bps=20e6, queue_bytes=256 * KiB, loss=0.01,
                                            delay=0.0002),
                  rate_bps=200e6, image_kind="random"),
