@@ -27,7 +27,6 @@ class Forger:
         self._out: list[tuple[bytes, Addr]] = []
         self._forgery: list[tuple[bytes, Addr]] = []
         self._due: float | None = None
-        self.session_id = -1
         self.forged_datagrams = 0
         self._rounds = 0
 
@@ -39,7 +38,6 @@ class Forger:
         if not isinstance(msg, Announce) or self._due is not None or self._rounds >= ROUNDS:
             return
         self._rounds += 1  # again at the next ANNOUNCEs: laptops that missed one join late
-        self.session_id = msg.session_id
         group = (msg.data_host, msg.data_port)
         encoder = BlockEncoder()
         nblocks = min(block_count(msg.image_size, msg.block_size), self._max_blocks)
