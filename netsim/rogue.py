@@ -4,6 +4,8 @@ changes nothing (``python -m netsim.rogue --interface lab0``; run it only inside
 It listens for an ANNOUNCE to learn the session's groups and the sender's control address,
 then sends a bounded number of datagrams, at a bounded rate, to all three: random bytes,
 datagrams with our magic and a wrong session, truncated headers and msgpack that is not ours.
+With ``--forge`` it sends forged blocks of the session instead (right session id, well formed
+down to each block's own xxh3: ``netsim/forger.py``) to its data group.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import socket
 import struct
 import time
 
+from netsim.forger import Forger
 from protocol.config import DISCOVERY_ADDR
 from protocol.errors import BadPacket
 from protocol.wire import MAGIC, PROTOCOL_VERSION, Announce, PacketType, decode_control_untrusted
@@ -59,11 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=4000.0, help="datagrams per second")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--forge", action="store_true",
+                        help="send forged blocks of the session instead of garbage")
     args = parser.parse_args(argv)
     announce = find_session(args.interface, wait=30.0)
     print(f"rogue: found session {announce.name!r}", flush=True)
     targets = [DISCOVERY_ADDR, (announce.data_host, announce.data_port),
                (announce.control_host, announce.control_port)]
+    forgery = forged_blocks(announce, args.seed) if args.forge else []
     index = socket.if_nametoindex(args.interface)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     mreqn = socket.inet_aton("0.0.0.0") * 2 + struct.pack("=i", index)
@@ -71,13 +77,27 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     start = time.monotonic()
     for n in range(args.count):
-        sock.sendto(garbage(rng, announce.session_id), targets[n % 3])
+        if forgery:
+            sock.sendto(*forgery[n % len(forgery)])
+        else:
+            sock.sendto(garbage(rng, announce.session_id), targets[n % 3])
         ahead = n / args.rate - (time.monotonic() - start)
         if ahead > 0:
             time.sleep(ahead)
     sock.close()
-    print(f"rogue: sent {args.count} garbage datagrams to {targets}")
+    what = "forged" if forgery else "garbage"
+    print(f"rogue: sent {args.count} {what} datagrams to {targets}")
     return 0
+
+
+def forged_blocks(announce: Announce, seed: int) -> list[tuple[bytes, tuple[str, int]]]:
+    """One forged copy of every block (64 at most), as the simulator's forger makes them."""
+    forger = Forger(seed)
+    forger.receive_datagram(announce.encode(), ("0.0.0.0", 0), 0.0)
+    due = forger.get_timer()
+    assert due is not None
+    forger.handle_timer(due)
+    return forger.datagrams_to_send(due)
 
 
 if __name__ == "__main__":

@@ -81,3 +81,27 @@ def test_a_laptop_trusting_another_key_writes_nothing_and_says_why(tmp_path: Pat
     assert "no session we may follow was announced" in laptop.message
     assert "which is not a trusted key" in laptop.message
     assert laptop.sha_match is not True  # nothing of the image was written
+
+
+def test_forged_blocks_in_the_session_are_refused_and_the_image_is_exact(tmp_path: Path) -> None:
+    image = tmp_path / "real.img"
+    write_image(image, 8 << 20, seed=35, kind="random")  # ~3.5 s at 20 Mbit/s
+    admin = tmp_path / "admin.key"
+    keygen(admin)
+    rogues: list[subprocess.Popen[bytes]] = []
+
+    def forge(lab: Lab) -> None:
+        argv = [sys.executable, "-m", "netsim.rogue", "--interface", IFNAME, "--forge",
+                "--count", "12000", "--rate", "4000"]
+        rogues.append(lab.popen(lab.extras[0], argv, stdout=subprocess.PIPE))
+
+    result = run_classroom_lab(image, 2, rate_mbit=20, timeout=120, extra_hosts=1,
+                               extras=forge, sender_args=["--key", str(admin)],
+                               receiver_args=["--trust", f"{admin}.pub"])
+    assert result.ok, format_table(result)
+    assert all(r.sha_match for r in result.receivers)
+    out = rogues[0].communicate(timeout=30)[0].decode()
+    assert "forged datagrams" in out  # it found the session and sprayed it
+    rejected = [(r.final or {}).get("details", {}).get("rejected_blocks", 0)
+                for r in result.receivers]
+    assert sum(rejected) > 0, rejected  # forgeries reached the laptops and were refused
