@@ -37,6 +37,13 @@ class MemorySource:
             self.session.feed_block(event.index, kind, payload)
 
 
+def differing_bytes(written: bytes, truth: bytes) -> int:
+    """How many bytes of ``written`` differ from ``truth`` (equal blocks cost one memcmp)."""
+    if written == truth:
+        return 0
+    return sum(a != b for a, b in zip(written, truth, strict=True))
+
+
 class MemoryJournal:
     """The receiver daemon's journal (receiver/journal.py) in memory: stored blocks become
     durable only at a flush, every ``FLUSH_INTERVAL`` as the daemon does, so a crash loses
@@ -112,9 +119,7 @@ class MemorySink:
                 return
             start = event.index * self.block_size
             if self.truth is not None:
-                self.forged_bytes += sum(
-                    a != b for a, b in zip(raw, self.truth[start : start + length], strict=True)
-                ) if raw != self.truth[start : start + length] else 0
+                self.forged_bytes += differing_bytes(raw, self.truth[start : start + length])
             self.image[start : start + length] = raw
             self.written += 1
             if self.journal is not None:

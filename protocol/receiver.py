@@ -143,7 +143,6 @@ class ReceiverSession:
         self.other_sessions: dict[int, tuple[str, str]] = {}
         # Sessions we would not follow: (name, sender host, why), a few at most.
         self.refused_sessions: dict[int, tuple[str, str, str]] = {}
-        self.found = False  # SessionFound was handed to the driver
         self.sender_key = b""  # the session's verified public key (empty: unsigned)
         self._nonce = b""
         self._join_delay = 0.0  # the last wait between two JOINs
@@ -153,8 +152,7 @@ class ReceiverSession:
         # blocks waiting for their chunk (asked for in STATUS).
         self._root = b""
         self._chunks: dict[int, bytes] = {}
-        self._awaiting: dict[int, list[int]] = {}
-        self._awaiting_assemblies: dict[int, BlockAssembly] = {}
+        self._awaiting: dict[int, BlockAssembly] = {}  # block -> its complete assembly
         self._blocks = bytearray()
         self._assemblies: dict[int, BlockAssembly] = {}
         self._symbol_size = 0
@@ -398,7 +396,7 @@ class ReceiverSession:
             if current.mismatches <= current.total:
                 self.stats.garbled += 1
                 return None
-        elif (len(self._assemblies) + len(self._held) + len(self._awaiting_assemblies)
+        elif (len(self._assemblies) + len(self._held) + len(self._awaiting)
               >= self.config.max_pending_blocks):
             self.stats.overflow += 1
             return None
@@ -481,7 +479,6 @@ class ReceiverSession:
         self._joining_since = now
         self._nonce = self._rng.getrandbits(8 * NONCE_SIZE).to_bytes(NONCE_SIZE, "little")
         self._join_delay = 0.0
-        self.found = True
         self._events.append(
             SessionFound(
                 msg.session_id, msg.name, msg.image_size,
@@ -497,8 +494,7 @@ class ReceiverSession:
         if self._root:
             chunk = self._chunks.get(chunk_of(block))
             if chunk is None:
-                self._awaiting.setdefault(chunk_of(block), []).append(block)
-                self._awaiting_assemblies[block] = asm
+                self._awaiting[block] = asm
                 self._arm_nak(now)
                 return
             start = (block % CHUNK_DIGESTS) * SHA256_SIZE
@@ -509,6 +505,10 @@ class ReceiverSession:
         else:
             self._events.append(ready)
 
+    def _chunks_needed(self) -> list[int]:
+        """Manifest chunks that complete blocks wait for (asked for in STATUS)."""
+        return sorted({chunk_of(block) for block in self._awaiting})[:16]
+
     def _on_chunk(self, msg: ManifestChunk, now: float) -> None:
         """A manifest chunk: kept only if it proves itself against the signed root."""
         if not self._root or msg.index in self._chunks:
@@ -517,9 +517,8 @@ class ReceiverSession:
             self.stats.garbled += 1  # forged or damaged
             return
         self._chunks[msg.index] = msg.digests
-        for block in self._awaiting.pop(msg.index, []):
-            asm = self._awaiting_assemblies.pop(block)
-            self._ready(block, asm, now)
+        for block in [b for b in self._awaiting if chunk_of(b) == msg.index]:
+            self._ready(block, self._awaiting.pop(block), now)
 
     def _distrust(self, msg: Announce) -> str:
         """Why we must not follow this session ("" if we may)."""
@@ -591,7 +590,7 @@ class ReceiverSession:
         join = Join(self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
                     self._nonce)
         self._out.append((join.encode(), self.sender_addr))
-        # Data flows to us only once the ACCEPT arrived, so a lost one must cost milliseconds:
+        # Every complete block is held until the ACCEPT, so a lost one must cost milliseconds:
         # retry soon, then back off to join_interval (a sender that is not there yet).
         self._join_delay = min(self.config.join_interval, max(FIRST_JOIN_RETRY,
                                                               2.0 * self._join_delay))
@@ -607,7 +606,7 @@ class ReceiverSession:
             self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
             self._seq_seen, self.blocks_done, need, whole,
             self.stats.received, self.stats.dropped, round(self.loss * 1e6),
-            self.stats.data_arrived, self.overruns, sorted(self._awaiting)[:16],
+            self.stats.data_arrived, self.overruns, self._chunks_needed(),
         )
         self._out.append((status.encode(), self.sender_addr))
         self.stats.status_sent += 1
@@ -652,7 +651,6 @@ class ReceiverSession:
         self._assemblies.clear()
         self._held.clear()
         self._awaiting.clear()
-        self._awaiting_assemblies.clear()
         self._events.append(Finished(ok, reason))
         self._rearm()
 

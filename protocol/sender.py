@@ -99,7 +99,7 @@ class ReceiverInfo:
     __slots__ = (
         "receiver_id", "addr", "joined_at", "last_heard", "rtt", "seq_seen", "blocks_done",
         "received", "dropped", "loss", "naks", "outcome", "reason", "finished_at",
-        "delivery", "progress_at", "overruns", "reported", "status_tokens", "status_at",
+        "delivery", "progress_at", "reported", "status_tokens", "status_at",
     )
 
     def __init__(self, receiver_id: int, addr: Addr, now: float) -> None:
@@ -119,7 +119,6 @@ class ReceiverInfo:
         self.finished_at: float | None = None
         self.delivery = Delivery()
         self.progress_at = now  # when its blocks_done last grew
-        self.overruns = 0  # datagrams its socket dropped, as it reported
         self.reported = False  # a STATUS arrived: its loss is known
         self.status_tokens = float(STATUS_BURST)  # STATUS it may still send at once
         self.status_at = now  # when the tokens were counted
@@ -668,8 +667,7 @@ class SenderSession:
         if self.state is SenderState.COMPLETE:
             return
         info = self.receivers.get(msg.receiver_id)
-        if info is not None and addr != info.addr:
-            self.stats.limited += 1  # someone else using its id
+        if self._impostor(info, addr):
             return
         if info is None and self._crowded(addr):
             self.stats.limited += 1
@@ -694,6 +692,13 @@ class SenderSession:
         ):
             self._start(now)
 
+    def _impostor(self, info: ReceiverInfo | None, addr: Addr) -> bool:
+        """Another host using a known receiver's id: ignored and counted."""
+        if info is None or addr == info.addr:
+            return False
+        self.stats.limited += 1
+        return True
+
     def _crowded(self, addr: Addr) -> bool:
         """A new receiver would be one too many: for the session, or from one host (a flood
         of made-up receiver ids must not grow the sender's memory and work without bound)."""
@@ -707,11 +712,13 @@ class SenderSession:
         if info is None or info.outcome is not None:
             self.stats.foreign += 1
             return
+        if self._impostor(info, addr):
+            return
+        # A flood from one receiver must not starve the room (each STATUS may ask for
+        # thousands of blocks): a token bucket per receiver.
         tokens = min(STATUS_BURST, info.status_tokens + (now - info.status_at) * STATUS_RATE)
         info.status_at = now
-        if addr != info.addr or tokens < 1.0:
-            # Another host using its id, or a flood: one host must not starve the room (each
-            # STATUS may ask for thousands of blocks).
+        if tokens < 1.0:
             info.status_tokens = tokens
             self.stats.limited += 1
             return
@@ -723,7 +730,6 @@ class SenderSession:
         info.blocks_done = msg.blocks_done
         info.received = msg.received
         info.dropped = msg.dropped
-        info.overruns = msg.overruns
         info.reported = True
         delivery = info.delivery
         delivery.report(msg.seq_seen, msg.arrived, msg.overruns)
@@ -818,8 +824,7 @@ class SenderSession:
 
     def _on_done(self, msg: Done, addr: Addr, now: float) -> None:
         info = self.receivers.get(msg.receiver_id)
-        if info is not None and addr != info.addr:
-            self.stats.limited += 1  # someone else using its id
+        if self._impostor(info, addr):
             return
         if info is None:
             if msg.ok or self.state is SenderState.COMPLETE or self._crowded(addr):

@@ -318,7 +318,7 @@ class ReceiverDaemon:
     async def _give_up_discovery(self, after: float) -> None:
         await trio.sleep(after)
         session = self.session
-        if session.found or session.state is ReceiverState.FINISHED:
+        if session.announce is not None or session.state is ReceiverState.FINISHED:
             return
         where = f" on {self.interface}" if self.interface else ""
         refused = session.refused_sessions
