@@ -1,5 +1,5 @@
 """`mcastd serve IMAGE`: argv → a SenderConfig and a running SenderDaemon; `mcastd keygen`:
-the signing key receivers trust."""
+the signing key receivers trust (or, with --secret, the shared secret of --encrypt)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import trio
 
 from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
 from protocol.manifest import Manifest
+from protocol.seal import SEAL_OVERHEAD, Sealer
 from protocol.sender import SenderSession
 from protocol.trust import Signer
+from protocol.wire import DEFAULT_SYMBOL_SIZE
 
 from .console import Console, make_console
 from .image import ImageError, ImageSource, default_cache_dir
@@ -45,6 +47,7 @@ from .options import (
     ttl_value,
     verbosity,
 )
+from .secret import SECRET_FILE_NAME, generate_secret, load_or_create_secret
 from .serve import SenderDaemon
 from .udp import NetworkError, UdpEndpoint, default_interface, open_sender
 from .units import format_bytes
@@ -109,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--key", type=Path, metavar="FILE",
                        help="private key that signs the session, created if missing "
                             f"(default: {_KEY_DEFAULT})")
+    serve.add_argument("--encrypt", type=Path, metavar="FILE",
+                       help="encrypt every datagram with the secret in FILE (created if "
+                            "missing); laptops need the same file")
     keygen = sub.add_parser(
         "keygen",
         help="create the key that signs sessions, and print what receivers trust",
@@ -118,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keygen.add_argument("--key", type=Path, metavar="FILE",
                         help=f"where to write the private key (default: {_KEY_DEFAULT})")
+    keygen.add_argument("--secret", type=Path, metavar="FILE",
+                        help="instead, write a new secret for --encrypt to FILE")
     keygen.add_argument("--force", action="store_true",
                         help="replace an existing key (receivers that trust it will refuse "
                              "the new one)")
@@ -134,10 +142,12 @@ class Serve:
         ifname = args.interface or default_interface()
         source = ImageSource(args.image, args.block_size)
         try:
-            signer = self._signer()  # before the network and the long hash: fail at once
+            # Keys before the network and the long hash: a bad file fails at once.
+            signer = self._signer()
+            secret = self._secret()
             endpoint = open_sender(ifname, args.ttl, gso=False if args.no_gso else None)
             try:
-                return await self._serve(source, endpoint, ifname, signer)
+                return await self._serve(source, endpoint, ifname, signer, secret)
             finally:
                 endpoint.close()
         finally:
@@ -153,8 +163,21 @@ class Serve:
             )
         return signer
 
+    def _secret(self) -> bytes | None:
+        path: Path | None = self.args.encrypt
+        if path is None:
+            return None
+        secret, created = load_or_create_secret(path)
+        if created:
+            self.console.message(
+                f"created a new encryption secret at {path}: copy it to every boot stick as "
+                f"{SECRET_FILE_NAME} next to mcast-receive (or pass mcast-receive --encrypt)"
+            )
+        return secret
+
     async def _serve(
-        self, source: ImageSource, endpoint: UdpEndpoint, ifname: str, signer: Signer
+        self, source: ImageSource, endpoint: UdpEndpoint, ifname: str, signer: Signer,
+        secret: bytes | None,
     ) -> int:
         args, console = self.args, self.console
         digest, manifest = await hash_image(source, console)
@@ -176,14 +199,18 @@ class Serve:
             late_join_window=args.late_join_window,
             receiver_timeout=args.receiver_timeout,
             stall_timeout=args.stall_timeout,
+            # Sealed datagrams are longer: keep them within the same MTU.
+            symbol_size=DEFAULT_SYMBOL_SIZE - (SEAL_OVERHEAD if secret is not None else 0),
         )
         rng = random.Random(secrets.randbits(64))
+        sealer = Sealer(secret, random.SystemRandom()) if secret is not None else None
         session = SenderSession(config, rng, trio.current_time(), signer=signer,
-                                manifest=manifest)
+                                manifest=manifest, sealer=sealer)
         gso = "on" if endpoint.gso else "off"
+        sealed = ", encrypted" if sealer is not None else ""
         console.message(
             f"session {config.name!r} on {ifname} ({endpoint.address[0]}), group "
-            f"{args.group}:{args.port}, GSO {gso}, signed by {signer.fingerprint}; "
+            f"{args.group}:{args.port}, GSO {gso}, signed by {signer.fingerprint}{sealed}; "
             f"waiting for {args.min_receivers} receiver(s)"
         )
         report = await SenderDaemon(session, source, endpoint, console).run()
@@ -220,6 +247,8 @@ def _default_name(path: str) -> str:
 
 
 def keygen(args: argparse.Namespace) -> int:
+    if args.secret is not None:
+        return keygen_secret(args.secret, args.force)
     path: Path = args.key or default_key_path()
     try:
         signer = generate_key(path, force=args.force)
@@ -232,6 +261,19 @@ def keygen(args: argparse.Namespace) -> int:
     print(f"public key:  {pub}")
     print(f"Receivers trust it when {pub} is copied to the boot stick as {TRUST_FILE_NAME} "
           f"next to mcast-receive, or with `mcast-receive --trust {signer.fingerprint}`.")
+    return EXIT_OK
+
+
+def keygen_secret(path: Path, force: bool) -> int:
+    try:
+        generate_secret(path, force=force)
+    except KeyFileError as exc:
+        print(f"mcastd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"created an encryption secret at {path}")
+    print(f"Serve with `mcastd serve --encrypt {path} IMAGE`; laptops open the sessions when "
+          f"the same file is on the boot stick as {SECRET_FILE_NAME} next to mcast-receive, "
+          f"or with `mcast-receive --encrypt FILE`. Keep it as private as the image.")
     return EXIT_OK
 
 

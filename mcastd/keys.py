@@ -44,8 +44,8 @@ class KeyFileError(Exception):
     """A key or trust file cannot be used: one plain sentence for the user."""
 
 
-class _MissingKeyFile(KeyFileError):
-    """No file at the key path: ``load_or_create_key`` creates one instead."""
+class MissingKeyFile(KeyFileError):
+    """No file at the key path: ``load_or_create_key`` (or the secret's) creates one instead."""
 
 
 def default_key_path() -> Path:
@@ -87,24 +87,33 @@ def _generate(path: Path, *, force: bool) -> Signer:
         serialization.NoEncryption(),
     )
     signer = Signer(private)
+    write_private_file(path, pem, force=force)
+    try:
+        replace_file(public_key_path(path), (public_key_line(signer) + "\n").encode(), 0o644)
+    except OSError as exc:
+        raise KeyFileError(f"cannot write {exc.filename or path}: {reason(exc)}.") from None
+    return signer
+
+
+def write_private_file(path: Path, data: bytes, *, force: bool) -> None:
+    """``data`` as a new 0600 file at ``path`` (its directory made 0700 if missing); an
+    existing file is replaced only with ``force``, else FileExistsError."""
     try:
         # 0700: the directory listing reveals nothing either.
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except FileExistsError:  # a file where the directory should be
         raise KeyFileError(f"cannot write {path}: {path.parent} is not a directory.") from None
     except OSError as exc:
-        raise KeyFileError(f"cannot write {path}: {_reason(exc)}.") from None
+        raise KeyFileError(f"cannot write {path}: {reason(exc)}.") from None
     try:
         if force:
-            _replace_file(path, pem, 0o600)
+            replace_file(path, data, 0o600)
         else:
-            _create_file(path, pem)
-        _replace_file(public_key_path(path), (public_key_line(signer) + "\n").encode(), 0o644)
+            create_private_file(path, data)
     except FileExistsError:
         raise
     except OSError as exc:
-        raise KeyFileError(f"cannot write {exc.filename or path}: {_reason(exc)}.") from None
-    return signer
+        raise KeyFileError(f"cannot write {exc.filename or path}: {reason(exc)}.") from None
 
 
 def public_key_path(path: Path) -> Path:
@@ -112,7 +121,7 @@ def public_key_path(path: Path) -> Path:
     return path.with_name(path.name + ".pub")
 
 
-def _create_file(path: Path, data: bytes) -> None:
+def create_private_file(path: Path, data: bytes) -> None:
     # O_EXCL: never follows a symlink planted at the path nor races another keygen, and the
     # file is 0600 from its first byte (a chmod afterwards would leave a window).
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
@@ -126,7 +135,7 @@ def _create_file(path: Path, data: bytes) -> None:
     os.close(fd)
 
 
-def _replace_file(path: Path, data: bytes, mode: int) -> None:
+def replace_file(path: Path, data: bytes, mode: int) -> None:
     # A temporary file in the same directory, renamed over the old one: a crash or a full
     # disk leaves the old file whole, never a truncated key. mkstemp creates it 0600.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -154,7 +163,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def load_key(path: Path) -> Signer:
     """The signing key at ``path``; refuses one other users could read."""
-    data = _read_private(path)
+    data = read_private_file(path, f"create a key with `mcastd keygen --key {path}`")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:  # cryptography's way of saying a passphrase is needed
@@ -175,28 +184,28 @@ def load_key(path: Path) -> Signer:
     return Signer(key)
 
 
-def _read_private(path: Path) -> bytes:
+def read_private_file(path: Path, create_hint: str) -> bytes:
+    """A key file's bytes, refused if others could read it; ``create_hint`` says how to make
+    one if there is none."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
-        raise _MissingKeyFile(
-            f"{path} does not exist: create a key with `mcastd keygen --key {path}`."
-        ) from None
+        raise MissingKeyFile(f"{path} does not exist: {create_hint}.") from None
     except OSError as exc:
-        raise KeyFileError(f"cannot read {path}: {_reason(exc)}.") from None
+        raise KeyFileError(f"cannot read {path}: {reason(exc)}.") from None
     try:
         st = os.fstat(fd)  # the mode of the file opened, not of whatever the path names now
         if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"{path} is not a regular file: give the private key file.")
+            raise KeyFileError(f"{path} is not a regular file: give the key file itself.")
         if st.st_mode & 0o077:
-            # As ssh: a signing key others can read lets them image the whole classroom.
+            # As ssh: a key others can read lets them image (or read) the whole classroom.
             raise KeyFileError(
                 f"{path} is accessible by other users: run `chmod 600 {path}` (and consider "
                 "the key exposed if others could read it)."
             )
         return os.read(fd, _MAX_FILE_SIZE)
     except OSError as exc:
-        raise KeyFileError(f"cannot read {path}: {_reason(exc)}.") from None
+        raise KeyFileError(f"cannot read {path}: {reason(exc)}.") from None
     finally:
         os.close(fd)
 
@@ -206,7 +215,7 @@ def load_or_create_key(path: Path) -> tuple[Signer, bool]:
     ``mcastd serve`` works out of the box, and keeps signing with the same key after."""
     try:
         return load_key(path), False
-    except _MissingKeyFile:
+    except MissingKeyFile:
         pass
     try:
         return _generate(path, force=False), True
@@ -256,7 +265,7 @@ def parse_trust(value: str) -> frozenset[str]:
     except IsADirectoryError:
         raise KeyFileError(f"{path} is a directory: give a .pub file or a fingerprint.") from None
     except OSError as exc:
-        raise KeyFileError(f"cannot read {path}: {_reason(exc)}.") from None
+        raise KeyFileError(f"cannot read {path}: {reason(exc)}.") from None
     try:
         text = data.decode()
     except UnicodeDecodeError:
@@ -316,5 +325,6 @@ def find_default_trust(files: Sequence[Path] | None = None) -> frozenset[str] | 
     return None
 
 
-def _reason(exc: OSError) -> str:
+def reason(exc: OSError) -> str:
+    """An OSError as the end of a sentence: 'permission denied'."""
     return (exc.strerror or str(exc)).lower()

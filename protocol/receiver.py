@@ -51,6 +51,7 @@ from .events import (
 from .layout import block_count
 from .manifest import CHUNK_DIGESTS, chunk_of, verify_chunk
 from .manifest import DIGEST_SIZE as SHA256_SIZE
+from .seal import Sealer, is_sealed
 from .trust import NONCE_SIZE, accept_payload, announce_payload, fingerprint, verify
 from .wire import (
     DATA_HEADER,
@@ -99,7 +100,7 @@ class ReceiverState(Enum):
 class ReceiverStats:
     __slots__ = (
         "received", "duplicates", "stale", "foreign", "garbled", "overflow", "rejected",
-        "naks_sent", "status_sent", "data_arrived",
+        "naks_sent", "status_sent", "data_arrived", "unopened",
     )
 
     def __init__(self) -> None:
@@ -113,10 +114,13 @@ class ReceiverStats:
         self.naks_sent = 0
         self.status_sent = 0
         self.data_arrived = 0  # data datagrams of our session, whatever became of them
+        # Encrypted datagrams we could not open (no key, another key, damaged), and with a
+        # key, datagrams in the clear.
+        self.unopened = 0
 
     @property
     def dropped(self) -> int:
-        return self.foreign + self.garbled + self.overflow
+        return self.foreign + self.garbled + self.overflow + self.unopened
 
 
 class ReceiverSession:
@@ -124,8 +128,11 @@ class ReceiverSession:
     sender; ``handle_timer`` at ``get_timer()``; then drain ``next_event()`` and send
     ``datagrams_to_send(now)``."""
 
-    def __init__(self, config: ReceiverConfig, rng: random.Random, now: float) -> None:
+    def __init__(self, config: ReceiverConfig, rng: random.Random, now: float, *,
+                 sealer: Sealer | None = None) -> None:
         self.config = config
+        # With a sealer we follow only encrypted sessions of its key, and seal what we send.
+        self.sealer = sealer
         self._rng = rng
         self.receiver_id = rng.getrandbits(63)
         self.state = ReceiverState.DISCOVERING
@@ -179,13 +186,22 @@ class ReceiverSession:
     # --- driver API -----------------------------------------------------------------------
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        if self.sealer is not None:
+            try:
+                data = self.sealer.open_untrusted(data)
+            except BadPacket:
+                self._unopened(data, addr)
+                return
         if data.startswith(_DATA_PREFIX) and len(data) >= DATA_HEADER_SIZE:
             self._receive_data(data, now)
             return
         try:
             msg = decode_control_untrusted(data)
         except BadPacket:
-            self.stats.garbled += 1
+            if is_sealed(data):
+                self.stats.unopened += 1
+            else:
+                self.stats.garbled += 1
             return
         if isinstance(msg, Announce):
             self._on_announce(msg, addr, now)
@@ -265,6 +281,8 @@ class ReceiverSession:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         out, self._out = self._out, []
+        if self.sealer is not None:
+            return [(self.sealer.seal(datagram), addr) for datagram, addr in out]
         return out
 
     def next_event(self) -> Event | None:
@@ -519,6 +537,22 @@ class ReceiverSession:
         self._chunks[msg.index] = msg.digests
         for block in [b for b in self._awaiting if chunk_of(b) == msg.index]:
             self._ready(block, self._awaiting.pop(block), now)
+
+    def _unopened(self, data: bytes, addr: Addr) -> None:
+        """A datagram our key cannot open. One in the clear may be another session's
+        announcement: remembered, so that finding nothing can say why."""
+        self.stats.unopened += 1
+        if is_sealed(data) or self.state is not ReceiverState.DISCOVERING:
+            return
+        try:
+            msg = decode_control_untrusted(data)
+        except BadPacket:
+            return
+        if (isinstance(msg, Announce) and msg.session_id not in self.refused_sessions
+                and len(self.refused_sessions) < 16):
+            self.refused_sessions[msg.session_id] = (
+                msg.name, addr[0], "it is not encrypted, and this laptop follows only "
+                "sessions encrypted with its key (--encrypt)")
 
     def _distrust(self, msg: Announce) -> str:
         """Why we must not follow this session ("" if we may)."""

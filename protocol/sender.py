@@ -52,6 +52,7 @@ from .layout import BlockLayout, block_count, block_layout
 from .manifest import Manifest, chunk_of
 from .pacing import TokenBucket
 from .ratecontrol import Delivery, RateController
+from .seal import SEAL_OVERHEAD, Sealer
 from .trust import Signer, accept_payload, announce_payload
 from .wire import (
     FLAG_REPAIR,
@@ -231,8 +232,11 @@ class SenderSession:
     these send ``datagrams_to_send(now)`` and re-read ``get_timer()``."""
 
     def __init__(self, config: SenderConfig, rng: random.Random, now: float, *,
-                 signer: Signer | None = None, manifest: Manifest | None = None) -> None:
+                 signer: Signer | None = None, manifest: Manifest | None = None,
+                 sealer: Sealer | None = None) -> None:
         self.config = config
+        # Seals every datagram we send and opens every one we take (None: in the clear).
+        self.sealer = sealer
         self.signer = signer  # signs ANNOUNCE and each ACCEPT (None: an unsigned session)
         # Every raw block's SHA-256, its root in the (signed) ANNOUNCE: receivers check each
         # block against it before writing. Chunks go out as the first pass reaches them and
@@ -287,6 +291,8 @@ class SenderSession:
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         try:
+            if self.sealer is not None:
+                data = self.sealer.open_untrusted(data)
             msg = decode_control_untrusted(data)
         except BadPacket:
             self.stats.garbled += 1
@@ -342,6 +348,9 @@ class SenderSession:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         out, self._control = self._control, []
+        sealer = self.sealer
+        if sealer is not None:
+            out = [(sealer.seal(datagram), addr) for datagram, addr in out]
         if self.state is not SenderState.SENDING:
             return out
         data_addr = self.config.data_addr
@@ -349,17 +358,19 @@ class SenderSession:
         pacer = self._pacer
         stats = self.stats
         limit = self.config.batch_max
+        overhead = FRAME_OVERHEAD + (SEAL_OVERHEAD if sealer is not None else 0)
         sent = 0
         while sent < limit:
             if not outgoing:
                 self._refill()
                 if not outgoing:
                     break
-            size = len(outgoing[0])
-            if not pacer.try_consume(size + FRAME_OVERHEAD, now):
+            size = len(outgoing[0]) + overhead
+            if not pacer.try_consume(size, now):
                 break
-            out.append((outgoing.popleft(), data_addr))
-            stats.data_bytes += size
+            datagram = outgoing.popleft()
+            out.append((datagram if sealer is None else sealer.seal(datagram), data_addr))
+            stats.data_bytes += size - FRAME_OVERHEAD
             sent += 1
         stats.data_datagrams += sent
         if not outgoing and sent < limit:

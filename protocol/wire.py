@@ -63,6 +63,7 @@ class PacketType(IntEnum):
     DONE_ACK = 8
     REFUSE = 9
     MANIFEST = 10
+    SEALED = 11  # an encrypted datagram (protocol/seal.py)
 
 
 def data_header(

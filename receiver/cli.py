@@ -26,9 +26,11 @@ from mcastd.options import (
     verbosity,
 )
 from mcastd.report import FinalReport
+from mcastd.secret import SECRET_FILE_NAME, find_default_secret, load_secret
 from mcastd.udp import IGMP_REASSERT_INTERVAL, NetworkError, default_interface
 from protocol.config import ReceiverConfig
 from protocol.receiver import ReceiverSession
+from protocol.seal import Sealer
 
 from .daemon import ReceiverDaemon
 from .journal import default_state_dir
@@ -70,7 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
                              "(SHA256:...) or a .pub file; repeat to trust several (default: "
                              f"{TRUST_FILE_NAME} next to this program, else "
                              "/etc/mcastd/trust.pub, else any sender, unauthenticated)")
+    parser.add_argument("--encrypt", type=Path, metavar="FILE",
+                        help="the secret of an encrypted session (as `mcastd serve --encrypt` "
+                             "uses); then only sessions encrypted with it are followed (default: "
+                             f"{SECRET_FILE_NAME} next to this program, else "
+                             "/etc/mcastd/secret.key, else sessions in the clear)")
     return parser
+
+
+def encryption_secret(path: Path | None) -> tuple[bytes, Path] | None:
+    """The secret to open sessions with, and its file: --encrypt's, else the boot stick's or
+    the system's, else None (sessions in the clear)."""
+    if path is None:
+        return find_default_secret()
+    return load_secret(path), path
 
 
 def trusted_keys(values: Sequence[str] | None) -> frozenset[str] | None:
@@ -90,7 +105,7 @@ def receiver_config(
 
 async def receive(
     args: argparse.Namespace, info: TargetInfo, console: Console,
-    trusted: frozenset[str] | None,
+    trusted: frozenset[str] | None, secret: tuple[bytes, Path] | None,
 ) -> int:
     ifname = args.interface or default_interface()
     discovery = (args.discovery_group, args.discovery_port)
@@ -103,10 +118,14 @@ async def receive(
         if trusted:
             keys = next(iter(trusted)) if len(trusted) == 1 else f"{len(trusted)} keys"
             console.message(f"following only a sender signing with {keys}")
+        if secret is not None:
+            console.message(f"following only sessions encrypted with the secret in {secret[1]}")
         while True:
             config = receiver_config(args, trusted, image)
+            # Nonces from the system's generator: they must never repeat under the key.
+            sealer = Sealer(secret[0], random.SystemRandom()) if secret is not None else None
             session = ReceiverSession(config, random.Random(rng.getrandbits(64)),
-                                      trio.current_time())
+                                      trio.current_time(), sealer=sealer)
             daemon = ReceiverDaemon(
                 session, net, info, console, discovery_timeout=args.timeout, interface=ifname,
                 state_dir=state_dir, igmp_interval=args.igmp_interval,
@@ -137,13 +156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = verbosity(args)
     try:
-        # Both before any socket: a typo in --trust or a mounted disk is refused at once.
+        # All before any socket: a typo in --trust or a mounted disk is refused at once.
         trusted = trusted_keys(args.trust)
+        secret = encryption_secret(args.encrypt)
         info = check_target(args.target)
     except (KeyFileError, TargetError) as exc:
         print(f"mcast-receive: {exc}", file=sys.stderr)
         return EXIT_USAGE
     console = make_console(json_mode=args.json, verbosity=level)
     setup_logging(console, level)
-    return run_program("mcast-receive", console, partial(receive, args, info, console, trusted),
+    return run_program("mcast-receive", console,
+                       partial(receive, args, info, console, trusted, secret),
                        (NetworkError,), "the target is incomplete.")

@@ -328,6 +328,14 @@ class ReceiverDaemon:
                 f"no session we may follow was announced{where} within {after:g} s: "
                 f"{len(refused)} refused, e.g. {name!r} from {host}, because {why}"
             )
+        elif session.stats.unopened:
+            self._fail(
+                f"no session we can open was announced{where} within {after:g} s: "
+                f"{session.stats.unopened} encrypted datagram(s) arrived that "
+                + ("the secret given with --encrypt does not open: use the sender's secret "
+                   "file" if session.sealer is not None else
+                   "need a secret: pass --encrypt with the sender's secret file")
+            )
         else:
             self._fail(
                 f"no session was announced{where} within {after:g} s: is `mcastd serve` "

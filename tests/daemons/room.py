@@ -20,7 +20,9 @@ from netsim.images import make_image
 from netsim.trio_net import FakeEndpoint, FakeNetwork, FakeReceiverNet
 from protocol.config import DISCOVERY_ADDR, ReceiverConfig, SenderConfig
 from protocol.receiver import ReceiverSession
+from protocol.seal import SEAL_OVERHEAD, Sealer
 from protocol.sender import SenderSession
+from protocol.wire import DEFAULT_SYMBOL_SIZE
 from receiver.daemon import ReceiverDaemon
 from receiver.target import Target, TargetInfo, check_target
 
@@ -58,7 +60,10 @@ async def run_room(
     min_receivers: int | None = None,
     disk: Worker | None = None,
     state_dir: Path | None = None,
+    secret: bytes | None = None,
+    laptop_secrets: dict[int, bytes | None] | None = None,
 ) -> Room:
+    """``secret``: the sender encrypts with it, and so do laptops not in ``laptop_secrets``."""
     image = make_image(size, seed, "disklike")
     path = tmp_path / "image.img"
     path.write_bytes(image)
@@ -74,8 +79,10 @@ async def run_room(
             await trio.sleep(late.get(i, 0.0))
             room.targets[i] = tmp_path / f"r{i}.img"
             info = infos.get(i) or check_target(str(room.targets[i]))
+            key = (laptop_secrets or {}).get(i, secret)
+            sealer = Sealer(key, random.Random(seed * 200 + i)) if key is not None else None
             session = ReceiverSession(ReceiverConfig(), random.Random(seed * 100 + i),
-                                      trio.current_time())
+                                      trio.current_time(), sealer=sealer)
             lan = FakeReceiverNet(net, f"10.0.1.{i + 2}", DISCOVERY_ADDR)
             daemon = ReceiverDaemon(session, lan, info, console, open_target=open_target,
                                     discovery_timeout=discovery_timeout,
@@ -95,8 +102,11 @@ async def run_room(
                     image_size=len(image), image_sha256=hashlib.sha256(image).digest(),
                     control_addr=endpoint.address, block_size=BLOCK, rate_bps=100e6,
                     min_receivers=min_receivers or receivers, max_wait=5.0,
+                    symbol_size=DEFAULT_SYMBOL_SIZE - (SEAL_OVERHEAD if secret else 0),
                 )
-                session = SenderSession(config, random.Random(seed), trio.current_time())
+                sealer = Sealer(secret, random.Random(seed * 300)) if secret is not None else None
+                session = SenderSession(config, random.Random(seed), trio.current_time(),
+                                        sealer=sealer)
                 room.sender = await SenderDaemon(
                     session, source, endpoint, console, worker=inline
                 ).run()

@@ -11,15 +11,16 @@ import pytest
 
 from mcastd.cli import main as mcastd_main
 from mcastd.keys import generate_key, load_key, parse_trust, public_key_path
+from mcastd.secret import load_secret
 from receiver.cli import main as receive_main
 
 SERVE_OPTIONS = [
     "--interface", "--group", "--port", "--rate", "--min-receivers", "--max-wait",
     "--fec-overhead", "--block-size", "--ttl", "--name", "--json", "--quiet", "--verbose",
-    "--discovery-group", "--discovery-port", "--no-gso", "--key",
+    "--discovery-group", "--discovery-port", "--no-gso", "--key", "--encrypt",
 ]
 RECEIVE_OPTIONS = ["--interface", "--session", "--timeout", "--json", "--quiet", "--verbose",
-                   "--discovery-group", "--discovery-port", "--no-gro", "--trust"]
+                   "--discovery-group", "--discovery-port", "--no-gro", "--trust", "--encrypt"]
 
 
 def usage_error(main: object, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -285,3 +286,29 @@ def test_receive_names_the_bad_line_of_a_trust_file(
     assert capsys.readouterr().err == (
         f"mcast-receive: line 2 of {trust} has a 3-byte key; an Ed25519 public key has 32.\n"
     )
+
+
+def test_serve_with_a_broken_secret_is_one_sentence_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "secret.key"
+    secret.write_text("not a secret\n")
+    secret.chmod(0o600)
+    code = mcastd_main(["serve", str(_image(tmp_path)), "--interface", "nosuch0",
+                        "--encrypt", str(secret)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == (f"mcastd: {secret} is not an mcastd secret: expected one line "
+                   "`mcastd-secret-v1 BASE64` as `mcastd keygen --secret` writes it.\n")
+
+
+def test_serve_creates_a_missing_secret_and_says_where_it_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "secret.key"
+    code = mcastd_main(["serve", str(_image(tmp_path)), "--interface", "nosuch0",
+                        "--encrypt", str(secret)])
+    assert code == 2  # the interface, after the secret
+    assert load_secret(secret)
+    assert (f"created a new encryption secret at {secret}: copy it to every boot stick"
+            in capsys.readouterr().out)

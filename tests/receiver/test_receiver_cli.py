@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import mcastd.keys
+import mcastd.secret
 import receiver.cli as cli
 from mcastd.console import Console
 from mcastd.keys import public_key_line
@@ -30,6 +31,7 @@ def no_default_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     stick.mkdir()
     monkeypatch.setattr(sys, "argv", [str(stick / "mcast-receive")])
     monkeypatch.setattr(mcastd.keys, "SYSTEM_TRUST_FILE", tmp_path / "etc" / "trust.pub")
+    monkeypatch.setattr(mcastd.secret, "SYSTEM_SECRET_FILE", tmp_path / "etc" / "secret.key")
     return stick
 
 
@@ -39,7 +41,8 @@ def received(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str] | None]:
     seen: list[frozenset[str] | None] = []
 
     async def fake_receive(args: argparse.Namespace, info: TargetInfo, console: Console,
-                           trusted: frozenset[str] | None) -> int:
+                           trusted: frozenset[str] | None,
+                           secret: tuple[bytes, Path] | None) -> int:
         seen.append(trusted)
         return 0
 
@@ -112,4 +115,42 @@ def test_a_broken_trust_file_on_the_stick_stops_the_receiver(
     assert capsys.readouterr().err == (
         f"mcast-receive: line 1 of {trust} has a 3-byte key; an Ed25519 public key has 32.\n"
     )
+    assert received == []
+
+
+def test_without_encrypt_or_a_secret_on_the_stick_sessions_are_in_the_clear(
+    no_default_trust: Path,
+) -> None:
+    assert cli.encryption_secret(None) is None
+
+
+def test_the_sticks_secret_is_used_and_encrypt_replaces_it(
+    tmp_path: Path, no_default_trust: Path
+) -> None:
+    stick_secret = no_default_trust / "mcastd-secret.key"
+    secret = mcastd.secret.generate_secret(stick_secret)
+    assert cli.encryption_secret(None) == (secret, stick_secret)
+    other = mcastd.secret.generate_secret(tmp_path / "other.key")
+    assert cli.encryption_secret(tmp_path / "other.key") == (other, tmp_path / "other.key")
+
+
+@pytest.mark.parametrize("where", ["argument", "stick"])
+def test_a_missing_or_broken_secret_stops_the_receiver_before_any_socket(
+    where: str, tmp_path: Path, no_default_trust: Path, received: list[frozenset[str] | None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    target = str(tmp_path / "t.img")
+    if where == "argument":
+        path = tmp_path / "nowhere.key"
+        assert cli.main([target, "--encrypt", str(path)]) == 2
+        assert capsys.readouterr().err == (
+            f"mcast-receive: {path} does not exist: create one with `mcastd keygen --secret "
+            f"{path}` and copy it to the sender and every boot stick.\n")
+    else:
+        path = no_default_trust / "mcastd-secret.key"
+        path.write_text("mcastd-secret-v1 AAAA\n")
+        path.chmod(0o600)
+        assert cli.main([target]) == 2
+        assert capsys.readouterr().err == (
+            f"mcast-receive: {path} has a 3-byte secret; it must be 32.\n")
     assert received == []
