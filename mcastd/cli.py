@@ -7,6 +7,7 @@ import argparse
 import random
 import secrets
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +187,7 @@ class Serve:
             image_sha256=digest,
             control_addr=endpoint.address,
             name=args.name or _default_name(args.image),
+            created=time.time(),
             discovery_addr=(args.discovery_group, args.discovery_port),
             data_addr=(args.group, args.port),
             block_size=args.block_size,

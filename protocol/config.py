@@ -19,6 +19,7 @@ class SenderConfig:
     image_sha256: bytes
     control_addr: Addr  # where receivers send JOIN/STATUS/DONE (the sender's unicast address)
     name: str = "image"
+    created: float = 0.0  # wall-clock start of the session (time.time()), signed in ANNOUNCE
     discovery_addr: Addr = DISCOVERY_ADDR
     data_addr: Addr = DATA_ADDR
     block_size: int = DEFAULT_BLOCK_SIZE

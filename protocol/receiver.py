@@ -453,6 +453,9 @@ class ReceiverSession:
             self._echo = (msg.sender_time, now)
             return
         if self.state is not ReceiverState.DISCOVERING:
+            if self._supersedes(msg) and self._may_follow(msg, addr):
+                self._follow(msg, addr, now)  # ours was a replay: nothing was handed out
+                return
             self.stats.foreign += 1  # another session on the same discovery group
             if self._sender_restarted(msg, now) and not self._distrust(msg):
                 self.sender_lost = True
@@ -462,12 +465,18 @@ class ReceiverSession:
             if msg.session_id not in self.other_sessions and len(self.other_sessions) < 16:
                 self.other_sessions[msg.session_id] = (msg.name, addr[0])
             return
+        if self._may_follow(msg, addr):
+            self._follow(msg, addr, now)
+
+    def _may_follow(self, msg: Announce, addr: Addr) -> bool:
+        """The session is the one asked for, plausible, and trusted (else counted, and a
+        refusal remembered with its reason)."""
         wanted = self.config.session_name
         if wanted is not None and msg.name != wanted:
-            return
+            return False
         image = self.config.image_sha256
         if image is not None and msg.image_sha256 != image:
-            return
+            return False
         if (
             not 0 < msg.block_size <= _MAX_BLOCK_SIZE
             or not 0 < msg.symbol_size <= 65000
@@ -475,13 +484,40 @@ class ReceiverSession:
             or len(msg.image_sha256) != 32
         ):
             self.stats.garbled += 1
-            return
+            return False
         why = self._distrust(msg)
         if why:
             if msg.session_id not in self.refused_sessions and len(self.refused_sessions) < 16:
                 self.refused_sessions[msg.session_id] = (msg.name, addr[0], why)
             self.stats.foreign += 1
-            return
+            return False
+        return True
+
+    def _supersedes(self, msg: Announce) -> bool:
+        """While we wait for our session's ACCEPT: a later session signed by the same key.
+        Ours is then an old one replayed (or a sender since restarted), which will never
+        accept us; the later one is live. Nothing was handed out yet, so we can switch."""
+        current = self.announce
+        return (
+            self.state is ReceiverState.JOINING
+            and current is not None
+            and bool(self.sender_key)
+            and msg.key == self.sender_key
+            and msg.created > current.created
+        )
+
+    def _follow(self, msg: Announce, addr: Addr, now: float) -> None:
+        """Join this session (afresh: whatever another session left is dropped)."""
+        self._held.clear()
+        self._chunks.clear()
+        self._awaiting.clear()
+        self._assemblies.clear()
+        self.blocks_done = 0
+        self._cursor = 0
+        self._seq_seen = -1
+        self._seq_first = 0
+        self.first_data_at = None
+        self._nak_at = None
         self.announce = msg
         self.sender_key = msg.key if msg.signature else b""
         self._root = msg.manifest if len(msg.manifest) == SHA256_SIZE else b""

@@ -600,7 +600,7 @@ class SenderSession:
             self.session_id, cfg.name, cfg.image_size, cfg.image_sha256, cfg.block_size,
             cfg.symbol_size, cfg.data_addr[0], cfg.data_addr[1], cfg.control_addr[0],
             cfg.control_addr[1], now, self.state is not SenderState.WAITING,
-            self.manifest.root if self.manifest is not None else b"",
+            self.manifest.root if self.manifest is not None else b"", cfg.created,
             signer.public_key if signer is not None else b"",
         )
         if signer is None:

@@ -153,6 +153,9 @@ class Announce(Control):
     sender_time: float
     started: bool = False
     manifest: bytes = b""  # root of the block digests (protocol/manifest.py; empty: none)
+    # When the session began by the sender's wall clock (seconds since the epoch; 0: unknown).
+    # Of two sessions signed by one key, the later is the live one: a replay is older.
+    created: float = 0.0
     key: bytes = b""  # the sender's Ed25519 public key (empty: an unsigned session)
     signature: bytes = b""  # over everything above (protocol/trust.py announce_payload)
 

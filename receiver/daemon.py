@@ -98,6 +98,8 @@ class ReceiverDaemon:
         self._name = ""
         self._image_size = 0
         self._block_size = 0
+        self._groups: set[tuple[str, int]] = set()  # data groups joined (each read by a task)
+        self._journaling = False  # the journal loop runs (it serves whichever journal is open)
 
     async def run(self) -> FinalReport:
         try:
@@ -145,6 +147,8 @@ class ReceiverDaemon:
         self._name = event.name
         self._image_size = event.image_size
         self._block_size = announce.block_size
+        if self.target is not None:
+            self._leave_superseded_session()
         self.console.message(
             f"found session {event.name!r} from {event.sender_addr[0]}: "
             f"{format_bytes(event.image_size)}"
@@ -157,7 +161,10 @@ class ReceiverDaemon:
                 self.target = self.open_target(self.target_info, event.image_size, keep=True)
             else:
                 self.target = self.open_target(self.target_info, event.image_size)
-            data = self.net.open_group(event.data_addr)
+            data = None
+            if event.data_addr not in self._groups:
+                data = self.net.open_group(event.data_addr)
+                self._groups.add(event.data_addr)
         except (TargetError, NetworkError) as exc:
             self._fail(str(exc))
             return
@@ -166,9 +173,26 @@ class ReceiverDaemon:
             self.console.message(
                 f"resuming: {self.resumed} of {self.session.nblocks} blocks are already on "
                 "this disk; receiving the rest")
-        if self.journal is not None:
+        if self.journal is not None and not self._journaling:
+            self._journaling = True
             nursery.start_soon(self._journal_loop)
-        nursery.start_soon(self.driver.receive_from, data, self._room_to_write, DATA_LINGER)
+        if data is not None:
+            nursery.start_soon(self.driver.receive_from, data, self._room_to_write,
+                               DATA_LINGER)
+
+    def _leave_superseded_session(self) -> None:
+        """The session we were joining never accepted us and a later one of the same key is
+        announced: ours was a replay. Nothing was handed to the disk before an ACCEPT, so the
+        target and journal are closed as they were and opened again for the new session."""
+        self.console.message("a later session of the same sender is announced and ours never "
+                             "accepted us (an old announcement replayed?): following the later "
+                             "one", level=logging.WARNING)
+        if self.journal is not None:
+            self.journal.close()  # nothing was stored since it was opened: nothing to flush
+            self.journal = None
+        if self.target is not None:
+            self.target.close()
+            self.target = None
 
     def _open_journal(self, image_sha256: bytes, image_size: int) -> list[int]:
         """The blocks an earlier run of this image made durable on this target. Without a
@@ -191,6 +215,7 @@ class ReceiverDaemon:
             await trio.sleep(JOURNAL_FLUSH_INTERVAL)
             if self.journal is not None and self.journal.unflushed:
                 await self._flush_journal()
+        self._journaling = False
 
     async def _flush_journal(self) -> None:
         journal, target = self.journal, self.target

@@ -19,9 +19,11 @@ from mcastd.serve import SenderDaemon
 from netsim.images import make_image
 from netsim.trio_net import FakeEndpoint, FakeNetwork, FakeReceiverNet
 from protocol.config import DISCOVERY_ADDR, ReceiverConfig, SenderConfig
+from protocol.manifest import Manifest, block_digest
 from protocol.receiver import ReceiverSession
 from protocol.seal import SEAL_OVERHEAD, Sealer
 from protocol.sender import SenderSession
+from protocol.trust import Signer
 from protocol.wire import DEFAULT_SYMBOL_SIZE
 from receiver.daemon import ReceiverDaemon
 from receiver.target import Target, TargetInfo, check_target
@@ -38,6 +40,7 @@ class Room:
     net: FakeNetwork | None = None
     sender_endpoint: FakeEndpoint | None = None
     peak_unwritten: int = 0  # complete blocks that waited for the disk at once, at most
+    log: io.StringIO = field(default_factory=io.StringIO)  # every console line, as JSON
 
     def written(self, i: int) -> bytes:
         return self.targets[i].read_bytes()
@@ -62,14 +65,21 @@ async def run_room(
     state_dir: Path | None = None,
     secret: bytes | None = None,
     laptop_secrets: dict[int, bytes | None] | None = None,
+    signer: Signer | None = None,
+    replayed: bytes | None = None,
+    sender_delay: float = 0.0,
 ) -> Room:
-    """``secret``: the sender encrypts with it, and so do laptops not in ``laptop_secrets``."""
+    """``secret``: the sender encrypts with it, and so do laptops not in ``laptop_secrets``.
+    ``signer``: the sender signs and the laptops trust only it. ``replayed``: a datagram a
+    rogue host sends to the discovery group every 0.25 s from the start (the sender starts
+    ``sender_delay`` later)."""
     image = make_image(size, seed, "disklike")
     path = tmp_path / "image.img"
     path.write_bytes(image)
     room = Room(image)
     late, vanish, infos = late or {}, vanish or {}, infos or {}
-    console = make_console(json_mode=True, verbosity=1, stream=io.StringIO(), err=io.StringIO())
+    room.log = io.StringIO()
+    console = make_console(json_mode=True, verbosity=1, stream=room.log, err=room.log)
     inline = Worker(1, inline=True)  # threads would let MockClock's autojump race ahead
 
     async with trio.open_nursery() as nursery:
@@ -81,7 +91,9 @@ async def run_room(
             info = infos.get(i) or check_target(str(room.targets[i]))
             key = (laptop_secrets or {}).get(i, secret)
             sealer = Sealer(key, random.Random(seed * 200 + i)) if key is not None else None
-            session = ReceiverSession(ReceiverConfig(), random.Random(seed * 100 + i),
+            trusted = frozenset({signer.fingerprint}) if signer is not None else None
+            session = ReceiverSession(ReceiverConfig(trusted=trusted),
+                                      random.Random(seed * 100 + i),
                                       trio.current_time(), sealer=sealer)
             lan = FakeReceiverNet(net, f"10.0.1.{i + 2}", DISCOVERY_ADDR)
             daemon = ReceiverDaemon(session, lan, info, console, open_target=open_target,
@@ -92,9 +104,18 @@ async def run_room(
                 room.peak_unwritten = max(room.peak_unwritten, daemon.peak_unwritten)
             lan.close()
 
+        async def replay(data: bytes) -> None:
+            rogue = net.endpoint("10.0.0.66")
+            for _ in range(400):  # bounded: 100 s of replays
+                rogue.send_batch([(data, DISCOVERY_ADDR)])
+                await trio.sleep(0.25)
+
         async with trio.open_nursery() as laptops:
+            if replayed is not None:
+                nursery.start_soon(replay, replayed)
             for i in range(receivers):
                 laptops.start_soon(laptop, i)
+            await trio.sleep(sender_delay)
             if sender:
                 source = ImageSource(str(path), BLOCK)
                 endpoint = room.sender_endpoint = net.endpoint("10.0.0.1")
@@ -103,10 +124,14 @@ async def run_room(
                     control_addr=endpoint.address, block_size=BLOCK, rate_bps=100e6,
                     min_receivers=min_receivers or receivers, max_wait=5.0,
                     symbol_size=DEFAULT_SYMBOL_SIZE - (SEAL_OVERHEAD if secret else 0),
+                    created=2000.0,
                 )
                 sealer = Sealer(secret, random.Random(seed * 300)) if secret is not None else None
+                manifest = Manifest(b"".join(
+                    block_digest(image[i : i + BLOCK]) for i in range(0, len(image), BLOCK)))
                 session = SenderSession(config, random.Random(seed), trio.current_time(),
-                                        sealer=sealer)
+                                        sealer=sealer, signer=signer,
+                                        manifest=manifest if signer is not None else None)
                 room.sender = await SenderDaemon(
                     session, source, endpoint, console, worker=inline
                 ).run()

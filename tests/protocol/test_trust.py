@@ -34,11 +34,12 @@ KEY = Signer.from_raw(bytes(range(32)))
 OTHER = Signer.from_raw(bytes(range(1, 33)))
 
 
-def sender(signer: Signer | None = KEY, now: float = 0.0, manifest: bool = True
-           ) -> SenderSession:
+def sender(signer: Signer | None = KEY, now: float = 0.0, manifest: bool = True,
+           created: float = 1000.0, seed: int = 1) -> SenderSession:
     image = bytes(100_000)  # one block
-    config = SenderConfig(len(image), hashlib.sha256(image).digest(), CONTROL, name="lab")
-    return SenderSession(config, random.Random(1), now, signer=signer,
+    config = SenderConfig(len(image), hashlib.sha256(image).digest(), CONTROL, name="lab",
+                          created=created)
+    return SenderSession(config, random.Random(seed), now, signer=signer,
                          manifest=Manifest(block_digest(image)) if manifest else None)
 
 
@@ -200,3 +201,43 @@ def test_blocks_complete_before_the_accept_wait_for_it() -> None:
     joined, ready = events(r)
     assert isinstance(joined, Joined) and isinstance(ready, BlockReady)
     assert ready.digest == block_digest(bytes(100_000))
+
+
+def test_a_replayed_old_session_gives_way_to_the_live_one_of_the_same_key() -> None:
+    old = announce(sender(created=1000.0))  # recorded last week
+    live = sender(created=2000.0, seed=2)
+    r = receiver(trusted=frozenset({KEY.fingerprint}))
+    r.receive_datagram(old.encode(), CONTROL, 0.0)  # the replay is heard first
+    zero_block = data_header(0, 0, old.session_id, 0, 0, 0, 0, 0)
+    r.receive_datagram(zero_block, CONTROL, 0.01)  # and some of its data
+    assert [type(e) for e in events(r)] == [SessionFound] and r.session_id == old.session_id
+    r.datagrams_to_send(0.0)
+    handshake(live, r, announce(live, 0.1), 0.1)
+    found, joined = events(r)  # the live session is followed and accepts us
+    assert isinstance(found, SessionFound) and found.session_id == live.session_id
+    assert isinstance(joined, Joined) and r.state is ReceiverState.RECEIVING
+    assert r.blocks_done == 0  # nothing of the replayed session counts
+    r.receive_datagram(old.encode(), CONTROL, 0.2)  # replayed again: older, ignored
+    assert r.session_id == live.session_id and r.stats.foreign >= 1
+
+
+def test_a_forged_later_announce_does_not_pull_a_laptop_away() -> None:
+    s = sender(created=1000.0)
+    r = receiver(trusted=frozenset({KEY.fingerprint}))
+    r.receive_datagram(announce(s).encode(), CONTROL, 0.0)
+    events(r)
+    forged = replace(announce(sender(created=1000.0, seed=3)), created=9e9)  # signature broken
+    r.receive_datagram(forged.encode(), CONTROL, 0.01)
+    other = announce(sender(OTHER, created=3000.0, seed=4))  # later, but another key
+    r.receive_datagram(other.encode(), CONTROL, 0.02)
+    assert r.session_id == s.session_id and events(r) == []
+
+
+def test_an_accepted_laptop_stays_with_its_session() -> None:
+    s = sender(created=1000.0)
+    r = receiver(trusted=frozenset({KEY.fingerprint}))
+    handshake(s, r, announce(s))
+    assert r.state is ReceiverState.RECEIVING
+    events(r)
+    r.receive_datagram(announce(sender(created=2000.0, seed=5)).encode(), CONTROL, 0.1)
+    assert r.session_id == s.session_id and events(r) == []
