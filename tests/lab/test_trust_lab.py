@@ -4,6 +4,7 @@ real image, laptops without --trust are warned, with the sender's fingerprint.""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,38 @@ def test_forged_blocks_in_the_session_are_refused_and_the_image_is_exact(tmp_pat
     rejected = [(r.final or {}).get("details", {}).get("rejected_blocks", 0)
                 for r in result.receivers]
     assert sum(rejected) > 0, rejected  # forgeries reached the laptops and were refused
+
+
+def test_an_encrypted_session_tells_a_sniffer_nothing(tmp_path: Path) -> None:
+    """--encrypt with the real programs: laptops with the secret write the exact image; one
+    without it writes nothing and says what to pass; a host that captures everything on the
+    groups can read none of it and finds no byte of the image."""
+    image = tmp_path / "secret.img"
+    write_image(image, 8 << 20, seed=36, kind="random")  # random: plain symbols would show
+    secret = tmp_path / "classroom.secret"
+    subprocess.run([sys.executable, "-m", "mcastd", "keygen", "--secret", str(secret)],
+                   check=True, capture_output=True)
+    capture = tmp_path / "capture.bin"
+
+    def sniff(lab: Lab) -> None:
+        argv = [sys.executable, "-m", "netsim.sniffer", "--interface", IFNAME,
+                "--out", str(capture), "--seconds", "30"]
+        lab.popen(lab.extras[0], argv)
+
+    result = run_classroom_lab(image, 3, rate_mbit=50, timeout=120, extra_hosts=1,
+                               extras=sniff, extras_lead=1.0,
+                               sender_args=["--encrypt", str(secret), "--max-wait", "4"],
+                               receiver_args_for={0: ["--encrypt", str(secret)],
+                                                  1: ["--encrypt", str(secret)],
+                                                  2: ["--timeout", "6"]})
+    with_secret, without = result.receivers[:2], result.receivers[2]
+    assert all(r.ok and r.sha_match for r in with_secret), format_table(result)
+    assert not without.ok and without.returncode == 1, format_table(result)
+    assert "need a secret: pass --encrypt" in without.message
+    assert without.sha_match is not True
+    counts = json.loads(Path(f"{capture}.json").read_text())
+    assert counts["datagrams"] > 5000  # it heard the whole transfer...
+    assert counts["sealed"] == counts["datagrams"] and counts["readable"] == 0  # ...sealed
+    captured, data = capture.read_bytes(), image.read_bytes()
+    needles = [data[i : i + 16] for i in range(0, len(data), len(data) // 256)]
+    assert not any(needle in captured for needle in needles)

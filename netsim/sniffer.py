@@ -1,0 +1,79 @@
+"""A host that only listens: what anyone on the classroom LAN can capture of a session
+(``python -m netsim.sniffer --interface lab0 --out FILE``; inside the lab only). It joins the
+discovery and data groups, keeps every datagram (bounded in bytes and time), and counts how
+many it could read (decode as our control messages or data headers) or recognise as sealed,
+in ``OUT.json``. The capture goes to ``--out`` as the datagrams one after another, so a test
+can look for the image's bytes in it. Both are kept current: the lab may kill it any time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import select
+import socket
+import struct
+import time
+from pathlib import Path
+
+from protocol.config import DATA_ADDR, DISCOVERY_ADDR, Addr
+from protocol.errors import BadPacket
+from protocol.seal import is_sealed
+from protocol.wire import decode_control_untrusted, decode_data_untrusted
+
+
+def listen(ifname: str, group: Addr) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.bind(group)
+    mreqn = (socket.inet_aton(group[0]) + socket.inet_aton("0.0.0.0")
+             + struct.pack("=i", socket.if_nametoindex(ifname)))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+    return sock
+
+
+def readable(data: bytes) -> bool:
+    """Whether a stranger learns something from it as it is: our data or control, in clear."""
+    for decode in (decode_control_untrusted, decode_data_untrusted):
+        try:
+            decode(data)
+        except BadPacket:
+            continue
+        return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m netsim.sniffer", description=__doc__)
+    parser.add_argument("--interface", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--max-bytes", type=int, default=64 << 20)
+    args = parser.parse_args(argv)
+    socks = [listen(args.interface, DISCOVERY_ADDR), listen(args.interface, DATA_ADDR)]
+    counts = {"datagrams": 0, "sealed": 0, "readable": 0, "bytes": 0}
+    end = time.monotonic() + args.seconds
+    stats = Path(args.out + ".json")
+    with open(args.out, "wb") as out:
+        while time.monotonic() < end and counts["bytes"] < args.max_bytes:
+            ready, _, _ = select.select(socks, [], [], 0.2)
+            for sock in ready:
+                data = sock.recv(65536)
+                counts["datagrams"] += 1
+                counts["bytes"] += len(data)
+                counts["sealed"] += is_sealed(data)
+                counts["readable"] += readable(data)
+                out.write(data)
+            # As it goes: the lab may kill us (SIGKILL) the moment the laptops are done.
+            out.flush()
+            tmp = stats.with_suffix(".tmp")
+            tmp.write_text(json.dumps(counts))
+            tmp.replace(stats)
+    for sock in socks:
+        sock.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
