@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
 DEMO_IMAGE := .demo/sample-256M.img
 
-.PHONY: test demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving clean
+.PHONY: test demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security clean
 
 # Debian packages the kernel lab needs (nftables for per-link loss, iproute2 for namespaces
 # and tbf) and udpcast, the peer the benchmark measures us against. Installed only where we
@@ -63,11 +63,19 @@ bench-quick: $(STAMP) $(DEBS)
 bench-sim: $(STAMP)
 	$(BIN)/python -m bench.sim_scaling
 
+# Hypothesis, 140,000 inputs; then coverage-guided, 200,000 more (atheris: a fuzzing tool only,
+# never imported by the programs, so installed here and not with them).
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=20000 $(BIN)/pytest -q tests/fuzz
+	$(BIN)/pip install -q atheris
+	$(BIN)/python -m tests.fuzz.atheris_network -atheris_runs=200000
 
 bench-misbehaving: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.misbehaving
+
+bench-security: $(STAMP) $(DEBS)
+	$(BIN)/python -m bench.crypto_cost
+	$(BIN)/python -m bench.security
 
 clean:
 	rm -rf $(VENV) .demo .bench-images .bench-logs .mypy_cache .pytest_cache .ruff_cache .hypothesis
