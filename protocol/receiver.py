@@ -79,6 +79,7 @@ _DATA_PREFIX = MAGIC + bytes((PROTOCOL_VERSION, PacketType.DATA))
 FAIL_REPORT_COPIES = 3
 FIRST_JOIN_RETRY = 0.01  # seconds before the first JOIN is repeated (then doubling)
 FIRST_REPORT_DELAY = 0.1  # seconds from the first data datagram to the first STATUS
+REJECT_LIMIT = 10  # decoded copies of one block that fail their check before we give up
 RESTART_SILENCE = 2.0  # our sender silent this long + a new session of our image: it restarted
 _MAX_NEED = 48  # keep a STATUS inside one 1500-byte datagram
 _MAX_WHOLE = 32
@@ -155,6 +156,7 @@ class ReceiverSession:
         self._join_delay = 0.0  # the last wait between two JOINs
         self._joining_since = now
         self._held: list[BlockReady] = []  # blocks complete before the ACCEPT
+        self._rejections: dict[int, int] = {}  # block -> decoded copies that failed a check
         # The signed manifest: its root, the chunks of digests verified so far, and complete
         # blocks waiting for their chunk (asked for in STATUS).
         self._root = b""
@@ -330,6 +332,13 @@ class ReceiverSession:
             raise LocalProtocolError(f"block {index} was not handed out for decoding")
         self._blocks[index] = MISSING
         self.stats.rejected += 1
+        count = self._rejections[index] = self._rejections.get(index, 0) + 1
+        if count >= REJECT_LIMIT:
+            # Not bad luck: the sender's blocks do not match what it signed (the image changed
+            # since it was hashed), or someone keeps forging this one. Asking again is futile.
+            self._fail(f"block {index} failed its check {count} times: the image "
+                         "changed since `mcastd serve` hashed it, or someone on this LAN keeps "
+                         "forging it; nothing unverified was written")
 
     def image_verified(self, sha256: bytes, now: float) -> None:
         """The driver hashed the whole target; report the outcome to the sender."""
@@ -342,6 +351,9 @@ class ReceiverSession:
 
     def fail(self, reason: str, now: float) -> None:
         """The driver cannot go on (full disk, write error): tell the sender and stop."""
+        self._fail(reason)
+
+    def _fail(self, reason: str) -> None:
         if self.state is ReceiverState.FINISHED:
             return
         self.result = (False, reason)

@@ -68,11 +68,13 @@ async def run_room(
     signer: Signer | None = None,
     replayed: bytes | None = None,
     sender_delay: float = 0.0,
+    manifest_of: Callable[[bytes], bytes] | None = None,
 ) -> Room:
     """``secret``: the sender encrypts with it, and so do laptops not in ``laptop_secrets``.
     ``signer``: the sender signs and the laptops trust only it. ``replayed``: a datagram a
     rogue host sends to the discovery group every 0.25 s from the start (the sender starts
-    ``sender_delay`` later)."""
+    ``sender_delay`` later). ``manifest_of``: the signed manifest is made from this function of
+    the image instead (a manifest that does not match the blocks)."""
     image = make_image(size, seed, "disklike")
     path = tmp_path / "image.img"
     path.write_bytes(image)
@@ -127,8 +129,9 @@ async def run_room(
                     created=2000.0,
                 )
                 sealer = Sealer(secret, random.Random(seed * 300)) if secret is not None else None
+                signed = manifest_of(image) if manifest_of is not None else image
                 manifest = Manifest(b"".join(
-                    block_digest(image[i : i + BLOCK]) for i in range(0, len(image), BLOCK)))
+                    block_digest(signed[i : i + BLOCK]) for i in range(0, len(signed), BLOCK)))
                 session = SenderSession(config, random.Random(seed), trio.current_time(),
                                         sealer=sealer, signer=signer,
                                         manifest=manifest if signer is not None else None)

@@ -12,10 +12,11 @@ import trio.testing
 
 from protocol.config import SenderConfig
 from protocol.manifest import Manifest, block_digest
+from protocol.receiver import REJECT_LIMIT
 from protocol.sender import SenderSession
 from protocol.trust import Signer
 
-from .room import run_room
+from .room import BLOCK, run_room
 
 SECRET = bytes(range(32))
 KEY = Signer.from_raw(bytes(range(32)))
@@ -64,3 +65,23 @@ async def test_a_replayed_old_announce_gives_way_to_the_live_session(
         assert room.receivers[i].ok and room.written(i) == room.image
     switched = '"level": "warning", "text": "a later session of the same sender is announced'
     assert room.log.getvalue().count(switched) == 2  # each laptop followed the replay first
+
+
+async def test_blocks_that_never_match_the_signed_manifest_are_never_written(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The manifest says block 1 is something else (the image changed after it was hashed,
+    or the manifest was tampered with before signing): every copy of block 1 is refused, the
+    laptop gives up after REJECT_LIMIT copies with one sentence, and block 1 is never written."""
+
+    def tampered(image: bytes) -> bytes:
+        at = BLOCK + 1000
+        return image[:at] + bytes([image[at] ^ 0xFF]) + image[at + 1 :]
+
+    with trio.fail_after(300):
+        room = await run_room(tmp_path, receivers=1, signer=KEY, manifest_of=tampered)
+    report = room.receivers[0]
+    assert not report.ok
+    assert f"block 1 failed its check {REJECT_LIMIT} times: the image changed" in report.message
+    assert not any(room.written(0)[BLOCK : 2 * BLOCK])  # not one byte of it reached the disk
+    assert room.sender is not None and not room.sender.ok
