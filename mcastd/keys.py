@@ -184,9 +184,9 @@ def load_key(path: Path) -> Signer:
     return Signer(key)
 
 
-def read_private_file(path: Path, create_hint: str) -> bytes:
-    """A key file's bytes, refused if others could read it; ``create_hint`` says how to make
-    one if there is none."""
+def read_private_file(path: Path, create_hint: str, *, private: bool = True) -> bytes:
+    """A key file's bytes, refused if others could read it (unless not ``private``);
+    ``create_hint`` says how to make one if there is none."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
@@ -197,7 +197,7 @@ def read_private_file(path: Path, create_hint: str) -> bytes:
         st = os.fstat(fd)  # the mode of the file opened, not of whatever the path names now
         if not stat.S_ISREG(st.st_mode):
             raise KeyFileError(f"{path} is not a regular file: give the key file itself.")
-        if st.st_mode & 0o077:
+        if private and st.st_mode & 0o077:
             # As ssh: a key others can read lets them image (or read) the whole classroom.
             raise KeyFileError(
                 f"{path} is accessible by other users: run `chmod 600 {path}` (and consider "

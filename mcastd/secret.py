@@ -38,9 +38,12 @@ def generate_secret(path: Path, *, force: bool = False) -> bytes:
     return secret
 
 
-def load_secret(path: Path) -> bytes:
+def load_secret(path: Path, *, private: bool = True) -> bytes:
+    """The secret in ``path``. ``private``: refuse a file others could read, as the admin's
+    machine must; a laptop reads it from its boot stick, whose FAT file system has no modes,
+    and has no other users."""
     data = read_private_file(path, f"create one with `mcastd keygen --secret {path}` and copy "
-                                   "it to the sender and every boot stick")
+                                   "it to the sender and every boot stick", private=private)
     words = data.split()
     if len(words) != 2 or words[0] != SECRET_TYPE.encode():
         raise KeyFileError(f"{path} is not an mcastd secret: expected one line "
@@ -74,9 +77,10 @@ def default_secret_files() -> list[Path]:
 
 
 def find_default_secret(files: Sequence[Path] | None = None) -> tuple[bytes, Path] | None:
-    """The secret in the first of ``files`` that exists (and where), None if none does. One
-    that exists but is broken raises: imaging in the clear because of a typo would defeat it."""
+    """For a laptop: the secret in the first of ``files`` that exists (and where), None if
+    none does. One that exists but is broken raises: imaging in the clear because of a typo
+    would defeat it."""
     for path in default_secret_files() if files is None else files:
         if path.exists():
-            return load_secret(path), path
+            return load_secret(path, private=False), path
     return None

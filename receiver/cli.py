@@ -85,7 +85,7 @@ def encryption_secret(path: Path | None) -> tuple[bytes, Path] | None:
     the system's, else None (sessions in the clear)."""
     if path is None:
         return find_default_secret()
-    return load_secret(path), path
+    return load_secret(path, private=False), path  # a boot stick's FAT has no file modes
 
 
 def trusted_keys(values: Sequence[str] | None) -> frozenset[str] | None:

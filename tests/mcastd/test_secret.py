@@ -82,3 +82,11 @@ def test_keygen_secret_writes_one_and_refuses_to_overwrite(
     assert main(["keygen", "--secret", str(path)]) == 2
     assert "already holds a secret" in capsys.readouterr().err
     assert path.read_bytes() == before
+
+
+def test_a_laptop_reads_the_secret_from_a_stick_without_file_modes(tmp_path: Path) -> None:
+    path = tmp_path / "mcastd-secret.key"
+    secret = generate_secret(path)
+    path.chmod(0o755)  # as a FAT boot stick shows every file
+    assert load_secret(path, private=False) == secret
+    assert find_default_secret([path]) == (secret, path)
