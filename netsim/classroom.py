@@ -18,18 +18,24 @@ from protocol.config import DISCOVERY_ADDR, Addr, ReceiverConfig, SenderConfig
 from protocol.events import BlockReady, Event, Finished, SessionComplete, SessionFound
 from protocol.manifest import Manifest, block_digest
 from protocol.receiver import ReceiverSession
+from protocol.seal import SEAL_OVERHEAD, Sealer
 from protocol.sender import SenderSession
 from protocol.trust import Signer
+from protocol.wire import DEFAULT_SYMBOL_SIZE
 
 from .drivers import MemoryJournal, MemorySink, MemorySource
+from .flooder import Flooder
 from .forger import Forger
 from .images import make_image
 from .network import Node, SimNetwork
+from .replayer import Recorder, Replayer
 from .scenarios import LAN, Scenario
 
 SENDER_ADDR: Addr = ("10.0.0.1", 9000)
+HOSTILE_ADDR: Addr = ("10.0.9.9", 9000)
 # The admin's key in signed scenarios (fixed: runs stay deterministic); receivers trust it.
 SIM_KEY = Signer.from_raw(hashlib.sha256(b"netsim sender key").digest())
+SIM_SECRET = hashlib.sha256(b"netsim classroom secret").digest()  # --encrypt scenarios
 
 
 class SenderNode(Node):
@@ -88,6 +94,8 @@ class ReceiverOutcome:
     reason: str = ""
     forged_bytes: int = 0  # bytes it wrote that differ from the image (must be 0)
     forged_datagrams: int = 0  # the forger's, if the scenario has one (for the receivers)
+    garbled: int = 0  # datagrams it found damaged or forged (ReceiverSession.stats)
+    foreign: int = 0  # datagrams of other sessions it ignored
 
 
 @dataclass
@@ -106,6 +114,9 @@ class ClassroomResult:
     complete: SessionComplete | None
     receivers: list[ReceiverOutcome] = field(default_factory=list)
     senders: int = 1  # sender runs (a crashed sender restarted: 2)
+    limited: int = 0  # STATUS and JOIN the sender ignored (too often, impostors, too many)
+    # The scenario's hostile host, for its counters; it is none of the ``receivers``.
+    hostile: Forger | Recorder | Replayer | Flooder | None = None
 
     @property
     def survivors(self) -> list[ReceiverOutcome]:
@@ -142,6 +153,8 @@ def run_classroom(
     extra: dict[str, object] = dict(sender_overrides or {})
     if symbol_size is not None:
         extra["symbol_size"] = symbol_size
+    elif scenario.encrypted:
+        extra["symbol_size"] = DEFAULT_SYMBOL_SIZE - SEAL_OVERHEAD  # as `serve --encrypt`
     config = replace(
         SenderConfig(
             image_size=len(image),
@@ -156,6 +169,13 @@ def run_classroom(
         **extra,  # type: ignore[arg-type]
     )
     senders: list[SenderNode] = []
+
+    def sealer() -> Sealer | None:
+        """One per endpoint in an encrypted scenario (its nonces need only be unique)."""
+        if not scenario.encrypted:
+            return None
+        return Sealer(SIM_SECRET, random.Random(net.rng.getrandbits(64)))
+
     manifest = Manifest(b"".join(
         block_digest(image[i : i + scenario.block_size])
         for i in range(0, len(image), scenario.block_size)))
@@ -163,7 +183,8 @@ def run_classroom(
     def start_sender() -> None:
         rng = random.Random(net.rng.getrandbits(64))
         session = SenderSession(config, rng, net.now, manifest=manifest,
-                                signer=SIM_KEY if scenario.signed else None)
+                                signer=SIM_KEY if scenario.signed else None,
+                                sealer=sealer())
         senders.append(SenderNode(SENDER_ADDR, session, image))
         net.add_node(senders[-1], scenario.sender_link)
 
@@ -181,6 +202,7 @@ def run_classroom(
                            trusted=frozenset({SIM_KEY.fingerprint}) if scenario.signed else None),
             random.Random(net.rng.getrandbits(64)),
             net.now,
+            sealer=sealer(),
         )
         decode = decode_sample is None or i < decode_sample
         node = ReceiverNode((f"10.0.{1 + i // 250}.{1 + i % 250}", 9000), session, decode,
@@ -207,9 +229,6 @@ def run_classroom(
         journals[i].crash()
         net.remove_node(live[i])
 
-    forger = Forger(net.rng.getrandbits(64)) if scenario.forger else None
-    if forger is not None:
-        net.add_node(Node(("10.0.9.9", 9000), forger), LAN, groups=[DISCOVERY_ADDR])
     for i in range(scenario.n_receivers):
         if i in scenario.late_joins:
             net.at(scenario.late_joins[i], partial(add_receiver, i))
@@ -219,6 +238,9 @@ def run_classroom(
         net.at(crash_at, partial(crash, i))
         if restart_at is not None:
             net.at(restart_at, partial(add_receiver, i))
+    # Before the sender: it hears the first ANNOUNCE, as the laptops do.
+    hostile = _add_hostile(net, scenario, config,
+                           [node.receiver.receiver_id for node in live.values()])
     start_sender()
     if scenario.sender_crash is not None:
         sender_crash_at, sender_restart_at = scenario.sender_crash
@@ -252,6 +274,8 @@ def run_classroom(
         trace=net.trace_digest() if trace else "",
         complete=sender.complete,
         senders=len(senders),
+        limited=sum(s.sender.stats.limited for s in senders),
+        hostile=hostile,
     )
     for i, node, joined_at in nodes:
         if id(node) in superseded:
@@ -273,7 +297,42 @@ def run_classroom(
                 finished_at=sink.finished_at,
                 reason=verdict[1] if verdict is not None else "",
                 forged_bytes=sink.forged_bytes,
-                forged_datagrams=forger.forged_datagrams if forger is not None else 0,
+                forged_datagrams=hostile.forged_datagrams if isinstance(hostile, Forger) else 0,
+                garbled=node.receiver.stats.garbled,
+                foreign=node.receiver.stats.foreign,
             )
         )
     return result
+
+
+def _add_hostile(net: SimNetwork, scenario: Scenario, config: SenderConfig,
+                 victims: list[int]) -> Forger | Recorder | Replayer | Flooder | None:
+    """Put the scenario's hostile host on the LAN, on the groups it listens to."""
+    kind = scenario.hostile
+    if kind is None:
+        return None
+    seed = net.rng.getrandbits(64)
+    data_addr = config.data_addr
+    groups = [DISCOVERY_ADDR]
+    hostile: Forger | Recorder | Replayer | Flooder
+    if kind in ("forger", "manifest_forger"):
+        hostile = Forger(seed, manifest=kind == "manifest_forger")
+    elif kind == "recorder":
+        hostile = Recorder(data_addr)
+        groups.append(data_addr)
+    elif kind == "replayer":
+        # The same image by the same sender an hour earlier: one laptop, another seed, so
+        # another session id.
+        earlier = replace(scenario, name=f"{scenario.name}, earlier", n_receivers=1,
+                          hostile="recorder", late_joins={}, crashes={}, min_receivers=None,
+                          sender_crash=None)
+        recorder = run_classroom(earlier, seed, trace=False,
+                                 sender_overrides={"created": config.created - 3600.0}).hostile
+        assert isinstance(recorder, Recorder)
+        hostile = Replayer(recorder.datagrams)
+        groups = [data_addr]
+    else:
+        hostile = Flooder(seed, victims)
+        groups.append(data_addr)
+    net.add_node(Node(HOSTILE_ADDR, hostile), LAN, groups=groups)
+    return hostile

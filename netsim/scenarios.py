@@ -1,6 +1,6 @@
 """Named simulation scenarios: who is on the LAN, through what links, and what happens when.
 
-Only numbers live here; the runner (netsim/nodes.py) turns them into sessions and nodes. Images
+Only numbers live here; the runner (netsim/classroom.py) turns them into sessions and nodes. Images
 stay small (2-4 MiB, 256 KiB blocks) so each scenario simulates in about a second.
 """
 
@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .link import GilbertElliott, LinkSpec
 
 MiB = 1 << 20
 KiB = 1 << 10
 LAN = LinkSpec(delay=0.0002)  # a switched gigabit LAN: 0.2 ms one way
+
+# A hostile host on the LAN (netsim/classroom.py adds it): "forger" sends a forged copy of every
+# block first (netsim/forger.py), "manifest_forger" forged manifest chunks too; "replayer" sends
+# an earlier session's datagrams (netsim/replayer.py; "recorder" only records one); "flooder"
+# joins and floods the sender with NAKs and made-up receivers (netsim/flooder.py).
+Hostile = Literal["forger", "manifest_forger", "recorder", "replayer", "flooder"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,8 @@ class Scenario:
     wait_for_sender: bool = False  # receivers whose sender went silent wait for another
     late_join_window: float | None = None  # SenderConfig's
     signed: bool = False  # the sender signs; receivers follow only its key
-    forger: bool = False  # a host sends a forged copy of every block first (netsim/forger.py)
+    encrypted: bool = False  # every datagram sealed with the classroom's secret (--encrypt)
+    hostile: Hostile | None = None
     image_size: int = 4 * MiB
     image_kind: str = "disklike"
     image_seed: int = 3  # disklike seed 3: ~40 % zeros, text and random at 2 and 4 MiB
@@ -133,12 +141,29 @@ SCENARIOS: dict[str, Scenario] = {
                  sender_crash=(_at_fraction(4 * MiB, 20e6, 0.5),
                                _at_fraction(4 * MiB, 20e6, 0.5) + 3.0)),
         Scenario("signed_loss5", 5, LinkSpec(loss=0.05, delay=0.0002), signed=True),
+        Scenario("encrypted_loss5", 5, LinkSpec(loss=0.05, delay=0.0002), signed=True,
+                 encrypted=True),
         # Forged blocks, well formed down to their xxh3, sent before the real ones: only the
         # signed manifest tells them apart. Random data, so they share the real layouts.
         Scenario("forged_blocks", 3, LinkSpec(loss=0.02, delay=0.0002), signed=True,
-                 forger=True, image_kind="random"),
+                 hostile="forger", image_kind="random"),
+        # ...and a manifest of the forged blocks, its chunks sent before the sender's: some
+        # with garbage proofs, some proven against the forger's own root. 64 KiB blocks: three
+        # chunks, so the proofs have two levels.
+        Scenario("forged_manifest", 3, LinkSpec(loss=0.02, delay=0.0002), signed=True,
+                 hostile="manifest_forger", image_kind="random", block_size=64 * KiB),
+        # An earlier complete session of the same image by the same signed sender, replayed
+        # into the live one: valid signatures and proofs, another session id.
+        Scenario("replayed_session", 3, LinkSpec(loss=0.02, delay=0.0002), signed=True,
+                 hostile="replayer", image_kind="random"),
         Scenario("overdriven", 3, LinkSpec(rate_bps=20e6, queue_bytes=256 * KiB, loss=0.01,
                                            delay=0.0002),
                  rate_bps=200e6, image_kind="random"),
     )
 }
+
+# A joined receiver flooding the sender with NAKs for everything and with made-up receivers.
+# Not in SCENARIOS: the sender rightly reports the flooder's receivers failed, which the
+# scenario matrix counts as a failure (tests/sim/test_hostile_sim.py checks it instead).
+NAK_FLOOD = Scenario("nak_flood", 4, LinkSpec(loss=0.02, delay=0.0002), signed=True,
+                     hostile="flooder", image_kind="random")

@@ -626,6 +626,7 @@ class ReceiverSession:
         return (
             self.announce is not None
             and msg.image_sha256 == self.announce.image_sha256
+            and msg.created >= self.announce.created  # not an older session replayed
             and self.state in (ReceiverState.JOINING, ReceiverState.RECEIVING)
             and now - self._last_heard >= min(RESTART_SILENCE, self.config.sender_timeout)
         )

@@ -51,7 +51,7 @@ from .fec import MAX_SYMBOLS_PER_GROUP, encode_symbols
 from .layout import BlockLayout, block_count, block_layout
 from .manifest import Manifest, chunk_of
 from .pacing import TokenBucket
-from .ratecontrol import Delivery, RateController
+from .ratecontrol import WINDOW_DATAGRAMS, Delivery, RateController
 from .seal import SEAL_OVERHEAD, Sealer
 from .trust import Signer, accept_payload, announce_payload
 from .wire import (
@@ -83,6 +83,15 @@ PRECOMPUTED_REPAIRS = 4  # per group, beyond the proactive ones: the first NAKs'
 STATUS_RATE = 1000.0
 STATUS_BURST = 8
 MAX_PER_HOST = 16  # receivers one IP address may run (a test host runs several)
+# Repair symbols a receiver may have queued ahead of the first pass: it starts with some and
+# earns twice what it shows it lost (sequence numbers seen minus datagrams arrived, from its
+# own STATUS). Beyond that its NAKs wait until after the first pass, like a lagging one's: a
+# host claiming everything is missing while it receives everything cannot stall the room.
+REPAIR_CREDIT_START = 64.0
+REPAIR_CREDIT_MAX = 16384.0
+# A receiver that reported no delivery window although this many datagrams went out since it
+# joined is set aside as lagging (8 windows: its link would have to be 8 times slower still).
+UNHEARD_DATAGRAMS = 8 * WINDOW_DATAGRAMS
 # Rate and repair decisions at most this often: each looks at every receiver, and a room of
 # hundreds closes delivery windows all the time. SYNC catches up on windows left waiting.
 ADAPT_INTERVAL = 0.05  # seconds
@@ -101,6 +110,7 @@ class ReceiverInfo:
         "receiver_id", "addr", "joined_at", "last_heard", "rtt", "seq_seen", "blocks_done",
         "received", "dropped", "loss", "naks", "outcome", "reason", "finished_at",
         "delivery", "progress_at", "reported", "status_tokens", "status_at",
+        "repair_credit", "credit_seq", "credit_arrived", "join_seq",
     )
 
     def __init__(self, receiver_id: int, addr: Addr, now: float) -> None:
@@ -123,6 +133,10 @@ class ReceiverInfo:
         self.reported = False  # a STATUS arrived: its loss is known
         self.status_tokens = float(STATUS_BURST)  # STATUS it may still send at once
         self.status_at = now  # when the tokens were counted
+        self.repair_credit = REPAIR_CREDIT_START  # repairs it may still have served first
+        self.credit_seq = -1  # seq_seen and arrived of its last NAK (at first: as it joined)
+        self.credit_arrived = 0
+        self.join_seq = 0  # the data seq sent next when it joined
 
     @property
     def lagging(self) -> bool:
@@ -683,6 +697,8 @@ class SenderSession:
         if info is None and self._crowded(addr):
             self.stats.limited += 1
             return
+        if info is not None and not self._allow(info, now):
+            return  # a JOIN repeated too often: each ACCEPT costs a signature
         if info is None:
             if not self.accepting(now):
                 window = self.config.late_join_window
@@ -693,6 +709,8 @@ class SenderSession:
                 return
             info = ReceiverInfo(msg.receiver_id, addr, now)
             info.delivery.begin(self._seq)
+            info.join_seq = self._seq
+            info.credit_seq = self._seq - 1  # it can have lost only what is sent from now on
             self.receivers[msg.receiver_id] = info
             self._events.append(ReceiverJoined(msg.receiver_id, addr))
         info.last_heard = now
@@ -723,17 +741,8 @@ class SenderSession:
         if info is None or info.outcome is not None:
             self.stats.foreign += 1
             return
-        if self._impostor(info, addr):
+        if self._impostor(info, addr) or not self._allow(info, now):
             return
-        # A flood from one receiver must not starve the room (each STATUS may ask for
-        # thousands of blocks): a token bucket per receiver.
-        tokens = min(STATUS_BURST, info.status_tokens + (now - info.status_at) * STATUS_RATE)
-        info.status_at = now
-        if tokens < 1.0:
-            info.status_tokens = tokens
-            self.stats.limited += 1
-            return
-        info.status_tokens = tokens - 1.0
         self.stats.status_received += 1
         info.last_heard = now
         if msg.blocks_done > info.blocks_done:
@@ -759,29 +768,60 @@ class SenderSession:
             return
         self.stats.naks_received += 1
         info.naks += 1
-        defer = info.lagging  # served after the first pass, so it does not hold up the room
+        self._earn_credit(info, msg)
         for index, counts in msg.need:
-            self._merge_need(index, counts, msg.seq_seen, whole=False, defer=defer)
+            # Served after the first pass, so as not to hold up the room: a lagging receiver's
+            # NAKs, and what one asks for beyond what it lost.
+            info.repair_credit -= self._merge_need(index, counts, msg.seq_seen, whole=False,
+                                                   defer=info.lagging,
+                                                   credit=info.repair_credit)
         budget = 4096  # blocks one STATUS may ask for whole (bounds the work per datagram)
         for start, end in msg.whole:
             start = max(start, 0)
             end = min(end, self._sent_cursor, start + budget)
             for index in range(start, end):
-                self._merge_need(index, None, msg.seq_seen, whole=True, defer=defer)
+                info.repair_credit -= self._merge_need(index, None, msg.seq_seen, whole=True,
+                                                       defer=info.lagging,
+                                                       credit=info.repair_credit)
             budget -= max(0, end - start)
             if budget <= 0:
                 break
 
+    def _allow(self, info: ReceiverInfo, now: float) -> bool:
+        """A flood from one receiver must not starve the room (each STATUS may ask for
+        thousands of blocks, each JOIN costs a signature): a token bucket per receiver."""
+        tokens = min(STATUS_BURST, info.status_tokens + (now - info.status_at) * STATUS_RATE)
+        info.status_at = now
+        if tokens < 1.0:
+            info.status_tokens = tokens
+            self.stats.limited += 1
+            return False
+        info.status_tokens = tokens - 1.0
+        return True
+
+    @staticmethod
+    def _earn_credit(info: ReceiverInfo, msg: Status) -> None:
+        """Repair credit for what the receiver lost since its last NAK: the data it saw
+        sequence numbers of but did not get (repairs lost again count too)."""
+        if msg.seq_seen > info.credit_seq:
+            lost = (msg.seq_seen - info.credit_seq) - max(0, msg.arrived - info.credit_arrived)
+            info.repair_credit = min(REPAIR_CREDIT_MAX, info.repair_credit + 2 * max(0, lost))
+            info.credit_seq, info.credit_arrived = msg.seq_seen, msg.arrived
+
     def _merge_need(
-        self, index: int, counts: list[int] | None, seq_seen: int, whole: bool, defer: bool
-    ) -> None:
+        self, index: int, counts: list[int] | None, seq_seen: int, whole: bool, defer: bool,
+        credit: float = math.inf,
+    ) -> int:
+        """Queue what a receiver lacks of block ``index``; returns the symbols this added to
+        the repairs served before the first pass goes on, never more than ``credit`` (beyond
+        it the block waits in the catch-up queue)."""
         if not 0 <= index < self._sent_cursor:
-            return  # its first pass is not over: the receiver asks too early
+            return 0  # its first pass is not over: the receiver asks too early
         if whole and index in self._catchup:
-            return  # already owed in full: a late joiner repeats its ranges in every NAK
+            return 0  # already owed in full: a late joiner repeats its ranges in every NAK
         length = self._lengths[index]
         if length < 0:
-            return
+            return 0
         lay = block_layout(length, self.config.symbol_size)
         if counts is None or len(counts) != lay.group_count:
             # Nothing usable arrived, or the receiver built a wrong layout from a corrupted
@@ -794,19 +834,33 @@ class SenderSession:
                 if seq <= seq_seen:
                     break
                 in_flight[group] += 1
-        if (whole or defer) and index not in self._pending:
-            queue = self._catchup
-        else:
-            queue = self._pending
-            if index in self._catchup:  # someone has part of it now: no longer a catch-up
-                self._pending[index] = self._catchup.pop(index)
+        wants = [min(counts[g], k) - in_flight[g] for g, k in enumerate(lay.group_k)]
+        if index in self._pending or not (defer or whole):
+            queued = self._pending.get(index) or [0] * len(wants)
+            owed = self._catchup.get(index)
+            if owed is not None:
+                # Someone has part of a block owed whole: no longer a catch-up, all of it is
+                # served now if this receiver's credit covers it (else only its own need).
+                merged = [max(w, o) for w, o in zip(wants, owed, strict=True)]
+                added = sum(max(0, w - q) for w, q in zip(merged, queued, strict=True))
+                if added <= credit:
+                    del self._catchup[index]
+                    self._raise(self._pending, index, merged)
+                    return added
+            added = sum(max(0, w - q) for w, q in zip(wants, queued, strict=True))
+            if added <= credit:
+                self._raise(self._pending, index, wants)
+                return added
+        self._raise(self._catchup, index, wants)
+        return 0
+
+    def _raise(self, queue: dict[int, list[int]], index: int, wants: list[int]) -> None:
+        """Owe at least ``wants`` symbols of each group of block ``index`` in ``queue``."""
         pending = queue.get(index)
-        for g, k in enumerate(lay.group_k):
-            want = min(counts[g], k) - in_flight[g]
+        for g, want in enumerate(wants):
             if want > 0:
                 if pending is None:
-                    pending = [0] * lay.group_count
-                    queue[index] = pending
+                    pending = queue[index] = [0] * len(wants)
                 if want > pending[g]:
                     pending[g] = want
                     self._idle = False
@@ -816,7 +870,13 @@ class SenderSession:
         set the rate (config.adapt_rate)."""
         self._next_adapt = now + ADAPT_INTERVAL
         active = [r for r in self.receivers.values() if r.outcome is None]
-        room = self.rate.classify(r.delivery for r in active)
+        # One that heard nothing of a good deal of data (a dead link, a host faking reports)
+        # would keep the room unjudged, and the rate fixed, for as long as it stays.
+        unheard = [r for r in active if not r.delivery.sampled
+                   and self._seq - r.join_seq >= UNHEARD_DATAGRAMS]
+        for r in unheard:
+            r.delivery.lagging = True
+        room = self.rate.classify(r.delivery for r in active if r not in unheard)
         if self.config.adapt_rate and self.state is SenderState.SENDING:
             rate = self.rate.decide(room, self._seq)
             if rate is not None:
@@ -906,8 +966,10 @@ class SenderSession:
             self.grtt = min(max(max(rtts), cfg.grtt_min), cfg.grtt_max)
 
     def _prune_logs(self) -> None:
-        """Forget repair sends every active receiver has seen past: no longer in flight."""
-        seen = [r.seq_seen for r in self.receivers.values() if r.outcome is None]
+        """Forget repair sends every active receiver has seen past: no longer in flight. A
+        lagging one (served later anyway) does not hold the log: it would grow without bound."""
+        seen = [r.seq_seen for r in self.receivers.values()
+                if r.outcome is None and not r.lagging]
         if not seen or not self._sent_log:
             return
         low = min(seen)

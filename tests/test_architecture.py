@@ -66,7 +66,8 @@ def test_daemons_never_import_netsim(package: str) -> None:
 
 
 SHARED_DRIVER_MODULES = {"mcastd.endpoint", "mcastd.driver", "mcastd.udp", "mcastd.console",
-                         "mcastd.report", "mcastd.units", "mcastd.options", "mcastd.keys"}
+                         "mcastd.report", "mcastd.units", "mcastd.options", "mcastd.keys",
+                         "mcastd.secret"}
 
 
 def test_the_receiver_uses_only_the_shared_driver_modules_of_mcastd() -> None:

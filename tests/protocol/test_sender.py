@@ -31,7 +31,9 @@ from protocol.sender import (
     FRAME_OVERHEAD,
     MAX_PER_HOST,
     PACING_QUANTUM,
+    REPAIR_CREDIT_START,
     STATUS_BURST,
+    UNHEARD_DATAGRAMS,
     SenderSession,
     SenderState,
     overhead_for_loss,
@@ -988,3 +990,48 @@ def test_made_up_receivers_are_capped_per_host_and_per_session() -> None:
         join(sender, 1000 + host, (f"10.0.1.{host}", 7000), 0.0)
     assert len(sender.receivers) == 40
     assert sender.stats.limited == 100 - MAX_PER_HOST + 100 - (40 - MAX_PER_HOST)
+
+
+def test_a_receiver_that_lost_nothing_cannot_push_repairs_ahead_of_the_first_pass() -> None:
+    """Credit comes from loss shown in its own STATUS (seq_seen − arrived): claiming every
+    block is missing while everything arrived puts the claim after the first pass."""
+    sender, source = sender_for(random_image(400_000), fec_overhead=0.0)  # 10 blocks
+    join(sender, 1, R1, 0.0)
+    join(sender, 2, R2, 0.0)
+    out, now = run_until(sender, source, 0.0, lambda: sender._sent_cursor >= 3)
+    seq = len(data_of(out)) - 1
+    every_group = [(b, [40, 40]) for b in range(3)]
+    status(sender, 1, seq, need=every_group, whole=[(0, 3)], now=now)  # lost nothing
+    assert not sender._pending and set(sender._catchup) == {0, 1, 2}
+    assert sender.receivers[1].repair_credit == REPAIR_CREDIT_START
+    # Receiver 2 lost 90 datagrams of the 3 blocks' ~240: credit for twice that, served now.
+    status(sender, 2, seq, need=[(1, [40, 40])], arrived=seq + 1 - 90, addr=R2, now=now)
+    assert 1 in sender._pending
+    assert 1 not in sender._catchup  # served whole now, so no longer owed later
+    assert sender.receivers[2].repair_credit == REPAIR_CREDIT_START + 180 - 79
+
+
+def test_a_join_flood_from_a_known_receiver_is_limited() -> None:
+    """Every ACCEPT costs a signature: repeated JOINs get the STATUS token bucket."""
+    sender, _ = sender_for(random_image(100_000))
+    for i in range(1000):
+        join(sender, 1, R1, i * 0.0001)
+    accepts = [dg for dg, _ in sender.datagrams_to_send(0.1)
+               if packet_type_untrusted(dg) == PacketType.ACCEPT]
+    assert 1 + STATUS_BURST + 95 <= len(accepts) <= 1 + STATUS_BURST + 100
+    assert sender.stats.limited == 1000 - len(accepts)
+
+
+def test_a_receiver_that_hears_nothing_is_set_aside_and_the_room_still_adapts() -> None:
+    """A dead link (or a host faking reports with seq_seen −1) must not keep the room
+    unjudged: after UNHEARD_DATAGRAMS it is lagging, and the others set the rate."""
+    sender, source = sender_for(random_image(4_000_000), rate_bps=100e6)
+    join(sender, 1, R1, 0.0)
+    join(sender, 2, R2, 0.0)
+    out, now = run_until(sender, source, 0.0, lambda: sender._seq >= UNHEARD_DATAGRAMS + 300)
+    status(sender, 2, -1, addr=R2, now=now)  # hears nothing at all
+    seq = sender._seq - 1
+    status(sender, 1, seq // 2, arrived=seq // 4, now=now)  # opens a window...
+    status(sender, 1, seq, arrived=seq // 4 + (seq - seq // 2) // 2, now=now + 0.1)  # ...50 %
+    assert sender.receivers[2].lagging and not sender.receivers[1].lagging
+    assert sender.rate.decreases == 1  # receiver 1's congestion was acted on

@@ -241,3 +241,17 @@ def test_an_accepted_laptop_stays_with_its_session() -> None:
     events(r)
     r.receive_datagram(announce(sender(created=2000.0, seed=5)).encode(), CONTROL, 0.1)
     assert r.session_id == s.session_id and events(r) == []
+
+
+def test_a_replayed_older_session_does_not_pass_for_a_restarted_sender() -> None:
+    s = sender(created=2000.0)
+    r = receiver(trusted=frozenset({KEY.fingerprint}))
+    handshake(s, r, announce(s))
+    events(r)
+    old = announce(sender(created=1000.0, seed=6))  # same image, last week
+    r.receive_datagram(old.encode(), CONTROL, 5.0)  # while ours has been silent for 5 s
+    assert r.state is ReceiverState.RECEIVING and events(r) == []
+    newer = announce(sender(created=3000.0, seed=7))  # a real restart
+    r.receive_datagram(newer.encode(), CONTROL, 5.1)
+    (finished,) = events(r)
+    assert isinstance(finished, Finished) and "restarted" in finished.reason
