@@ -336,9 +336,9 @@ class ReceiverSession:
         if count >= REJECT_LIMIT:
             # Not bad luck: the sender's blocks do not match what it signed (the image changed
             # since it was hashed), or someone keeps forging this one. Asking again is futile.
-            self._fail(f"block {index} failed its check {count} times: the image "
-                         "changed since `mcastd serve` hashed it, or someone on this LAN keeps "
-                         "forging it; nothing unverified was written")
+            self._fail(f"block {index} failed its check {count} times: the image changed "
+                       "since `mcastd serve` hashed it, or someone on this LAN keeps forging "
+                       "it; nothing unverified was written")
 
     def image_verified(self, sha256: bytes, now: float) -> None:
         """The driver hashed the whole target; report the outcome to the sender."""
@@ -524,6 +524,7 @@ class ReceiverSession:
         self._chunks.clear()
         self._awaiting.clear()
         self._assemblies.clear()
+        self._rejections.clear()
         self.blocks_done = 0
         self._cursor = 0
         self._seq_seen = -1
