@@ -26,6 +26,7 @@ from protocol.wire import DEFAULT_SYMBOL_SIZE
 from .drivers import MemoryJournal, MemorySink, MemorySource
 from .flooder import Flooder
 from .forger import Forger
+from .hostile import HostileHost
 from .images import make_image
 from .network import Node, SimNetwork
 from .replayer import Recorder, Replayer
@@ -116,7 +117,7 @@ class ClassroomResult:
     senders: int = 1  # sender runs (a crashed sender restarted: 2)
     limited: int = 0  # STATUS and JOIN the sender ignored (too often, impostors, too many)
     # The scenario's hostile host, for its counters; it is none of the ``receivers``.
-    hostile: Forger | Recorder | Replayer | Flooder | None = None
+    hostile: HostileHost | None = None
 
     @property
     def survivors(self) -> list[ReceiverOutcome]:
@@ -306,7 +307,7 @@ def run_classroom(
 
 
 def _add_hostile(net: SimNetwork, scenario: Scenario, config: SenderConfig,
-                 victims: list[int]) -> Forger | Recorder | Replayer | Flooder | None:
+                 victims: list[int]) -> HostileHost | None:
     """Put the scenario's hostile host on the LAN, on the groups it listens to."""
     kind = scenario.hostile
     if kind is None:
@@ -314,7 +315,7 @@ def _add_hostile(net: SimNetwork, scenario: Scenario, config: SenderConfig,
     seed = net.rng.getrandbits(64)
     data_addr = config.data_addr
     groups = [DISCOVERY_ADDR]
-    hostile: Forger | Recorder | Replayer | Flooder
+    hostile: HostileHost
     if kind in ("forger", "manifest_forger"):
         hostile = Forger(seed, manifest=kind == "manifest_forger")
     elif kind == "recorder":

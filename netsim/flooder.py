@@ -32,6 +32,8 @@ from protocol.wire import (
     packet_type_untrusted,
 )
 
+from .hostile import HostileHost
+
 RATE = 20_000.0  # datagrams per second
 TICK = 0.001  # seconds between two bursts
 MAX_SENT = 20_000  # a second of flood: longer than the whole transfer takes
@@ -39,10 +41,11 @@ FRESH_IDS = 32  # made-up receivers, twice what the sender takes from one host
 MAX_CHUNKS = 16  # chunks one STATUS may ask for (protocol/sender.py reads no more)
 
 
-class Flooder:
-    """A sans-I/O session (the simulator drives it like any other)."""
+class Flooder(HostileHost):
+    """Joins, then floods the sender with STATUS and JOIN."""
 
     def __init__(self, seed: int, victims: Sequence[int] = ()) -> None:
+        super().__init__()
         rng = random.Random(seed)
         self.receiver_id = rng.getrandbits(63)
         self._fresh = [rng.getrandbits(63) for _ in range(FRESH_IDS)]
@@ -51,8 +54,6 @@ class Flooder:
         self._lengths: dict[int, int] = {}  # block -> encoded length, from data headers
         self._seq_seen = -1
         self._arrived = 0
-        self._due: float | None = None
-        self._out: list[tuple[bytes, Addr]] = []
         self.started_at: float | None = None
         self.sent = 0
 
@@ -119,13 +120,3 @@ class Flooder:
             [(0, nblocks)], self._arrived, 0, 0, self._arrived, 0,
             list(range(min(chunk_count(nblocks), MAX_CHUNKS))),
         ).encode()
-
-    def get_timer(self) -> float | None:
-        return self._due
-
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
-        out, self._out = self._out, []
-        return out
-
-    def next_event(self) -> object | None:
-        return None

@@ -19,6 +19,8 @@ from protocol.layout import block_count, block_layout, raw_block_length
 from protocol.manifest import DIGEST_SIZE, Manifest, block_digest
 from protocol.wire import Announce, ManifestChunk, data_header, decode_control_untrusted
 
+from .hostile import HostileHost
+
 FORGE_DELAY = 0.002  # seconds after the ANNOUNCE
 # The forged chunks go at once: the sender sends its first chunk as soon as the last laptop
 # joined, about a round trip after that ANNOUNCE. A moment is still needed for the laptops
@@ -28,17 +30,16 @@ ROUNDS = 3  # forgeries of the whole image, one per ANNOUNCE heard
 MAX_GARBAGE_PROOF = 8  # hashes in a garbage proof at most
 
 
-class Forger:
-    """A sans-I/O session (the simulator drives it like any other) that only sends."""
+class Forger(HostileHost):
+    """Sends a forged copy of every block (and with ``manifest``, of the manifest)."""
 
     def __init__(self, seed: int, max_blocks: int = 64, manifest: bool = False) -> None:
+        super().__init__()
         self._rng = random.Random(seed)
         self._max_blocks = max_blocks
         self._manifest = manifest
-        self._out: list[tuple[bytes, Addr]] = []
         self._forgery: list[tuple[bytes, Addr]] = []
         self._chunks: list[tuple[bytes, Addr]] = []
-        self._due: float | None = None
         self._chunks_due: float | None = None
         self.forged_datagrams = 0  # forged data symbols sent
         self.forged_chunks = 0  # forged manifest chunks sent
@@ -102,10 +103,3 @@ class Forger:
 
     def get_timer(self) -> float | None:
         return min((t for t in (self._chunks_due, self._due) if t is not None), default=None)
-
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
-        out, self._out = self._out, []
-        return out
-
-    def next_event(self) -> object | None:
-        return None

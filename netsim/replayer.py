@@ -15,17 +15,20 @@ from protocol.config import DISCOVERY_ADDR, Addr
 from protocol.errors import BadPacket
 from protocol.wire import PacketType, packet_type_untrusted
 
+from .hostile import HostileHost
+
 REPLAY_DELAY = 0.05  # seconds after the live session's first datagram on its data group
 RATE = 20_000.0  # replayed datagrams per second
 TICK = 0.001  # seconds between two bursts
 MAX_REPLAYED = 30_000
 
 
-class Recorder:
+class Recorder(HostileHost):
     """Keeps every datagram heard, with the group it went to (ANNOUNCE: the discovery group;
     everything else heard here: the data group)."""
 
     def __init__(self, data_addr: Addr, discovery_addr: Addr = DISCOVERY_ADDR) -> None:
+        super().__init__()
         self._groups = discovery_addr, data_addr
         self.datagrams: list[tuple[bytes, Addr]] = []
 
@@ -37,28 +40,15 @@ class Recorder:
         if len(self.datagrams) < MAX_REPLAYED:
             self.datagrams.append((data, self._groups[0] if announce else self._groups[1]))
 
-    def handle_timer(self, now: float) -> None:
-        pass
 
-    def get_timer(self) -> float | None:
-        return None
-
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
-        return []
-
-    def next_event(self) -> object | None:
-        return None
-
-
-class Replayer:
+class Replayer(HostileHost):
     """Listens on the data group; ``REPLAY_DELAY`` after the live session's first datagram
     there, sends ``recording`` at ``RATE`` (the live ones it hears are not recorded)."""
 
     def __init__(self, recording: Sequence[tuple[bytes, Addr]]) -> None:
+        super().__init__()
         self.recording = recording[:MAX_REPLAYED]
         self._next = 0
-        self._due: float | None = None
-        self._out: list[tuple[bytes, Addr]] = []
         self.started_at: float | None = None
         self.replayed = 0
 
@@ -74,13 +64,3 @@ class Replayer:
         self._out.extend(burst)
         self.replayed += len(burst)
         self._due = now + TICK if self._next < len(self.recording) else None
-
-    def get_timer(self) -> float | None:
-        return self._due
-
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
-        out, self._out = self._out, []
-        return out
-
-    def next_event(self) -> object | None:
-        return None
