@@ -122,7 +122,7 @@ def test_an_encrypted_session_delivers_every_block_and_a_sniffer_learns_nothing(
     assert b"secret" not in captured and hashlib.sha256(IMAGE).digest() not in captured
 
 
-def test_a_laptop_without_the_secret_finds_nothing_and_says_why() -> None:
+def test_a_laptop_without_the_secret_finds_nothing_and_counts_what_it_cannot_open() -> None:
     s, r = make_sender(), make_receiver(secret=None)
     run(s, r, [], until=0.3)
     assert r.state is ReceiverState.DISCOVERING and r.announce is None
