@@ -27,10 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from netsim.images import write_image
-from netsim.lab import lab_available
 
 from . import tools
-from .lab_run import Run, Tool, run_in_lab
+from .lab_run import Run, Tool, cannot_run, run_in_lab
 from .targets import Cell, check_targets
 
 IMAGE_SIZE = 200 * 1024 * 1024
@@ -161,11 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, default=Path(".bench-logs"),
                         help="each program's output, last run (default .bench-logs)")
     args = parser.parse_args(argv)
-    problem = lab_available()
-    if problem is None and shutil.which("udp-sender") is None:
-        problem = "udpcast is not installed: apt-get install udpcast (make bench does)"
-    if problem is not None:
-        print(f"cannot run the benchmark: {problem}", file=sys.stderr)
+    if cannot_run(None if shutil.which("udp-sender") else
+                  "udpcast is not installed: apt-get install udpcast (make bench does)"):
         return 2
     args.logs.mkdir(parents=True, exist_ok=True)
     paths = images(args.images)

@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from pyroute2 import NetNS
 
-from netsim.lab import Lab, LabHost
+from netsim.lab import Lab, LabHost, lab_available
 from netsim.lab_classroom import sha256_prefix
 
 SETTLE = 1.5  # seconds the receivers get to start before the sender does
@@ -105,6 +106,15 @@ class _Watched:
         assert self.cost is not None
         self.cost = ProcessCost(None, self.cost.cpu_seconds, self.cost.system_seconds,
                                 self.cost.peak_rss)
+
+
+def cannot_run(problem: str | None = None) -> bool:
+    """True, after saying why on stderr, if a lab benchmark cannot run here: the lab is not
+    available (root, namespaces, tools) or ``problem`` (a peer program missing) is set."""
+    problem = lab_available() or problem
+    if problem is not None:
+        print(f"cannot run the benchmark: {problem}", file=sys.stderr)
+    return problem is not None
 
 
 def _read_text(path: str) -> str:

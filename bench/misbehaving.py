@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from netsim.images import write_image
-from netsim.lab import lab_available
 from netsim.lab_classroom import LabResult, format_table, run_classroom_lab
+
+from .lab_run import cannot_run
 
 TIMEOUT = 300.0
 
@@ -59,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=64, help="image size (default 64)")
     args = parser.parse_args(argv)
-    problem = lab_available()
-    if problem is not None:
-        print(f"cannot run the benchmark: {problem}", file=sys.stderr)
+    if cannot_run():
         return 2
     started = time.monotonic()
     size = args.size_mib << 20

@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 from netsim.images import write_image
-from netsim.lab import lab_available
 from netsim.lab_classroom import format_table, run_classroom_lab
+
+from .lab_run import cannot_run
 
 RECEIVERS = 3
 TIMEOUT = 600.0
@@ -51,9 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=200, help="image size (default 200)")
     parser.add_argument("--reps", type=int, default=2, help="runs of each case (default 2)")
     args = parser.parse_args(argv)
-    problem = lab_available()
-    if problem is not None:
-        print(f"cannot run the benchmark: {problem}", file=sys.stderr)
+    if cannot_run():
         return 2
     started = time.monotonic()
     megabits = (args.size_mib << 20) * 8 / 1e6

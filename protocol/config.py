@@ -19,7 +19,9 @@ class SenderConfig:
     image_sha256: bytes
     control_addr: Addr  # where receivers send JOIN/STATUS/DONE (the sender's unicast address)
     name: str = "image"
-    created: float = 0.0  # wall-clock start of the session (time.time()), signed in ANNOUNCE
+    # The session's start by the admin's wall clock, seconds since the epoch, signed in the
+    # ANNOUNCE. An input like `now`: the driver reads the clock, the core never does.
+    created: float = 0.0
     discovery_addr: Addr = DISCOVERY_ADDR
     data_addr: Addr = DATA_ADDR
     block_size: int = DEFAULT_BLOCK_SIZE
