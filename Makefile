@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict protocol mcastd receiver netsim bench
+	$(BIN)/mypy --strict protocol driver mcastd receiver netsim lab bench
 
 pytest: $(STAMP) $(DEBS)
 	$(BIN)/pytest -q
@@ -44,7 +44,7 @@ test: lint typecheck pytest
 # A real multicast transfer: a private lab network of network namespaces (nothing leaves
 # it), 4 receivers on 100 Mbit/s links with 2 % loss, a 256 MiB disk-like image.
 demo: $(STAMP) $(DEBS) $(DEMO_IMAGE)
-	$(BIN)/python -m netsim.lab classroom --receivers 4 --loss 2 --rate 100 --image $(DEMO_IMAGE)
+	$(BIN)/python -m lab classroom --receivers 4 --loss 2 --rate 100 --image $(DEMO_IMAGE)
 
 $(DEMO_IMAGE): | $(STAMP)
 	@mkdir -p $(dir $@)

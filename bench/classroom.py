@@ -6,7 +6,7 @@ image per receiver, the ratio mcastd/udpcast, copies verified (the runner hashes
 seconds and peak RSS of the sender and of the busiest receiver, and the bytes the sender's link
 carried per image byte. udpcast runs once with and once without ``--fec``; the better of the
 two gets the remaining repetitions.
-Then one line per target of issue 4, met or missed, with its number.
+Then one line per performance target (bench/targets.py), met or missed, with its number.
 
     python -m bench.classroom [--reps 3] [--quick] [--json results.json]
 

@@ -23,10 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyroute2 import NetNS
-
-from netsim.lab import Lab, LabHost, lab_available
-from netsim.lab_classroom import sha256_prefix
+from lab.classroom import sha256_prefix
+from lab.net import Lab, LabHost, lab_available, tx_bytes
 
 SETTLE = 1.5  # seconds the receivers get to start before the sender does
 POLL = 0.02  # seconds between VmHWM samples
@@ -151,7 +149,7 @@ def run_in_lab(
         laptops = [start(h, tool.receiver, target=t)
                    for h, t in zip(lab.receivers, targets, strict=True)]
         time.sleep(SETTLE)
-        tx_before = _tx_bytes(lab.sender)
+        tx_before = tx_bytes(lab.sender)
         started = time.monotonic()
         sender = start(lab.sender, tool.sender, image=image.resolve(), receivers=receivers)
         finished: float | None = None
@@ -172,7 +170,7 @@ def run_in_lab(
             time.sleep(POLL)
         if sender.cost is None:
             sender.kill()
-        wire = _tx_bytes(lab.sender) - tx_before
+        wire = tx_bytes(lab.sender) - tx_before
         verified = sum(sha256_prefix(t, size) == digest for t in targets)
     assert sender.cost is not None
     return Run(
@@ -181,8 +179,3 @@ def run_in_lab(
         laptops=[w.cost for w in laptops if w.cost is not None], wire_bytes=wire,
     )
 
-
-def _tx_bytes(host: LabHost) -> int:
-    with NetNS(host.netns) as ns:
-        link = ns.get_links(ns.link_lookup(ifname=host.ifname)[0])[0]
-        return int(link.get_attr("IFLA_STATS64")["tx_bytes"])

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lab.classroom import LabResult, format_table, run_classroom_lab
 from netsim.images import write_image
-from netsim.lab_classroom import LabResult, format_table, run_classroom_lab
 
 from .lab_run import cannot_run
 

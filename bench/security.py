@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lab.classroom import format_table, run_classroom_lab
 from netsim.images import write_image
-from netsim.lab_classroom import format_table, run_classroom_lab
 
 from .lab_run import cannot_run
 

@@ -1,5 +1,6 @@
-"""Issue 4's targets, checked against one benchmark run: a line each, met or missed, with the
-number that decides it."""
+"""The transfer's performance targets (against udpcast on the same links, the link rate, loss,
+memory), checked against one benchmark run: a line each, met or missed, with the number that
+decides it."""
 
 from __future__ import annotations
 

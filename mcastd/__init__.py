@@ -1,1 +1,2 @@
-"""The sender daemon (``mcastd serve``) — arrives with the real-daemon issue."""
+"""The sender program and the ``mcastd`` command: ``serve`` reads and encodes an image and runs
+a ``protocol.sender.SenderSession`` on the shared runtime (``driver``); ``keygen``."""

@@ -14,16 +14,8 @@ from pathlib import Path
 
 import trio
 
-from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
-from protocol.manifest import Manifest
-from protocol.seal import SEAL_OVERHEAD, Sealer
-from protocol.sender import SenderSession
-from protocol.trust import Signer
-from protocol.wire import DEFAULT_SYMBOL_SIZE
-
-from .console import Console, make_console
-from .image import ImageError, ImageSource, default_cache_dir
-from .keys import (
+from driver.console import Console, make_console
+from driver.keys import (
     TRUST_FILE_NAME,
     KeyFileError,
     default_key_path,
@@ -31,7 +23,7 @@ from .keys import (
     load_or_create_key,
     public_key_path,
 )
-from .options import (
+from driver.options import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -48,10 +40,18 @@ from .options import (
     ttl_value,
     verbosity,
 )
-from .secret import SECRET_FILE_NAME, generate_secret, load_or_create_secret
+from driver.secret import SECRET_FILE_NAME, generate_secret, load_or_create_secret
+from driver.udp import NetworkError, UdpEndpoint, default_interface, open_sender
+from driver.units import format_bytes
+from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
+from protocol.manifest import Manifest
+from protocol.seal import SEAL_OVERHEAD, Sealer
+from protocol.sender import SenderSession
+from protocol.trust import Signer
+from protocol.wire import DEFAULT_SYMBOL_SIZE
+
+from .image import ImageError, ImageSource, default_cache_dir
 from .serve import SenderDaemon
-from .udp import NetworkError, UdpEndpoint, default_interface, open_sender
-from .units import format_bytes
 
 HASH_REPORT_INTERVAL = 5.0
 _KEY_DEFAULT = "$MCASTD_KEY, else ~/.config/mcastd/sender.key"

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import trio
 
+from driver.console import Console
+from driver.endpoint import Endpoint
+from driver.loop import SessionDriver, Worker
+from driver.report import FinalReport, RateMeter, ReceiverRow, SenderSnapshot
+from driver.units import format_bytes
 from protocol.events import (
     BlockWanted,
     Event,
@@ -16,12 +21,7 @@ from protocol.events import (
 from protocol.sender import ReceiverInfo, SenderSession, SenderState, precompute_repairs
 from protocol.wire import DATA_HEADER_SIZE
 
-from .console import Console
-from .driver import SessionDriver, Worker
-from .endpoint import Endpoint
 from .image import ImageError, ImageSource
-from .report import FinalReport, RateMeter, ReceiverRow, SenderSnapshot
-from .units import format_bytes
 
 REPORT_INTERVAL = 0.25
 ENCODE_THREADS = 2  # the machines we target have 2+ cores; zstd releases the GIL

@@ -1,4 +1,4 @@
-"""`make demo` (until the real daemons land): a simulated classroom receives a disk-like image.
+"""`make sim-demo`: the demo's classroom in the simulator, receiving a disk-like image.
 
 Four laptops at 2 % loss on 100 Mbit/s links and one late joiner, through the real protocol
 sessions in the simulator; every copy is compared byte for byte with the source.

@@ -1,1 +1,3 @@
-"""The receiver daemon (``mcast-receive``) — arrives with the real-daemon issue."""
+"""The receiver program (``mcast-receive``): target safety, decoding and writing blocks, the
+resume journal and the final read-back, around a ``protocol.receiver.ReceiverSession`` on the
+shared runtime (``driver``)."""

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import trio
 
-from mcastd.console import Console, make_console
-from mcastd.keys import TRUST_FILE_NAME, KeyFileError, find_default_trust, parse_trust
-from mcastd.options import (
+from driver.console import Console, make_console
+from driver.keys import TRUST_FILE_NAME, KeyFileError, find_default_trust, parse_trust
+from driver.options import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -25,9 +25,9 @@ from mcastd.options import (
     setup_logging,
     verbosity,
 )
-from mcastd.report import FinalReport
-from mcastd.secret import SECRET_FILE_NAME, find_default_secret, load_secret
-from mcastd.udp import IGMP_REASSERT_INTERVAL, NetworkError, default_interface
+from driver.report import FinalReport
+from driver.secret import SECRET_FILE_NAME, find_default_secret, load_secret
+from driver.udp import IGMP_REASSERT_INTERVAL, NetworkError, default_interface
 from protocol.config import ReceiverConfig
 from protocol.receiver import ReceiverSession
 from protocol.seal import Sealer

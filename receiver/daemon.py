@@ -14,11 +14,11 @@ from pathlib import Path
 
 import trio
 
-from mcastd.console import Console
-from mcastd.driver import SessionDriver, Worker
-from mcastd.report import FinalReport, RateMeter, ReceiverSnapshot
-from mcastd.udp import IGMP_REASSERT_INTERVAL, NetworkError
-from mcastd.units import format_bytes
+from driver.console import Console
+from driver.loop import SessionDriver, Worker
+from driver.report import FinalReport, RateMeter, ReceiverSnapshot
+from driver.udp import IGMP_REASSERT_INTERVAL, NetworkError
+from driver.units import format_bytes
 from protocol.assembly import BlockAssembly, decode_block
 from protocol.blockcodec import BlockCorrupt, BlockDecoder, BlockKind
 from protocol.events import (

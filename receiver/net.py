@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from mcastd.endpoint import Endpoint
-from mcastd.udp import UdpEndpoint, open_group_listener, open_unicast
+from driver.endpoint import Endpoint
+from driver.udp import UdpEndpoint, open_group_listener, open_unicast
 from protocol.config import Addr
 
 
@@ -18,7 +18,7 @@ class ReceiverNet(Protocol):
     def control(self) -> Endpoint: ...
 
     def open_group(self, group: Addr) -> Endpoint:
-        """Join ``group`` (raises mcastd.udp.NetworkError with a sentence if it cannot)."""
+        """Join ``group`` (raises driver.udp.NetworkError with a sentence if it cannot)."""
 
     def overruns(self) -> int | None:
         """Datagrams the kernel dropped for want of room in our group sockets (None: unknown)."""

@@ -1,4 +1,6 @@
-"""The import contract of ARCHITECTURE.md §2: protocol/ stays pure, daemons never use netsim."""
+"""The import contract (README, Layout): each top-level package has one job and may import only
+what its row of the table names, besides the standard library. ``protocol`` is also kept free of
+the clock, global randomness and I/O."""
 
 from __future__ import annotations
 
@@ -9,9 +11,28 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-THIRD_PARTY_PROTOCOL = {"msgpack", "zstandard", "xxhash", "zfec", "cryptography"}
-FORBIDDEN_IN_PROTOCOL = {"trio", "socket", "asyncio", "selectors", "threading", "netsim",
-                         "mcastd", "receiver", "time", "os", "subprocess"}
+
+# package → the first- and third-party packages it may import (the standard library aside).
+MAY_IMPORT: dict[str, frozenset[str]] = {
+    # wire format, codecs, FEC, manifest, trust and the sans-I/O sessions
+    "protocol": frozenset({"msgpack", "zstandard", "xxhash", "zfec", "cryptography"}),
+    # the trio runtime both programs share: loop, sockets, console, options, key files
+    "driver": frozenset({"protocol", "trio", "rich", "cryptography"}),
+    # the sender program and the `mcastd` command
+    "mcastd": frozenset({"protocol", "driver", "trio"}),
+    # the receiver program: target safety, disk writing, journal
+    "receiver": frozenset({"protocol", "driver", "trio"}),
+    # the pure, seeded simulator: no root, no real sockets, no trio
+    "netsim": frozenset({"protocol"}),
+    # the root-only kernel lab and the hostile real-socket hosts
+    "lab": frozenset({"protocol", "driver", "mcastd", "receiver", "netsim", "pyroute2"}),
+    # benchmarks, against the peers in the same lab
+    "bench": frozenset({"protocol", "driver", "mcastd", "receiver", "netsim", "lab"}),
+}
+# Standard-library modules that would give protocol/ I/O, threads or the clock.
+STDLIB_BANNED_IN_PROTOCOL = {"socket", "asyncio", "selectors", "threading", "time", "os",
+                             "subprocess"}
+STDLIB_BANNED_IN_NETSIM = {"socket", "asyncio", "selectors", "subprocess"}
 # Calls that would smuggle the clock or global randomness into the core.
 FORBIDDEN_CALLS = {("time", "time"), ("time", "monotonic"), ("random", "random"),
                    ("random", "randint"), ("random", "choice"), ("random", "getrandbits"),
@@ -26,7 +47,7 @@ def imports_of(path: Path) -> set[str]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
-    return names
+    return names - {"__future__"}
 
 
 def module_calls(path: Path) -> set[tuple[str, str]]:
@@ -46,38 +67,48 @@ def py_files(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", py_files("protocol"), ids=lambda p: p.name)
-def test_protocol_imports_only_stdlib_and_its_codecs(path: Path) -> None:
-    found = imports_of(path)
-    assert not found & FORBIDDEN_IN_PROTOCOL, f"{path.name} imports {found & FORBIDDEN_IN_PROTOCOL}"
+def test_the_table_covers_every_top_level_package() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert packages == set(MAY_IMPORT)
+
+
+@pytest.mark.parametrize(
+    "path", [p for package in MAY_IMPORT for p in py_files(package)],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_a_module_imports_only_what_its_package_may(path: Path) -> None:
+    package = path.relative_to(ROOT).parts[0]
     foreign = {
-        name for name in found
-        if name not in sys.stdlib_module_names and name not in THIRD_PARTY_PROTOCOL
-        and name not in {"protocol", "__future__"}
+        name for name in imports_of(path)
+        if name not in sys.stdlib_module_names and name != package
+        and name not in MAY_IMPORT[package]
     }
-    assert not foreign, f"{path.name} imports {foreign}"
+    assert not foreign, f"{path.relative_to(ROOT)} imports {sorted(foreign)}"
+
+
+@pytest.mark.parametrize("path", py_files("protocol"), ids=lambda p: p.name)
+def test_protocol_has_no_io_clock_or_global_randomness(path: Path) -> None:
+    assert not imports_of(path) & STDLIB_BANNED_IN_PROTOCOL
     assert not module_calls(path) & FORBIDDEN_CALLS
 
 
-@pytest.mark.parametrize("package", ["mcastd", "receiver"])
-def test_daemons_never_import_netsim(package: str) -> None:
-    for path in py_files(package):
-        assert "netsim" not in imports_of(path), path
+@pytest.mark.parametrize("path", py_files("netsim"), ids=lambda p: p.name)
+def test_the_simulator_opens_no_sockets(path: Path) -> None:
+    assert not imports_of(path) & STDLIB_BANNED_IN_NETSIM
 
 
-SHARED_DRIVER_MODULES = {"mcastd.endpoint", "mcastd.driver", "mcastd.udp", "mcastd.console",
-                         "mcastd.report", "mcastd.units", "mcastd.options", "mcastd.keys",
-                         "mcastd.secret"}
+def test_pyroute2_is_imported_only_by_the_lab() -> None:
+    users = {path.relative_to(ROOT).parts[0] for package in MAY_IMPORT
+             for path in py_files(package) if "pyroute2" in imports_of(path)}
+    assert users <= {"lab"}
 
 
-def test_the_receiver_uses_only_the_shared_driver_modules_of_mcastd() -> None:
-    """The receiver shares sockets, the session loop and the console with the sender, never
-    the sender's own logic (serve, image reading, its CLI)."""
-    for path in py_files("receiver"):
-        tree = ast.parse(path.read_text(), str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                if node.module.split(".")[0] == "mcastd":
-                    assert node.module in SHARED_DRIVER_MODULES, (path.name, node.module)
-            elif isinstance(node, ast.Import):
-                assert not any(a.name.startswith("mcastd") for a in node.names), path.name
+def test_the_installed_distribution_is_the_programs_alone() -> None:
+    """What a boot stick installs: the programs, their runtime and the protocol."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = set(config["tool"]["setuptools"]["packages"])
+    assert packages == {"protocol", "driver", "mcastd", "receiver"}
+    dependencies = " ".join(config["project"]["dependencies"])
+    assert "pyroute2" not in dependencies

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import trio
 
-from mcastd.console import make_console
-from mcastd.driver import Worker
+from driver.console import make_console
+from driver.loop import Worker
+from driver.report import FinalReport
 from mcastd.image import ImageSource
-from mcastd.report import FinalReport
 from mcastd.serve import SenderDaemon
 from netsim.images import make_image
-from netsim.trio_net import FakeEndpoint, FakeNetwork, FakeReceiverNet
 from protocol.config import DISCOVERY_ADDR, ReceiverConfig, SenderConfig
 from protocol.manifest import Manifest, block_digest
 from protocol.receiver import ReceiverSession
@@ -27,6 +26,7 @@ from protocol.trust import Signer
 from protocol.wire import DEFAULT_SYMBOL_SIZE
 from receiver.daemon import ReceiverDaemon
 from receiver.target import Target, TargetInfo, check_target
+from tests.daemons.fake_net import FakeEndpoint, FakeNetwork, FakeReceiverNet
 
 BLOCK = 256 << 10
 

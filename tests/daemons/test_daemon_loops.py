@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from mcastd.driver import Worker
+from driver.loop import Worker
 from receiver.daemon import MAX_UNWRITTEN_BLOCKS
 from receiver.target import Target, TargetInfo
 

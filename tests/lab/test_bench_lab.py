@@ -9,8 +9,8 @@ import pytest
 
 from bench import tools
 from bench.lab_run import run_in_lab
+from lab.net import lab_available
 from netsim.images import write_image
-from netsim.lab import lab_available
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_available() is not None,
                                                   reason=lab_available() or "")]

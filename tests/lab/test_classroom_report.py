@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from netsim.lab import LabHost
-from netsim.lab_classroom import (
+from lab.classroom import (
     LabResult,
     format_table,
     host_result,
@@ -18,7 +17,8 @@ from netsim.lab_classroom import (
     sender_argv,
     sha256_prefix,
 )
-from netsim.lab_cli import parse_late
+from lab.cli import parse_late
+from lab.net import LabHost
 
 R0 = LabHost("r0", "ns-r0", "lab0", "10.77.0.2")
 SIZE = 8_000_000

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from lab.classroom import format_table, run_classroom_lab
+from lab.net import IFNAME, Lab, lab_available
 from netsim.images import write_image
-from netsim.lab import IFNAME, Lab, lab_available
-from netsim.lab_classroom import format_table, run_classroom_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_available() is not None,
                                                   reason=lab_available() or "")]
@@ -87,7 +87,7 @@ def test_a_garbage_spraying_host_does_not_disturb_the_transfer(tmp_path: Path) -
     rogues: list[subprocess.Popen[bytes]] = []
 
     def spray(lab: Lab) -> None:
-        argv = [sys.executable, "-m", "netsim.rogue", "--interface", IFNAME, "--count", "8000"]
+        argv = [sys.executable, "-m", "lab.rogue", "--interface", IFNAME, "--count", "8000"]
         rogues.append(lab.popen(lab.extras[0], argv, stdout=subprocess.PIPE))
 
     result = run_classroom_lab(image, 2, rate_mbit=50, timeout=120, extra_hosts=1, extras=spray)

@@ -13,7 +13,7 @@ import time
 import pytest
 from pyroute2 import netns
 
-from netsim.lab import Lab, LabError, LabHost, lab_available
+from lab.net import Lab, LabError, LabHost, lab_available
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_available() is not None,
                                                   reason=lab_available() or "")]
@@ -148,7 +148,7 @@ def test_removes_everything_when_the_body_raises() -> None:
 
 
 def test_sigterm_removes_the_lab() -> None:
-    script = ("import time; from netsim.lab import Lab\n"
+    script = ("import time; from lab.net import Lab\n"
               "with Lab(1) as lab:\n print(lab.prefix, flush=True); time.sleep(20)")
     with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE) as proc:
         assert proc.stdout is not None

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pyroute2 import netns
 
-from netsim import lab_classroom
+from lab import classroom as lab_classroom
+from lab.classroom import format_table, run_classroom_lab
+from lab.net import lab_available
 from netsim.images import write_image
-from netsim.lab import lab_available
-from netsim.lab_classroom import format_table, run_classroom_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_available() is not None,
                                                   reason=lab_available() or "")]

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from netsim.lab import Lab, LabError, lab_available
+from lab.net import Lab, LabError, lab_available
 
 
 def test_refuses_without_root(monkeypatch: pytest.MonkeyPatch) -> None:

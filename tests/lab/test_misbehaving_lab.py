@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from netsim import lab_classroom
+from lab import classroom as lab_classroom
+from lab.classroom import LabResult, format_table, run_classroom_lab
+from lab.net import lab_available
 from netsim.images import write_image
-from netsim.lab import lab_available
-from netsim.lab_classroom import LabResult, format_table, run_classroom_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_available() is not None,
                                                   reason=lab_available() or "")]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from lab.classroom import format_table, run_classroom_lab
+from lab.net import IFNAME, Lab, lab_available
 from netsim.images import write_image
-from netsim.lab import IFNAME, Lab, lab_available
-from netsim.lab_classroom import format_table, run_classroom_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_available() is not None,
                                                   reason=lab_available() or "")]
@@ -92,7 +92,7 @@ def test_forged_blocks_in_the_session_are_refused_and_the_image_is_exact(tmp_pat
     rogues: list[subprocess.Popen[bytes]] = []
 
     def forge(lab: Lab) -> None:
-        argv = [sys.executable, "-m", "netsim.rogue", "--interface", IFNAME, "--forge",
+        argv = [sys.executable, "-m", "lab.rogue", "--interface", IFNAME, "--forge",
                 "--count", "12000", "--rate", "4000"]
         rogues.append(lab.popen(lab.extras[0], argv, stdout=subprocess.PIPE))
 
@@ -120,7 +120,7 @@ def test_an_encrypted_session_tells_a_sniffer_nothing(tmp_path: Path) -> None:
     capture = tmp_path / "capture.bin"
 
     def sniff(lab: Lab) -> None:
-        argv = [sys.executable, "-m", "netsim.sniffer", "--interface", IFNAME,
+        argv = [sys.executable, "-m", "lab.sniffer", "--interface", IFNAME,
                 "--out", str(capture), "--seconds", "30"]
         lab.popen(lab.extras[0], argv)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from driver.keys import generate_key, load_key, parse_trust, public_key_path
+from driver.secret import load_secret
 from mcastd.cli import main as mcastd_main
-from mcastd.keys import generate_key, load_key, parse_trust, public_key_path
-from mcastd.secret import load_secret
 from receiver.cli import main as receive_main
 
 SERVE_OPTIONS = [
@@ -131,8 +131,8 @@ def test_log_records_go_through_the_console() -> None:
     import json
     import logging
 
-    from mcastd.console import make_console
-    from mcastd.options import setup_logging
+    from driver.console import make_console
+    from driver.options import setup_logging
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level
@@ -140,8 +140,8 @@ def test_log_records_go_through_the_console() -> None:
     console = make_console(json_mode=True, verbosity=0, stream=out, err=io.StringIO())
     try:
         setup_logging(console, 0)
-        logging.getLogger("mcastd.udp").warning("the kernel capped a socket buffer")
-        logging.getLogger("mcastd.udp").debug("not shown by default")
+        logging.getLogger("driver.udp").warning("the kernel capped a socket buffer")
+        logging.getLogger("driver.udp").debug("not shown by default")
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)

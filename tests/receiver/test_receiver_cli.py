@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import mcastd.keys
-import mcastd.secret
+import driver.keys
+import driver.secret
 import receiver.cli as cli
-from mcastd.console import Console
-from mcastd.keys import public_key_line
+from driver.console import Console
+from driver.keys import public_key_line
 from protocol.trust import Signer
 from receiver.target import TargetInfo
 
@@ -30,8 +30,8 @@ def no_default_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     stick = tmp_path / "stick"
     stick.mkdir()
     monkeypatch.setattr(sys, "argv", [str(stick / "mcast-receive")])
-    monkeypatch.setattr(mcastd.keys, "SYSTEM_TRUST_FILE", tmp_path / "etc" / "trust.pub")
-    monkeypatch.setattr(mcastd.secret, "SYSTEM_SECRET_FILE", tmp_path / "etc" / "secret.key")
+    monkeypatch.setattr(driver.keys, "SYSTEM_TRUST_FILE", tmp_path / "etc" / "trust.pub")
+    monkeypatch.setattr(driver.secret, "SYSTEM_SECRET_FILE", tmp_path / "etc" / "secret.key")
     return stick
 
 
@@ -128,9 +128,9 @@ def test_the_sticks_secret_is_used_and_encrypt_replaces_it(
     tmp_path: Path, no_default_trust: Path
 ) -> None:
     stick_secret = no_default_trust / "mcastd-secret.key"
-    secret = mcastd.secret.generate_secret(stick_secret)
+    secret = driver.secret.generate_secret(stick_secret)
     assert cli.encryption_secret(None) == (secret, stick_secret)
-    other = mcastd.secret.generate_secret(tmp_path / "other.key")
+    other = driver.secret.generate_secret(tmp_path / "other.key")
     assert cli.encryption_secret(tmp_path / "other.key") == (other, tmp_path / "other.key")
 
 

@@ -11,6 +11,8 @@ from netsim.classroom import run_classroom
 from netsim.link import LinkSpec
 from netsim.scenarios import SCENARIOS, Scenario
 
+from .trace_pins import PINS, fingerprint
+
 SEEDS = range(int(os.environ.get("NETSIM_SEEDS", "20")))
 
 
@@ -41,8 +43,11 @@ def assert_every_survivor_exact(result: object, refused: frozenset[int] = frozen
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_scenario_delivers_exact_images(name: str, seed: int) -> None:
-    result = run_classroom(SCENARIOS[name], seed, trace=False)
+    pinned = PINS.get((name, seed))
+    result = run_classroom(SCENARIOS[name], seed, trace=pinned is not None)
     assert_every_survivor_exact(result, frozenset(REFUSED.get(name, ())))
+    if pinned is not None:
+        assert fingerprint(result) == pinned, f"{name} seed {seed} behaves differently now"
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from protocol.wire import (
 )
 
 from .test_classroom import SEEDS, assert_every_survivor_exact
+from .trace_pins import PINS, fingerprint
 
 # ---- forged manifest chunks ------------------------------------------------------------------
 
@@ -107,8 +108,11 @@ def test_an_earlier_session_replayed_is_ignored_and_no_wrong_byte_is_written(see
 @functools.cache
 def flooded_and_alone(seed: int) -> tuple[ClassroomResult, ClassroomResult]:
     """The classroom with the flooder, and the same without it (shared by the tests below)."""
-    return (run_classroom(NAK_FLOOD, seed, trace=False),
-            run_classroom(replace(NAK_FLOOD, hostile=None), seed, trace=False))
+    pinned = PINS.get((NAK_FLOOD.name, seed))
+    flooded = run_classroom(NAK_FLOOD, seed, trace=pinned is not None)
+    if pinned is not None:
+        assert fingerprint(flooded) == pinned, f"nak_flood seed {seed} behaves differently now"
+    return flooded, run_classroom(replace(NAK_FLOOD, hostile=None), seed, trace=False)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

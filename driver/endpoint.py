@@ -1,6 +1,6 @@
 """The datagram endpoint both daemon loops are written against.
 
-``mcastd.udp.UdpEndpoint`` is the real one (a kernel socket); the netsim trio adapter provides
+``driver.udp.UdpEndpoint`` is the real one (a kernel socket); the netsim trio adapter provides
 fake ones on trio's MockClock, so the very same loops are tested in virtual time.
 """
 

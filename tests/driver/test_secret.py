@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from mcastd.cli import main
-from mcastd.keys import KeyFileError
-from mcastd.secret import (
+from driver.keys import KeyFileError
+from driver.secret import (
     SECRET_TYPE,
     find_default_secret,
     generate_secret,
     load_or_create_secret,
     load_secret,
 )
+from mcastd.cli import main
 
 
 def test_a_new_secret_is_private_and_loads_back(tmp_path: Path) -> None:

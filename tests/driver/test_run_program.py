@@ -8,8 +8,8 @@ import io
 import pytest
 import trio
 
-from mcastd.console import Console, make_console
-from mcastd.options import EXIT_INTERRUPTED, EXIT_USAGE, run_program
+from driver.console import Console, make_console
+from driver.options import EXIT_INTERRUPTED, EXIT_USAGE, run_program
 
 
 def console() -> Console:

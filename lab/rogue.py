@@ -1,5 +1,5 @@
 """A host that sprays garbage at a session: for lab tests that hostile or broken traffic
-changes nothing (``python -m netsim.rogue --interface lab0``; run it only inside the lab).
+changes nothing (``python -m lab.rogue --interface lab0``; run it only inside the lab).
 
 It listens for an ANNOUNCE to learn the session's groups and the sender's control address,
 then sends a bounded number of datagrams, at a bounded rate, to all three: random bytes,
@@ -57,7 +57,7 @@ def find_session(ifname: str, wait: float) -> Announce:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m netsim.rogue", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lab.rogue", description=__doc__)
     parser.add_argument("--interface", required=True)
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=4000.0, help="datagrams per second")

@@ -10,14 +10,14 @@ import re
 import pytest
 import rich.console
 
-from mcastd.console import (
+from driver.console import (
     JsonConsole,
     PlainConsole,
     RichConsole,
     make_console,
     progress_line,
 )
-from mcastd.report import FinalReport, ReceiverRow, ReceiverSnapshot, SenderSnapshot
+from driver.report import FinalReport, ReceiverRow, ReceiverSnapshot, SenderSnapshot
 
 MiB = 1 << 20
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -313,7 +313,7 @@ def test_rich_warnings_reach_a_redirected_stderr() -> None:
 
 
 def test_rate_meter_samples_at_most_every_interval_and_smooths() -> None:
-    from mcastd.report import RateMeter
+    from driver.report import RateMeter
 
     meter = RateMeter(0.0, 0, interval=1.0, weight=0.5)
     assert meter.update(0.5, 1000) == 0.0  # too soon: no sample yet

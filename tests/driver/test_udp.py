@@ -11,7 +11,7 @@ import struct
 import pytest
 import trio
 
-from mcastd.udp import (
+from driver.udp import (
     NetworkError,
     UdpEndpoint,
     default_interface,

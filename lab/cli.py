@@ -1,4 +1,4 @@
-"""``python -m netsim.lab classroom ...``: image a lab classroom with the real programs."""
+"""``python -m lab classroom ...``: image a lab classroom with the real programs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from .lab import LabError
-from .lab_classroom import format_table, run_classroom_lab
+from .classroom import format_table, run_classroom_lab
+from .net import LabError
 
 
 def parse_late(text: str) -> tuple[int, float]:
@@ -22,7 +22,7 @@ def parse_late(text: str) -> tuple[int, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m netsim.lab",
+    parser = argparse.ArgumentParser(prog="python -m lab",
                                      description="Kernel network lab (needs root).")
     commands = parser.add_subparsers(dest="command", required=True)
     room = commands.add_parser("classroom", help="run mcastd serve and N receivers in a lab",
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                                    loss_pct=args.loss, late=dict(args.late),
                                    timeout=args.timeout)
     except (LabError, ValueError, OSError) as e:
-        print(f"netsim.lab: {e}", file=sys.stderr)
+        print(f"lab: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # the lab is already gone: Lab.__exit__ ran
         return 130

@@ -44,8 +44,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from mcastd.report import FinalReport, ReceiverRow, ReceiverSnapshot, SenderSnapshot
-from mcastd.units import (
+from driver.report import FinalReport, ReceiverRow, ReceiverSnapshot, SenderSnapshot
+from driver.units import (
     format_byte_rate,
     format_bytes,
     format_bytes_of,

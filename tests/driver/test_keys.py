@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 
-from mcastd.keys import (
+from driver.keys import (
     KeyFileError,
     default_key_path,
     default_trust_files,

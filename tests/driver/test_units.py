@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from mcastd.units import (
+from driver.units import (
     UnitError,
     format_byte_rate,
     format_bytes,

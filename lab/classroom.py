@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .lab import Lab, LabHost
+from .net import Lab, LabHost
 
 SENDER_MAX_WAIT = 30  # seconds the sender waits for the on-time receivers
 RECEIVER_TIMEOUT = 60

@@ -1,6 +1,6 @@
 """The trio adapter: fake datagram endpoints for the real daemon loops, on trio's clock.
 
-Endpoints implement ``mcastd.endpoint.Endpoint``. A datagram sent to a unicast address goes to
+Endpoints implement ``driver.endpoint.Endpoint``. A datagram sent to a unicast address goes to
 the endpoint bound there; one sent to a multicast group goes to every endpoint that joined it.
 Each copy may be lost (seeded) and arrives after ``delay`` seconds of trio time, so under
 ``MockClock(autojump_threshold=0)`` a whole transfer runs in virtual time.

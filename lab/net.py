@@ -9,7 +9,7 @@ the switch an IGMP-snooping one that forgets members who do not re-assert their 
 the real programs inside with :meth:`Lab.popen` / :meth:`Lab.run`; leaving the ``with`` block
 removes everything.
 
-``python -m netsim.lab classroom ...`` runs the real sender and receivers here (netsim/lab_cli.py).
+``python -m lab classroom ...`` runs the real sender and receivers here (lab/cli.py).
 """
 
 from __future__ import annotations
@@ -307,6 +307,13 @@ class Lab:
             _set_tbf(switch, switch.link_lookup(ifname=_port(host))[0], rate_mbit)
 
 
+def tx_bytes(host: LabHost) -> int:
+    """Bytes the host's link has sent (Ethernet frames), from the kernel's counters."""
+    with NetNS(host.netns) as ns:
+        link = ns.get_links(ns.link_lookup(ifname=host.ifname)[0])[0]
+        return int(link.get_attr("IFLA_STATS64")["tx_bytes"])
+
+
 def _port(host: LabHost) -> str:
     """The bridge-side end of ``host``'s veth (names are per namespace, so no clashes)."""
     return f"p-{host.name}"
@@ -327,9 +334,3 @@ def _set_tbf(ns: Any, index: int, rate_mbit: float | None) -> None:
     burst = max(32 * 1024, int(rate_mbit * 1e6 / 8 * 0.002))
     ns.tc("replace", "tbf", index, rate=f"{int(rate_mbit * 1000)}kbit", burst=burst,
           latency="50ms")
-
-
-if __name__ == "__main__":
-    from .lab_cli import main
-
-    raise SystemExit(main())
