@@ -45,10 +45,9 @@ from driver.udp import NetworkError, UdpEndpoint, default_interface, open_sender
 from driver.units import format_bytes
 from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
 from protocol.manifest import Manifest
-from protocol.seal import SEAL_OVERHEAD, Sealer
+from protocol.seal import Sealer, session_symbol_size
 from protocol.sender import SenderSession
 from protocol.trust import Signer
-from protocol.wire import DEFAULT_SYMBOL_SIZE
 
 from .image import ImageError, ImageSource, default_cache_dir
 from .serve import SenderDaemon
@@ -202,7 +201,7 @@ class Serve:
             receiver_timeout=args.receiver_timeout,
             stall_timeout=args.stall_timeout,
             # Sealed datagrams are longer: keep them within the same MTU.
-            symbol_size=DEFAULT_SYMBOL_SIZE - (SEAL_OVERHEAD if secret is not None else 0),
+            symbol_size=session_symbol_size(sealed=secret is not None),
         )
         rng = random.Random(secrets.randbits(64))
         sealer = Sealer(secret, random.SystemRandom()) if secret is not None else None

@@ -18,10 +18,9 @@ from protocol.config import DISCOVERY_ADDR, Addr, ReceiverConfig, SenderConfig
 from protocol.events import BlockReady, Event, Finished, SessionComplete, SessionFound
 from protocol.manifest import Manifest, block_digest
 from protocol.receiver import ReceiverSession
-from protocol.seal import SEAL_OVERHEAD, Sealer
+from protocol.seal import Sealer, session_symbol_size
 from protocol.sender import SenderSession
 from protocol.trust import Signer
-from protocol.wire import DEFAULT_SYMBOL_SIZE
 
 from .drivers import MemoryJournal, MemorySink, MemorySource
 from .flooder import Flooder
@@ -155,7 +154,7 @@ def run_classroom(
     if symbol_size is not None:
         extra["symbol_size"] = symbol_size
     elif scenario.encrypted:
-        extra["symbol_size"] = DEFAULT_SYMBOL_SIZE - SEAL_OVERHEAD  # as `serve --encrypt`
+        extra["symbol_size"] = session_symbol_size(sealed=True)  # as `serve --encrypt`
     config = replace(
         SenderConfig(
             image_size=len(image),

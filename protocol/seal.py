@@ -31,13 +31,20 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import BadPacket
-from .wire import MAGIC, PREFIX, PROTOCOL_VERSION, PacketType
+from .wire import DEFAULT_SYMBOL_SIZE, MAGIC, PREFIX, PROTOCOL_VERSION, PacketType
 
 SECRET_SIZE = 32
 _TAG_SIZE = 16
 _HEAD = struct.Struct("<2sBB8sI")  # prefix, random nonce part, counter
 HEAD_SIZE = _HEAD.size  # 16
 SEAL_OVERHEAD = HEAD_SIZE + _TAG_SIZE  # 32 bytes more per datagram
+
+
+def session_symbol_size(sealed: bool, plain: int = DEFAULT_SYMBOL_SIZE) -> int:
+    """The symbol size of a session whose datagrams in the clear would carry ``plain``: a
+    sealed datagram is SEAL_OVERHEAD longer, so its symbols are that much shorter and it
+    still fits the same MTU."""
+    return plain - SEAL_OVERHEAD if sealed else plain
 SEALED_PREFIX = PREFIX.pack(MAGIC, PROTOCOL_VERSION, PacketType.SEALED)
 _COUNTER_END = 1 << 32
 # The datagram key is derived, not the file's bytes themselves: the same secret file may later

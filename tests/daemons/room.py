@@ -20,10 +20,9 @@ from netsim.images import make_image
 from protocol.config import DISCOVERY_ADDR, ReceiverConfig, SenderConfig
 from protocol.manifest import Manifest, block_digest
 from protocol.receiver import ReceiverSession
-from protocol.seal import SEAL_OVERHEAD, Sealer
+from protocol.seal import Sealer, session_symbol_size
 from protocol.sender import SenderSession
 from protocol.trust import Signer
-from protocol.wire import DEFAULT_SYMBOL_SIZE
 from receiver.daemon import ReceiverDaemon
 from receiver.target import Target, TargetInfo, check_target
 from tests.daemons.fake_net import FakeEndpoint, FakeNetwork, FakeReceiverNet
@@ -125,7 +124,7 @@ async def run_room(
                     image_size=len(image), image_sha256=hashlib.sha256(image).digest(),
                     control_addr=endpoint.address, block_size=BLOCK, rate_bps=100e6,
                     min_receivers=min_receivers or receivers, max_wait=5.0,
-                    symbol_size=DEFAULT_SYMBOL_SIZE - (SEAL_OVERHEAD if secret else 0),
+                    symbol_size=session_symbol_size(sealed=bool(secret)),
                     created=2000.0,
                 )
                 sealer = Sealer(secret, random.Random(seed * 300)) if secret is not None else None

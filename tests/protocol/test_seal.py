@@ -14,9 +14,9 @@ from protocol.errors import BadPacket
 from protocol.events import BlockReady, BlockWanted
 from protocol.manifest import Manifest, block_digest
 from protocol.receiver import ReceiverSession, ReceiverState
-from protocol.seal import SEAL_OVERHEAD, Sealer, is_sealed
+from protocol.seal import SEAL_OVERHEAD, Sealer, is_sealed, session_symbol_size
 from protocol.sender import SenderSession
-from protocol.wire import DEFAULT_SYMBOL_SIZE, Join, decode_control_untrusted
+from protocol.wire import Join, decode_control_untrusted
 
 SECRET = bytes(range(32))
 OTHER = bytes(range(1, 33))
@@ -70,7 +70,7 @@ def test_the_secret_must_be_32_bytes() -> None:
 
 def make_sender(secret: bytes | None = SECRET) -> SenderSession:
     config = SenderConfig(len(IMAGE), hashlib.sha256(IMAGE).digest(), CONTROL, name="secret",
-                          block_size=1 << 17, symbol_size=DEFAULT_SYMBOL_SIZE - SEAL_OVERHEAD)
+                          block_size=1 << 17, symbol_size=session_symbol_size(sealed=True))
     blocks = [IMAGE[i : i + (1 << 17)] for i in range(0, len(IMAGE), 1 << 17)]
     return SenderSession(config, random.Random(3), 0.0,
                          manifest=Manifest(b"".join(block_digest(b) for b in blocks)),
