@@ -8,19 +8,23 @@ DEMO_IMAGE := .demo/sample-256M.img
 
 .PHONY: test demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security clean
 
-# Debian packages the kernel lab needs (nftables for per-link loss, iproute2 for namespaces
-# and tbf) and udpcast, the peer the benchmark measures us against. Installed only where we
-# are root; elsewhere the lab tests skip with a reason.
+# Debian packages: the kernel lab (nftables for per-link loss, iproute2 for namespaces and tbf),
+# udpcast (the peer the benchmark measures us against), and for real disks partclone (used
+# ranges), sfdisk/sgdisk (partition tables) and the mkfs, fsck and mount tools of every
+# filesystem the tests make. Installed only where we are root; elsewhere those tests skip.
+DEB_PACKAGES := nftables iproute2 mount udpcast partclone fdisk gdisk e2fsprogs ntfs-3g \
+	dosfstools exfatprogs exfat-fuse btrfs-progs xfsprogs mtools
+DEB_COMMANDS := nft ip losetup udp-sender partclone.extfs sfdisk sgdisk mkfs.ext4 mkfs.ntfs \
+	mkfs.vfat mkfs.exfat mount.exfat-fuse mkfs.btrfs mkfs.xfs mcopy
 $(DEBS):
 	@mkdir -p $(VENV)
-	@if command -v nft >/dev/null && command -v ip >/dev/null && command -v losetup >/dev/null \
-			&& command -v udp-sender >/dev/null; then \
+	@if for c in $(DEB_COMMANDS); do command -v $$c >/dev/null || exit 1; done; then \
 		true; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			nftables iproute2 mount udpcast >/dev/null; \
+			$(DEB_PACKAGES) >/dev/null; \
 	else \
-		echo "note: nftables/iproute2 missing and not root: the kernel lab will be skipped"; \
+		echo "note: not root: the kernel lab and the real-disk tests will be skipped"; \
 	fi
 	touch $(DEBS)
 
@@ -34,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict protocol driver mcastd receiver netsim lab bench
+	$(BIN)/mypy --strict protocol driver disk mcastd receiver netsim lab bench
 
 pytest: $(STAMP) $(DEBS)
 	$(BIN)/pytest -q

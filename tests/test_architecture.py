@@ -19,15 +19,19 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # the trio runtime both programs share: loop, sockets, console, options, key files
     "driver": frozenset({"protocol", "trio", "rich", "cryptography"}),
     # the sender program and the `mcastd` command
-    "mcastd": frozenset({"protocol", "driver", "trio"}),
+    "mcastd": frozenset({"protocol", "driver", "disk", "trio"}),
     # the receiver program: target safety, disk writing, journal
-    "receiver": frozenset({"protocol", "driver", "trio"}),
+    "receiver": frozenset({"protocol", "driver", "disk", "trio"}),
+    # disks as data: partition tables, used ranges (driving partclone), the image format
+    "disk": frozenset({"protocol"}),
     # the pure, seeded simulator: no root, no real sockets, no trio
     "netsim": frozenset({"protocol"}),
     # the root-only kernel lab and the hostile real-socket hosts
-    "lab": frozenset({"protocol", "driver", "mcastd", "receiver", "netsim", "pyroute2"}),
+    "lab": frozenset({"protocol", "driver", "disk", "mcastd", "receiver", "netsim",
+                      "pyroute2"}),
     # benchmarks, against the peers in the same lab
-    "bench": frozenset({"protocol", "driver", "mcastd", "receiver", "netsim", "lab"}),
+    "bench": frozenset({"protocol", "driver", "disk", "mcastd", "receiver", "netsim",
+                        "lab"}),
 }
 # Standard-library modules that would give protocol/ I/O, threads or the clock.
 STDLIB_BANNED_IN_PROTOCOL = {"socket", "asyncio", "selectors", "threading", "time", "os",
@@ -109,6 +113,6 @@ def test_the_installed_distribution_is_the_programs_alone() -> None:
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = set(config["tool"]["setuptools"]["packages"])
-    assert packages == {"protocol", "driver", "mcastd", "receiver"}
+    assert packages == {"protocol", "driver", "disk", "mcastd", "receiver"}
     dependencies = " ".join(config["project"]["dependencies"])
     assert "pyroute2" not in dependencies
