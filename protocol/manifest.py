@@ -18,6 +18,9 @@ DIGEST_SIZE = 32
 # Block digests per chunk: 768 bytes, plus a proof of 15 hashes (480 bytes) for the 16,000
 # chunks of a 500 GB image in 1 MiB blocks, fit one 1500-byte datagram.
 CHUNK_DIGESTS = 24
+# The digest standing for a block the source disk does not use (free space): never written,
+# never sent. No block hashes to it (it would take a SHA-256 preimage of all zeros).
+FREE_BLOCK_DIGEST = bytes(DIGEST_SIZE)
 _LEAF, _NODE = b"\x00", b"\x01"
 
 

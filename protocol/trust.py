@@ -25,6 +25,7 @@ SIGNATURE_SIZE = 64
 NONCE_SIZE = 16
 _ANNOUNCE_DOMAIN = b"mcastd announce v1\0"
 _ACCEPT_DOMAIN = b"mcastd accept v1\0"
+_IMAGE_DOMAIN = b"mcastd prepared image v1\0"
 _ACCEPT = struct.Struct("<QQ")
 
 
@@ -64,6 +65,12 @@ def verify(public_key: bytes, data: bytes, signature: bytes) -> bool:
 def announce_payload(unsigned_announce: bytes) -> bytes:
     """What an ANNOUNCE's signature covers: its encoding with an empty signature field."""
     return _ANNOUNCE_DOMAIN + unsigned_announce
+
+
+def image_payload(header: bytes) -> bytes:
+    """What a prepared image's signature covers: its header (which holds the digest of its
+    metadata and index and the root of its manifest), in a domain of its own."""
+    return _IMAGE_DOMAIN + header
 
 
 def accept_payload(session_id: int, receiver_id: int, nonce: bytes) -> bytes:

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+from disk.mounts import read_mounted_users
 from driver.units import format_bytes
 from receiver.blockio import SECTOR, UNSUPPORTED, device_size, drop_cache, punch_hole, zero_out
 from receiver.directio import ALIGN, AlignedBuffers, aligned_length, open_direct
-from receiver.mounts import read_mounted_users
 
 PWrite = Callable[[int, memoryview, int], int]
 

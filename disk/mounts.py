@@ -1,4 +1,5 @@
-"""Is a block device in use? Mounts, swap and stacked devices on it and on its partitions.
+"""Is a block device in use? Mounts, swap and stacked devices on it and on its partitions;
+which loop devices show a disk image file.
 
 The logic is a pure function of the texts of /proc/self/mountinfo and /proc/swaps and of a
 sysfs block directory, so tests feed it fake trees and never look at this machine's disks.
@@ -99,13 +100,16 @@ def _by_device_path(path: str, family: dict[Rdev, Member]) -> Member | None:
 
 
 def mounted_users(
-    rdev: Rdev, mountinfo_text: str, sys_block_dir: Path, swaps_text: str
+    rdev: Rdev, mountinfo_text: str, sys_block_dir: Path, swaps_text: str, *,
+    writers_only: bool = False,
 ) -> list[str]:
     """Describe everything that uses the device ``rdev`` or one of its partitions.
 
     Returns clauses such as "/dev/loop0p1 is mounted on /mnt/x"; empty when the device is free.
     A mount is matched by major:minor (field 3 of mountinfo) and, because btrfs reports an
-    anonymous 0:N there, also by its source device; swap by its /dev path.
+    anonymous 0:N there, also by its source device; swap by its /dev path. ``writers_only``
+    (for reading a disk, not writing it) leaves out read-only mounts and swap, which change
+    nothing a copy would keep.
     """
     family = block_family(rdev, sys_block_dir)
     users: list[str] = []
@@ -122,11 +126,14 @@ def mounted_users(
             member = _by_device_path(_unescape(after[1]), family)
         if member is None:
             continue
-        clause = f"{member.label} is mounted on {_unescape(fields[4])}"
+        if writers_only and "ro" in fields[5].split(","):
+            continue
+        read_write = " read-write" if writers_only else ""
+        clause = f"{member.label} is mounted{read_write} on {_unescape(fields[4])}"
         if clause not in users:  # bind mounts repeat the same pair
             users.append(clause)
 
-    for line in swaps_text.splitlines()[1:]:  # the first line is a header
+    for line in [] if writers_only else swaps_text.splitlines()[1:]:  # a header, then swaps
         fields = line.split()
         member = _by_device_path(_unescape(fields[0]), family) if fields else None
         if member is not None:
@@ -140,11 +147,35 @@ def mounted_users(
     return users
 
 
-def read_mounted_users(rdev: Rdev, *, mountinfo: str, sys_block: str, swaps: str) -> list[str]:
+def read_mounted_users(rdev: Rdev, *, mountinfo: str = "/proc/self/mountinfo",
+                       sys_block: str = "/sys/class/block", swaps: str = "/proc/swaps",
+                       writers_only: bool = False) -> list[str]:
     """``mounted_users`` on the live files; a missing /proc/swaps means no swap support."""
     mountinfo_text = Path(mountinfo).read_text()
     try:
         swaps_text = Path(swaps).read_text()
     except FileNotFoundError:
         swaps_text = ""
-    return mounted_users(rdev, mountinfo_text, Path(sys_block), swaps_text)
+    return mounted_users(rdev, mountinfo_text, Path(sys_block), swaps_text,
+                         writers_only=writers_only)
+
+
+def loop_devices_backed_by(path: str, sys_block_dir: Path = Path("/sys/class/block")
+                           ) -> list[Rdev]:
+    """The loop devices whose backing file is ``path`` (a disk image attached with losetup:
+    mounting one of them changes the file)."""
+    target = str(Path(path).resolve())
+    found = []
+    try:
+        entries = sorted(sys_block_dir.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            backing = (entry / "loop" / "backing_file").read_text().strip()
+        except OSError:
+            continue
+        rdev = _read_rdev(entry / "dev")
+        if backing == target and rdev is not None:
+            found.append(rdev)
+    return found

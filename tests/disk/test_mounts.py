@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from receiver.mounts import block_family, find_block_name, mounted_users, read_mounted_users
+from disk.mounts import (
+    block_family,
+    find_block_name,
+    loop_devices_backed_by,
+    mounted_users,
+    read_mounted_users,
+)
 
 LOOP0 = (7, 0)
 SWAPS_HEADER = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
@@ -136,3 +142,32 @@ def test_read_mounted_users_reads_files(sys_block: Path, tmp_path: Path) -> None
     users = read_mounted_users(LOOP0, mountinfo=str(mountinfo), sys_block=str(sys_block),
                                swaps=str(tmp_path / "no-swaps"))
     assert users == ["/dev/loop0p1 is mounted on /mnt/x"]
+
+
+def test_for_reading_only_read_write_mounts_count(tmp_path: Path) -> None:
+    sys_block = tmp_path / "sys"
+    disk = sys_block / "sdb"
+    (disk / "sdb1").mkdir(parents=True)
+    (disk / "sdb2").mkdir()
+    (disk / "dev").write_text("8:16\n")
+    (disk / "sdb1" / "dev").write_text("8:17\n")
+    (disk / "sdb2" / "dev").write_text("8:18\n")
+    mountinfo = ("36 25 8:17 / /mnt/golden rw,relatime shared:1 - ext4 /dev/sdb1 rw\n"
+                 "37 25 8:18 / /mnt/ro ro,relatime shared:2 - ext4 /dev/sdb2 ro\n")
+    swaps = "Filename Type Size Used Priority\n/dev/sdb2 partition 100 0 -2\n"
+    assert mounted_users((8, 16), mountinfo, sys_block, swaps, writers_only=True) == [
+        "/dev/sdb1 is mounted read-write on /mnt/golden"]
+    assert len(mounted_users((8, 16), mountinfo, sys_block, swaps)) == 3
+
+
+def test_the_loop_devices_of_an_image_file_are_found(tmp_path: Path) -> None:
+    image = tmp_path / "golden.img"
+    image.write_bytes(b"")
+    loop = tmp_path / "sys" / "loop3"
+    (loop / "loop").mkdir(parents=True)
+    (loop / "dev").write_text("7:3\n")
+    (loop / "loop" / "backing_file").write_text(f"{image}\n")
+    (tmp_path / "sys" / "loop4" / "loop").mkdir(parents=True)
+    (tmp_path / "sys" / "loop4" / "dev").write_text("7:4\n")
+    (tmp_path / "sys" / "loop4" / "loop" / "backing_file").write_text("/elsewhere.img\n")
+    assert loop_devices_backed_by(str(image), tmp_path / "sys") == [(7, 3)]
