@@ -61,6 +61,17 @@ class DiskUse:
             extents = extents | part.used
         return extents
 
+    @property
+    def mapped(self) -> Extents:
+        """What a filesystem's own map says is in use: there a block of zeros is data (a file
+        of zeros), while elsewhere (an unknown partition, the space after the last one) it
+        is taken for free space."""
+        extents = Extents()
+        for part in self.partitions:
+            if part.method == "partclone":
+                extents = extents | part.used
+        return extents
+
 
 def always_used(table: PartitionTable) -> Extents:
     """The table's own areas, what lies before the first partition (a boot loader in the MBR
