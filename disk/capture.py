@@ -43,7 +43,12 @@ Progress = Callable[[int, int, int], None]  # (used bytes done, used bytes in al
 
 
 class CaptureError(Exception):
-    """The capture cannot go on: one sentence saying what is wrong and what to do."""
+    """The capture cannot go on: one sentence saying what is wrong and what to do.
+    ``started``: it failed mid-way (a read error, a full disk), not on what it was given."""
+
+    def __init__(self, message: str, *, started: bool = False) -> None:
+        super().__init__(message)
+        self.started = started
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ def capture(source_path: str, image: str, *, name: str = "", note: str = "",
             level: int = DEFAULT_LEVEL, block_size: int = DEFAULT_BLOCK_SIZE,
             threads: int = 2, signer: Signer | None = None,
             progress: Progress | None = None,
+            on_plan: Callable[[DiskUse], None] | None = None,
             clock: Callable[[], float] = time.time) -> CaptureResult:
     """Capture ``source_path`` into the prepared image ``image``. Nothing that looks like an
     image is left behind if this fails or is interrupted."""
@@ -136,6 +142,8 @@ def capture(source_path: str, image: str, *, name: str = "", note: str = "",
         if os.path.exists(image):
             raise CaptureError(f"{image} exists: remove it or choose another name.")
         use = plan(source)
+        if on_plan is not None:
+            on_plan(use)
         used = use.used
         blocks = list(used.blocks(block_size))
         used_total = sum(min(block_size, source.size - b * block_size) for b in blocks)
@@ -239,11 +247,11 @@ def _pread(fd: int, path: str, offset: int, length: int) -> bytes:
             if exc.errno == errno.EIO:
                 raise CaptureError(
                     f"{path} cannot be read at byte {offset + len(data)} (an I/O error: a bad "
-                    "sector?); nothing was captured.") from None
+                    "sector?); nothing was captured.", started=True) from None
             raise
         if not more:
             raise CaptureError(f"{path} ended at byte {offset + len(data)} while it was being "
-                               "read: keep the source unchanged during a capture.")
+                               "read: keep the source unchanged during a capture.", started=True)
         data += more
     return data
 
@@ -290,5 +298,6 @@ def _identity(rdev: tuple[int, int]) -> tuple[str, str]:
 def _write_error(exc: OSError, image: str) -> CaptureError:
     if exc.errno == errno.ENOSPC:
         return CaptureError(f"the disk holding {image} is full: free space there or capture "
-                            "to a larger disk; nothing was kept.")
-    return CaptureError(f"writing {image} failed: {exc.strerror}; nothing was kept.")
+                            "to a larger disk; nothing was kept.", started=True)
+    return CaptureError(f"writing {image} failed: {exc.strerror}; nothing was kept.",
+                        started=True)

@@ -44,7 +44,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from driver.report import FinalReport, ReceiverRow, ReceiverSnapshot, SenderSnapshot
+from driver.report import (
+    FinalReport,
+    ReceiverRow,
+    ReceiverSnapshot,
+    SenderSnapshot,
+    TaskSnapshot,
+)
 from driver.units import (
     format_byte_rate,
     format_bytes,
@@ -53,7 +59,7 @@ from driver.units import (
     format_rate,
 )
 
-Snapshot = SenderSnapshot | ReceiverSnapshot
+Snapshot = SenderSnapshot | ReceiverSnapshot | TaskSnapshot
 
 # Receiver states that end a laptop's run without a verified image.
 FAILED_STATES = frozenset({"failed", "dropped"})
@@ -140,6 +146,10 @@ def progress_line(snapshot: Snapshot) -> str:
     if isinstance(s, SenderSnapshot):
         return (f"{s.state}  {s.percent:.1f}%  {format_rate(s.rate_bps)}  {eta_text(s.eta)}"
                 f"  {receiver_counts(s.receivers)}")
+    if isinstance(s, TaskSnapshot):
+        note = f"  {s.note}" if s.note else ""
+        return (f"{s.state}  {s.percent:.1f}%  {format_bytes_of(s.done_bytes, s.total_bytes)}"
+                f"  {format_byte_rate(s.rate_bps / 8)}  {eta_text(s.eta)}{note}")
     if s.image_size <= 0:  # still discovering: there is nothing to count yet
         return f"{s.state}  {format_duration(s.elapsed)}"
     return (f"{s.state}  {s.percent:.1f}%  {format_bytes_of(s.written_bytes, s.image_size)}"
@@ -280,7 +290,8 @@ class JsonConsole(_LineConsole):
     def update(self, snapshot: Snapshot) -> None:
         if self._done or self._verbosity < 0 or not self._throttle.due(snapshot.state):
             return
-        role = "sender" if isinstance(snapshot, SenderSnapshot) else "receiver"
+        role = ("sender" if isinstance(snapshot, SenderSnapshot) else
+                "task" if isinstance(snapshot, TaskSnapshot) else "receiver")
         self._emit({"event": "progress", "role": role, **dataclasses.asdict(snapshot)})
 
     def message(self, text: str, *, level: int = logging.INFO) -> None:
@@ -477,6 +488,22 @@ class _ReceiverView:
                         BarStyle.of(console, options))
 
 
+class _TaskView:
+    def __init__(self, snapshot: TaskSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def __rich_console__(self, console: rich.console.Console,
+                         options: ConsoleOptions) -> RenderResult:
+        s = self.snapshot
+        yield _cell(f"{s.title}  elapsed {format_duration(s.elapsed)}", "bold")
+        fields = [(2, format_bytes_of(s.done_bytes, s.total_bytes)),
+                  (3, format_byte_rate(s.rate_bps / 8)), (4, eta_text(s.eta))]
+        if s.note:
+            fields.append((1, s.note))
+        yield _bar_line(s.state, s.percent, fields, options.max_width,
+                        BarStyle.of(console, options))
+
+
 def _summary(report: FinalReport, verbosity: int, width: int) -> RenderableType:
     title = Text(headline(report), style="bold green" if report.ok else "bold red")
     parts: list[RenderableType] = [title]
@@ -527,8 +554,13 @@ class RichConsole:
         if self._done or self._verbosity < 0:
             return
         copied = _copy(snapshot)
-        view = (_SenderView(copied) if isinstance(copied, SenderSnapshot)
-                else _ReceiverView(copied))
+        view: _SenderView | _ReceiverView | _TaskView
+        if isinstance(copied, SenderSnapshot):
+            view = _SenderView(copied)
+        elif isinstance(copied, TaskSnapshot):
+            view = _TaskView(copied)
+        else:
+            view = _ReceiverView(copied)
         if self._live is None:
             self._live = Live(view, console=self._term, refresh_per_second=4, transient=False)
             self._guard(self._live.start)

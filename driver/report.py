@@ -1,7 +1,7 @@
 """What the daemons tell the user: progress snapshots and final reports, shared by both sides.
 
 The daemons fill these plain records a few times a second; the renderers in
-``mcastd/console.py`` turn them into a rich live view, plain lines or JSON lines.
+``driver/console.py`` turn them into a rich live view, plain lines or JSON lines.
 """
 
 from __future__ import annotations
@@ -51,10 +51,25 @@ class ReceiverSnapshot:
 
 
 @dataclass(slots=True)
+class TaskSnapshot:
+    """A job on this machine alone: a capture, an image check, an export."""
+
+    title: str  # "capture /dev/nvme0n1 → golden.mci"
+    state: str  # mapping, capturing, verifying, writing, done
+    elapsed: float
+    percent: float  # 0..100
+    done_bytes: int
+    total_bytes: int
+    rate_bps: float  # bytes of the job per second, in bits per second
+    eta: float | None
+    note: str = ""  # e.g. "image 1.2 GiB (3.4x smaller)"
+
+
+@dataclass(slots=True)
 class FinalReport:
     """The last thing either daemon prints; ``--json`` emits it as one JSON line."""
 
-    role: str  # "sender" or "receiver"
+    role: str  # "sender", "receiver" or the job's name ("capture", "verify", "export")
     ok: bool
     message: str  # one plain sentence
     seconds: float  # transfer time (sender: start → complete; receiver: join → verified)

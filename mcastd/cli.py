@@ -49,6 +49,7 @@ from protocol.seal import Sealer, session_symbol_size
 from protocol.sender import SenderSession
 from protocol.trust import Signer
 
+from . import capture_cmd, image_cmd
 from .image import ImageError, ImageSource, default_cache_dir
 from .serve import SenderDaemon
 
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--force", action="store_true",
                         help="replace an existing key (receivers that trust it will refuse "
                              "the new one)")
+    capture_cmd.add_parser(sub)
+    image_cmd.add_parser(sub)
     return parser
 
 
@@ -282,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "keygen":
         return keygen(args)
+    if args.command == "capture":
+        return capture_cmd.run(args)
+    if args.command == "image":
+        return image_cmd.run(args)
     level = verbosity(args)
     console = make_console(json_mode=args.json, verbosity=level)
     setup_logging(console, level)
