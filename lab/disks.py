@@ -175,10 +175,16 @@ def copy_into(fs: str, device: str, files: Sequence[Path]) -> None:
         for item in files:
             target = root / item.name
             if item.is_dir():
-                shutil.copytree(item, target, ignore_dangling_symlinks=True, dirs_exist_ok=True)
+                # Regular files and directories only: FAT and exFAT have no symlinks, and
+                # following them would loop (/usr/bin/X11 → .).
+                shutil.copytree(item, target, ignore=_symlinks, dirs_exist_ok=True)
             else:
                 shutil.copy2(item, target)
         _run(["sync"])
+
+
+def _symlinks(directory: str, names: list[str]) -> set[str]:
+    return {name for name in names if os.path.islink(os.path.join(directory, name))}
 
 
 def file_tree(fs: str, device: str) -> dict[str, str]:
@@ -223,3 +229,33 @@ def _run(argv: list[str], input: str | None = None) -> str:
     if proc.returncode != 0:
         raise DiskBuildError(f"{' '.join(argv)} failed: {(proc.stderr or proc.stdout).strip()}")
     return proc.stdout
+
+
+def classroom_disk(path: Path, *, scale: float = 1.0, label: str = "gpt",
+                   seed: int = 1) -> GoldenDisk:
+    """A laptop's disk as the benchmark and the demo use it: an ESP with boot files, an ext4
+    root, a little swap and an NTFS data partition, holding real files copied from this
+    system, and free space everywhere still holding old data. ``scale`` 1.0 is a 2 GiB disk
+    with ~600 MiB of files in ext4 and ~220 MiB in NTFS; the demo uses a small one."""
+    def existing(*names: str) -> tuple[Path, ...]:
+        return tuple(p for p in map(Path, names) if p.exists())
+
+    boot = existing("/usr/share/doc/bash", "/usr/share/doc/python3.11")
+    if scale >= 1.0:
+        root = existing("/usr/bin", "/usr/share/doc", "/usr/lib/python3.11", "/usr/share/locale")
+        data = existing("/usr/share/locale", "/usr/lib/python3.11")
+    else:
+        root = existing("/usr/lib/python3.11/email", "/usr/lib/python3.11/json",
+                        "/usr/share/doc")
+        data = existing("/usr/lib/python3.11/asyncio", "/usr/share/doc/bash")
+    size = int(2048 * MiB * scale) // MiB * MiB
+
+    def mib(n: float, least: int) -> int:
+        return max(least, int(n * scale)) * MiB
+
+    # The last partition takes the rest: nothing is left after it (which a capture would
+    # have to keep whole).
+    specs = [PartSpec("vfat", mib(100, 40), boot, "EFI"),
+             PartSpec("ext4", mib(1200, 100), root, "root"),
+             PartSpec("swap", mib(64, 8)), PartSpec("ntfs", 0, data, "data")]
+    return build_disk(path, size, specs, label=label, seed=seed)
