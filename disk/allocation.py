@@ -30,6 +30,10 @@ PARTCLONE = {
     "hfsplus": "partclone.hfsp",
 }
 SWAP_KEEP = 4096  # the swap header page: its signature, UUID and label
+# Kept at both ends of every partition whatever its map says: boot sectors, and what lives
+# past a filesystem's last cluster (NTFS keeps its backup boot sector in the partition's last
+# sector, outside every cluster, so its map never lists it).
+EDGE_KEEP = 4096
 
 
 class AllocationError(Exception):
@@ -123,7 +127,9 @@ def partition_use(part: Partition, device: str,
     tool = PARTCLONE.get(filesystem)
     if tool is None:
         return PartitionUse(part, filesystem, "whole", whole)
-    used = mapper(tool, device, part.start).clip(part.start, part.end)
+    edges = Extents([(part.start, part.start + min(EDGE_KEEP, part.size)),
+                     (max(part.start, part.end - EDGE_KEEP), part.end)])
+    used = (mapper(tool, device, part.start) | edges).clip(part.start, part.end)
     return PartitionUse(part, filesystem, "partclone", used)
 
 
