@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
 DEMO_IMAGE := .demo/sample-256M.img
 
-.PHONY: test demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security clean
+.PHONY: test demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security bench-capture clean
 
 # Debian packages: the kernel lab (nftables for per-link loss, iproute2 for namespaces and tbf),
 # udpcast (the peer the benchmark measures us against), and for real disks partclone (used
@@ -76,6 +76,10 @@ fuzz: $(STAMP)
 
 bench-misbehaving: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.misbehaving
+
+# mcastd capture at several zstd levels against partclone | zstd -3 on one golden disk.
+bench-capture: $(STAMP) $(DEBS)
+	$(BIN)/python -m bench.capture
 
 bench-security: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.crypto_cost
