@@ -23,7 +23,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # the receiver program: target safety, disk writing, journal
     "receiver": frozenset({"protocol", "driver", "disk", "trio"}),
     # disks as data: partition tables, used ranges (driving partclone), the image format
-    "disk": frozenset({"protocol"}),
+    "disk": frozenset({"protocol", "msgpack", "xxhash"}),
     # the pure, seeded simulator: no root, no real sockets, no trio
     "netsim": frozenset({"protocol"}),
     # the root-only kernel lab and the hostile real-socket hosts
