@@ -10,16 +10,18 @@ from driver.endpoint import Endpoint
 from driver.loop import SessionDriver, Worker
 from driver.report import FinalReport, RateMeter, ReceiverRow, SenderSnapshot
 from driver.units import format_bytes
+from protocol.blockcache import precompute_repairs
 from protocol.events import (
     BlockWanted,
     Event,
+    Outcome,
     ReceiverFinished,
     ReceiverJoined,
     SessionComplete,
     TransferStarted,
 )
-from protocol.sender import ReceiverInfo, SenderSession, SenderState, precompute_repairs
-from protocol.wire import DATA_HEADER_SIZE
+from protocol.roster import ReceiverInfo
+from protocol.sender import SenderSession, SenderState
 
 from .image import ImageError, ImageSource
 
@@ -119,7 +121,7 @@ class SenderDaemon:
             rate_bps=self._send_rate.update(now, stats.data_bytes),
             eta=eta,
             sent_bytes=stats.data_bytes,
-            repair_bytes=stats.repair_datagrams * (session.config.symbol_size + DATA_HEADER_SIZE),
+            repair_bytes=stats.repair_bytes,
             receivers=rows,
         )
 
@@ -136,7 +138,8 @@ class SenderDaemon:
         return ReceiverRow(
             addr=_addr(info.addr),
             state=receiver_state(info, session),
-            percent=100.0 if info.outcome else 100.0 * info.blocks_done / max(1, session.nblocks),
+            percent=(100.0 if info.outcome is Outcome.VERIFIED
+                     else 100.0 * info.blocks_done / max(1, session.nblocks)),
             rate_bps=rate if info.outcome is None else 0.0,
             loss=info.loss,
             reason=receiver_reason(info),
@@ -146,7 +149,7 @@ class SenderDaemon:
     def final_report(self) -> FinalReport:
         session = self.session
         rows = [self._row(info, trio.current_time()) for info in session.receivers.values()]
-        ok_count = sum(1 for r in rows if r.state == "done")
+        ok_count = sum(1 for i in session.receivers.values() if i.outcome is Outcome.VERIFIED)
         seconds = 0.0
         if session.started_at is not None:
             seconds = trio.current_time() - session.started_at
@@ -180,12 +183,14 @@ class SenderDaemon:
         )
 
 
+# How a finished receiver shows in the table.
+_FINISHED_STATE = {Outcome.VERIFIED: "done", Outcome.FAILED: "failed", Outcome.DROPPED: "dropped"}
+
+
 def receiver_state(info: ReceiverInfo, session: SenderSession) -> str:
     """joining, receiving, lagging, verifying, done, failed or dropped."""
-    if info.outcome is True:
-        return "done"
-    if info.outcome is False:
-        return "dropped" if info.reason.endswith("dropped") else "failed"
+    if info.outcome is not None:
+        return _FINISHED_STATE[info.outcome]
     if info.blocks_done >= session.nblocks:
         return "verifying"
     if session.state is SenderState.WAITING or not info.delivery.sampled:

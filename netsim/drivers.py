@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 
-from protocol.assembly import decode_block
+from protocol.blockcheck import verified_block
 from protocol.blockcodec import BlockCorrupt, BlockDecoder, BlockEncoder
 from protocol.events import BlockReady, BlockWanted, Event, Finished, SessionFound, VerifyImage
-from protocol.layout import raw_block_length
 from protocol.receiver import ReceiverSession
+from protocol.resume import JOURNAL_FLUSH_INTERVAL
 from protocol.sender import SenderSession
 
 
@@ -46,10 +46,9 @@ def differing_bytes(written: bytes, truth: bytes) -> int:
 
 class MemoryJournal:
     """The receiver daemon's journal (receiver/journal.py) in memory: stored blocks become
-    durable only at a flush, every ``FLUSH_INTERVAL`` as the daemon does, so a crash loses
-    the ones since the last flush, and they are fetched again."""
-
-    FLUSH_INTERVAL = 0.5  # receiver.daemon.JOURNAL_FLUSH_INTERVAL
+    durable only at a flush, every ``JOURNAL_FLUSH_INTERVAL`` as the daemon does
+    (protocol/resume.py), so a crash loses the ones since the last flush, and they are fetched
+    again."""
 
     def __init__(self) -> None:
         self.image_sha256 = b""
@@ -66,7 +65,7 @@ class MemoryJournal:
 
     def record(self, index: int, now: float) -> None:
         self._pending.add(index)
-        if now - self._flushed_at >= self.FLUSH_INTERVAL:
+        if now - self._flushed_at >= JOURNAL_FLUSH_INTERVAL:
             self.flush(now)
 
     def flush(self, now: float) -> None:
@@ -95,8 +94,6 @@ class MemorySink:
         self.resumed = 0  # blocks taken from the journal
         self.truth: bytes | None = None  # the source image, to count wrong bytes written
         self.forged_bytes = 0  # bytes written that differ from ``truth`` (must stay 0)
-        self.image_size = 0
-        self.block_size = 0
         self.written = 0  # blocks written
         self.rejected = 0  # decoded blocks that failed their digest (never written)
         self.verified_at: float | None = None
@@ -106,18 +103,14 @@ class MemorySink:
     def on_event(self, event: Event, now: float) -> None:
         session = self.session
         if isinstance(event, BlockReady):
-            length = raw_block_length(event.index, self.image_size, self.block_size)
             try:
-                raw = decode_block(event.assembly, length, self.decoder)
-            except BlockCorrupt:
+                checked = verified_block(event, self.decoder)
+            except BlockCorrupt:  # damaged, or decodes but is not the signed block: forged
                 self.rejected += 1
                 session.block_rejected(event.index)
                 return
-            if event.digest and hashlib.sha256(raw).digest() != event.digest:
-                self.rejected += 1  # decodes, but is not the signed block: forged
-                session.block_rejected(event.index)
-                return
-            start = event.index * self.block_size
+            start, length = event.offset, event.length
+            raw = bytes(length) if checked is None else checked  # (None: a zero block)
             if self.truth is not None:
                 self.forged_bytes += differing_bytes(raw, self.truth[start : start + length])
             self.image[start : start + length] = raw
@@ -128,8 +121,6 @@ class MemorySink:
         elif isinstance(event, SessionFound):
             announce = session.announce
             assert announce is not None
-            self.image_size = event.image_size
-            self.block_size = announce.block_size
             size = event.image_size if self.keep_image else 0
             if len(self.image) != size:
                 self.image[:] = bytes(size)
@@ -148,7 +139,7 @@ class MemorySink:
             self.finished = event
             self.finished_at = now
             if self.journal is not None:
-                if self.verified_at is not None:
+                if session.journal_spent:
                     self.journal.remove()  # verified, or the image is wrong: start afresh
                 else:
                     self.journal.flush(now)

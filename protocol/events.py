@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from .assembly import BlockAssembly
 from .config import Addr
@@ -33,12 +34,24 @@ class TransferStarted(Event):
     receivers: int
 
 
+class Outcome(Enum):
+    """How a receiver ended, as the sender saw it."""
+
+    VERIFIED = "verified"  # DONE with the image's SHA-256
+    FAILED = "failed"  # DONE without it: it gave up, or its image does not match
+    DROPPED = "dropped"  # silent for receiver_timeout, or stalled although served
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiverFinished(Event):
     receiver_id: int
     addr: Addr
-    ok: bool
-    reason: str
+    outcome: Outcome
+    reason: str  # why it failed or was dropped, in words for the admin
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.VERIFIED
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +83,14 @@ class Joined(Event):
 
 @dataclass(frozen=True, slots=True)
 class BlockReady(Event):
-    """Every group of block ``index`` has enough symbols. The driver decodes it
-    (``assembly.decode_block``, off the event loop), writes it, then calls
-    ``ReceiverSession.block_stored(index)`` or, if it failed its check, ``block_rejected``."""
+    """Every group of block ``index`` has enough symbols. The driver decodes and checks it
+    (``blockcheck.verified_block``, off the event loop), writes its ``length`` raw bytes at
+    ``offset`` on the target, then calls ``ReceiverSession.block_stored(index)`` or, if it
+    failed its check, ``block_rejected``."""
 
     index: int
+    offset: int  # where the raw block goes on the target
+    length: int  # its raw size: block_size, or less for the image's last block
     assembly: BlockAssembly
     digest: bytes = b""  # the signed manifest's SHA-256 of the raw block (b"": unchecked)
 

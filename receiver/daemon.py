@@ -5,8 +5,6 @@ end. With a state directory, a journal records the blocks on disk so that a run 
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -19,8 +17,8 @@ from driver.loop import SessionDriver, Worker
 from driver.report import FinalReport, RateMeter, ReceiverSnapshot
 from driver.udp import IGMP_REASSERT_INTERVAL, NetworkError
 from driver.units import format_bytes
-from protocol.assembly import BlockAssembly, decode_block
-from protocol.blockcodec import BlockCorrupt, BlockDecoder, BlockKind
+from protocol.blockcheck import verified_block
+from protocol.blockcodec import BlockCorrupt, BlockDecoder
 from protocol.events import (
     BlockReady,
     Event,
@@ -29,8 +27,8 @@ from protocol.events import (
     SessionFound,
     VerifyImage,
 )
-from protocol.layout import raw_block_length
 from protocol.receiver import ReceiverSession, ReceiverState
+from protocol.resume import JOURNAL_FLUSH_INTERVAL
 from protocol.trust import fingerprint
 
 from .journal import Journal, JournalError
@@ -46,15 +44,6 @@ MAX_UNWRITTEN_BLOCKS = 16
 # handled ~20 per wake-up at 100 Mbit/s instead of one. 2 ms fills 0.25 MB of the 8 MiB buffer
 # at 1 Gbit/s, and delays a NAK by less than the sender's own SYNC interval.
 DATA_LINGER = 0.005
-# Blocks written since the last journal flush become durable at the next one, this often: the
-# target is synced, then the journal. A crash costs at most this much of the transfer again.
-JOURNAL_FLUSH_INTERVAL = 0.5
-
-
-@functools.lru_cache(maxsize=4)
-def zeros_digest(length: int) -> bytes:
-    """SHA-256 of a zero block (there are only the full size and the last block's)."""
-    return hashlib.sha256(bytes(length)).digest()
 
 
 class ReceiverDaemon:
@@ -130,7 +119,7 @@ class ReceiverDaemon:
         if isinstance(event, BlockReady):
             self._unwritten += 1
             self.peak_unwritten = max(self.peak_unwritten, self._unwritten)
-            nursery.start_soon(self._store, event.index, event.assembly, event.digest)
+            nursery.start_soon(self._store, event)
         elif isinstance(event, SessionFound):
             self._on_session(event, nursery)
         elif isinstance(event, Joined):
@@ -209,8 +198,8 @@ class ReceiverDaemon:
         return self.journal.stored()
 
     async def _journal_loop(self) -> None:
-        """Flush the journal in batches: the target is synced first, so it never claims a
-        block the disk might not hold after a power cut."""
+        """Flush the journal in batches (protocol/resume.py): the target is synced first, so
+        it never claims a block the disk might not hold after a power cut."""
         while self.journal is not None:
             await trio.sleep(JOURNAL_FLUSH_INTERVAL)
             if self.journal is not None and self.journal.unflushed:
@@ -234,12 +223,12 @@ class ReceiverDaemon:
                 "can no longer be resumed if interrupted", level=logging.WARNING)
 
     async def _close_journal(self) -> None:
-        """Verified (or proven wrong): the journal has served. Otherwise keep it, flushed,
-        for the next run."""
+        """Removed once it has served (``ReceiverSession.journal_spent``); otherwise kept,
+        flushed, for the next run."""
         journal = self.journal
         if journal is None:
             return
-        if self._verified_at is not None:
+        if self.session.journal_spent:
             journal.remove()
         else:
             await self._flush_journal()
@@ -277,9 +266,10 @@ class ReceiverDaemon:
         while self._unwritten >= MAX_UNWRITTEN_BLOCKS:
             await self._written.wait()
 
-    async def _store(self, index: int, assembly: BlockAssembly, digest: bytes) -> None:
+    async def _store(self, event: BlockReady) -> None:
+        index = event.index
         try:
-            ok = await self.worker.run(self._decode_and_write, index, assembly, digest)
+            ok = await self.worker.run(self._decode_and_write, event)
         except TargetError as exc:
             self._fail(str(exc))
             return
@@ -296,31 +286,23 @@ class ReceiverDaemon:
             self.session.block_rejected(index)
         self.driver.poke()
 
-    def _decode_and_write(self, index: int, assembly: BlockAssembly, digest: bytes) -> bool:
-        """Worker thread: rebuild, check and write one block. False if it failed its check:
-        its own (damage) or the signed manifest's SHA-256 (forgery), before any byte is
-        written."""
+    def _decode_and_write(self, event: BlockReady) -> bool:
+        """Worker thread: rebuild, check and write one block. False if it failed its check
+        (damage or forgery), before any byte is written."""
         target = self.target
         assert target is not None
-        length = raw_block_length(index, self._image_size, self._block_size)
-        offset = index * self._block_size
-        if assembly.kind == BlockKind.ZERO:
-            if digest and digest != zeros_digest(length):
-                return False
-            target.write_zeros(offset, length)
-            self._record(index)
-            return True
         decoder = getattr(self._local, "decoder", None)
         if decoder is None:
             decoder = self._local.decoder = BlockDecoder()
         try:
-            raw = decode_block(assembly, length, decoder)
+            raw = verified_block(event, decoder)
         except BlockCorrupt:
             return False
-        if digest and hashlib.sha256(raw).digest() != digest:
-            return False
-        target.write_block(offset, raw)
-        self._record(index)
+        if raw is None:
+            target.write_zeros(event.offset, event.length)
+        else:
+            target.write_block(event.offset, raw)
+        self._record(event.index)
         return True
 
     def _record(self, index: int) -> None:
@@ -336,6 +318,8 @@ class ReceiverDaemon:
         except TargetError as exc:
             self._fail(str(exc))
             return
+        if self.session.state is ReceiverState.FINISHED:
+            return  # it ended while we hashed (the sender went silent): it said why already
         self._verified_at = trio.current_time()
         self.session.image_verified(digest, self._verified_at)
         self.driver.poke()

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from protocol.config import ReceiverConfig, SenderConfig
 from protocol.errors import BadPacket
 from protocol.receiver import ReceiverSession, ReceiverState
+from protocol.roster import MAX_PER_HOST
 from protocol.seal import Sealer
-from protocol.sender import MAX_PER_HOST, SenderSession
+from protocol.sender import SenderSession
 from protocol.trust import Signer, accept_payload
 from protocol.wire import (
     Accept,

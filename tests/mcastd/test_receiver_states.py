@@ -7,13 +7,24 @@ import random
 
 from mcastd.serve import receiver_reason, receiver_state
 from protocol.config import SenderConfig
-from protocol.sender import ReceiverInfo, SenderSession, SenderState
+from protocol.events import Outcome
+from protocol.roster import ReceiverInfo
+from protocol.sender import SenderSession, SenderState
+from protocol.wire import Join
 
 
 def session(**kw: object) -> SenderSession:
     config = SenderConfig(image_size=4 << 20, image_sha256=hashlib.sha256(b"x").digest(),
                           control_addr=("10.0.0.1", 9000), **kw)  # type: ignore[arg-type]
     return SenderSession(config, random.Random(1), 0.0)
+
+
+def sending(**kw: object) -> SenderSession:
+    """A session whose transfer runs: one receiver (not the laptops below) joined."""
+    s = session(**kw)
+    s.receive_datagram(Join(s.session_id, 99).encode(), ("10.0.0.99", 5000), 0.0)
+    assert s.state is SenderState.SENDING
+    return s
 
 
 def laptop(fraction: float | None = None) -> ReceiverInfo:
@@ -25,16 +36,14 @@ def laptop(fraction: float | None = None) -> ReceiverInfo:
 
 
 def test_a_laptop_is_joining_until_the_transfer_runs_and_it_reported() -> None:
-    s = session()
-    assert receiver_state(laptop(), s) == "joining"
-    s.state = SenderState.SENDING
+    assert receiver_state(laptop(), session()) == "joining"
+    s = sending()
     assert receiver_state(laptop(), s) == "joining"  # no delivery window yet
     assert receiver_state(laptop(1.0), s) == "receiving"
 
 
 def test_a_lagging_laptop_says_what_share_it_gets() -> None:
-    s = session()
-    s.state = SenderState.SENDING
+    s = sending()
     slow = laptop(0.2)
     slow.delivery.lagging = True
     assert receiver_state(slow, s) == "lagging"
@@ -42,17 +51,29 @@ def test_a_lagging_laptop_says_what_share_it_gets() -> None:
 
 
 def test_verifying_done_failed_and_dropped() -> None:
-    s = session()
-    s.state = SenderState.SENDING
+    s = sending()
     info = laptop(1.0)
     info.blocks_done = s.nblocks
     assert receiver_state(info, s) == "verifying"
-    info.outcome = True
+    info.outcome = Outcome.VERIFIED
     assert receiver_state(info, s) == "done"
-    info.outcome, info.reason = False, "the disk is full"
+    info.outcome, info.reason = Outcome.FAILED, "the disk is full"
     assert receiver_state(info, s) == "failed" and receiver_reason(info) == "the disk is full"
-    info.reason = "silent for 10 s: dropped"
+    info.outcome, info.reason = Outcome.DROPPED, "silent for 10 s: dropped"
+    assert receiver_state(info, s) == "dropped" and receiver_reason(info) == info.reason
+
+
+def test_the_outcome_decides_not_the_sentence() -> None:
+    s = sending()
+    info = laptop(1.0)
+    info.outcome, info.reason = Outcome.FAILED, "the receiver said: dropped"
+    assert receiver_state(info, s) == "failed"
+
+
+def test_the_session_sets_the_outcome_of_a_silent_laptop() -> None:
+    s = sending(receiver_timeout=3.0)
+    s.handle_timer(5.0)
+    (info,) = s.receivers.values()
+    assert info.outcome is Outcome.DROPPED
     assert receiver_state(info, s) == "dropped"
-    info.reason = "stored nothing for 60 s although served (it gets 3 % of the datagrams at 1 " \
-                  "Mbit/s): dropped"
-    assert receiver_state(info, s) == "dropped"
+    assert receiver_reason(info) == "silent for 3 s: dropped"

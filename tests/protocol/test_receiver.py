@@ -24,6 +24,7 @@ from protocol.events import (
     Event,
     Finished,
     Joined,
+    Outcome,
     SessionFound,
     VerifyImage,
 )
@@ -446,6 +447,7 @@ def test_a_whole_image_in_order(good: bool) -> None:
         assert isinstance(ev, BlockReady)
         kinds.append(ev.assembly.kind)
         raw = image[ev.index * BLOCK : (ev.index + 1) * BLOCK]
+        assert (ev.offset, ev.length) == (ev.index * BLOCK, len(raw))  # the last one short
         assert decode_block(ev.assembly, len(raw), decoder) == raw
         assert events_of(receiver) == []  # nothing to verify before every block is stored
         receiver.block_stored(ev.index)
@@ -724,7 +726,7 @@ def test_the_transfer_completes_through_an_overflowing_window() -> None:
     assert sink.written >= 10
     assert sender.stats.repair_datagrams > 0
     assert end < 5.0
-    ok = sum(1 for r in sender.receivers.values() if r.outcome)
+    ok = sum(1 for r in sender.receivers.values() if r.outcome is Outcome.VERIFIED)
     assert ok == 1
 
 
@@ -907,7 +909,7 @@ def restarted(sender: SenderSession, seed: int = 9) -> SenderSession:
 
 
 def test_a_silent_sender_and_a_new_session_of_our_image_is_a_restart() -> None:
-    from protocol.receiver import RESTART_SILENCE
+    from protocol.choice import RESTART_SILENCE
 
     sender, receiver, datagrams = setup(random_image(3))
     feed(receiver, data_only(datagrams)[:20], 1.0)  # last heard at t = 1

@@ -15,9 +15,11 @@ from netsim.drivers import MemorySource
 from protocol.assembly import BlockAssembly, decode_block
 from protocol.blockcodec import BlockDecoder, BlockEncoder, BlockKind
 from protocol.config import Addr, SenderConfig
+from protocol.errors import LocalProtocolError
 from protocol.events import (
     BlockWanted,
     Event,
+    Outcome,
     ReceiverFinished,
     ReceiverJoined,
     SessionComplete,
@@ -25,17 +27,16 @@ from protocol.events import (
 )
 from protocol.fec import encode_symbols
 from protocol.layout import block_layout
+from protocol.roster import MAX_PER_HOST, REPAIR_CREDIT_START, STATUS_BURST, UNHEARD_DATAGRAMS
+from protocol.seal import SEAL_OVERHEAD, Sealer
 from protocol.sender import (
     ADAPT_INTERVAL,
     FEC_CAP,
     FRAME_OVERHEAD,
-    MAX_PER_HOST,
     PACING_QUANTUM,
-    REPAIR_CREDIT_START,
-    STATUS_BURST,
-    UNHEARD_DATAGRAMS,
     SenderSession,
     SenderState,
+    _Trigger,
     overhead_for_loss,
 )
 from protocol.wire import (
@@ -260,6 +261,18 @@ def test_max_wait_without_receivers_waits_for_the_first_one() -> None:
     assert events_of(sender)[:2] == [ReceiverJoined(1, R1), TransferStarted(1)]
 
 
+def test_a_state_change_the_table_lacks_is_refused() -> None:
+    sender, _ = sender_for(random_image(100_000))
+    with pytest.raises(LocalProtocolError, match="all finished"):
+        sender._transition(_Trigger.ALL_FINISHED)  # nobody joined: nobody can finish
+    assert state(sender) is SenderState.WAITING
+    join(sender, 1, R1, 0.0)
+    assert state(sender) is SenderState.SENDING
+    with pytest.raises(LocalProtocolError, match="start"):
+        sender._transition(_Trigger.START)
+    assert state(sender) is SenderState.SENDING
+
+
 def test_spent_max_wait_deadline_does_not_spin_the_timer() -> None:
     # Regression: the spent start deadline stayed in get_timer(), so a driver spun on it.
     sender, _ = sender_for(random_image(100_000), min_receivers=5, max_wait=3.0)
@@ -450,6 +463,35 @@ def test_nak_gets_exactly_the_fresh_repairs_asked_for() -> None:
     assert sender.stats.repair_datagrams == 6
 
 
+@pytest.mark.parametrize("sealed", [False, True])
+def test_repair_bytes_are_what_the_repairs_take_of_udp_payload(sealed: bool) -> None:
+    cfg = SenderConfig(len(IMAGE), hashlib.sha256(IMAGE).digest(), CONTROL, block_size=40_000,
+                       symbol_size=SYMBOL, fec_overhead=0.05)
+    laptop = Sealer(bytes(32), random.Random(2)) if sealed else None
+    sender = SenderSession(cfg, random.Random(42), 0.0,
+                           sealer=Sealer(bytes(32), random.Random(1)) if sealed else None)
+    source = MemorySource(sender, IMAGE)
+
+    def send(msg: Join | Status) -> None:
+        dg = msg.encode()
+        sender.receive_datagram(dg if laptop is None else laptop.seal(dg), R1, 0.0)
+
+    def opened(dg: bytes) -> bytes:
+        return dg if laptop is None else laptop.open_untrusted(dg)
+
+    send(Join(sender.session_id, 1))
+    out, now = run_until(sender, source, 0.0, lambda: sender.first_pass_done_at is not None)
+    assert sender.stats.repair_bytes == 0  # the proactive repairs are the first pass's
+    seen = max(h.seq for h, _ in data_of([(opened(dg), a) for dg, a in out]))
+    send(Status(sender.session_id, 1, -1.0, 0.0, seen, 0, [(0, [3, 2])], [], arrived=seen + 1))
+    sent = [dg for dg, _ in flush(sender, source, now)
+            if repairs_of([(opened(dg), CONTROL)])]
+    assert len(sent) == 5 == sender.stats.repair_datagrams
+    assert sender.stats.repair_bytes == sum(len(dg) for dg in sent)
+    assert sender.stats.repair_bytes == 5 * (DATA_HEADER_SIZE + SYMBOL
+                                             + (SEAL_OVERHEAD if sealed else 0))
+
+
 def test_partly_in_flight_repairs_are_discounted() -> None:
     sender, source, out, now = started(IMAGE, fec_overhead=0.05)
     seen = last_seq(out)
@@ -561,13 +603,15 @@ def test_every_receiver_done_completes_the_session() -> None:
     sid = sender.session_id
     done(sender, 1, R1, sha)
     assert done_acks(sender) == [(DoneAck(sid, 1), R1)]
-    assert events_of(sender) == [ReceiverFinished(1, R1, True, "")]
+    assert events_of(sender) == [ReceiverFinished(1, R1, Outcome.VERIFIED, "")]
     done(sender, 2, R2, sha)
     assert state(sender) is SenderState.SENDING
     done(sender, 3, R3, sha)
     assert done_acks(sender) == [(DoneAck(sid, 2), R2), (DoneAck(sid, 3), R3)]
     assert events_of(sender) == [
-        ReceiverFinished(2, R2, True, ""), ReceiverFinished(3, R3, True, ""), SessionComplete(3, 0)
+        ReceiverFinished(2, R2, Outcome.VERIFIED, ""),
+        ReceiverFinished(3, R3, Outcome.VERIFIED, ""),
+        SessionComplete(3, 0),
     ]
     assert state(sender) is SenderState.COMPLETE
     assert sender.get_timer() is None
@@ -583,9 +627,10 @@ def test_wrong_digest_and_failure_reports_count_as_failed() -> None:
     done(sender, 2, R2, bytes(32))
     done(sender, 3, R3, b"", ok=False, reason="disk full")
     evs = events_of(sender)
-    assert [(e.receiver_id, e.ok) for e in evs if isinstance(e, ReceiverFinished)] == [
-        (1, True), (2, False), (3, False)
+    assert [(e.receiver_id, e.outcome) for e in evs if isinstance(e, ReceiverFinished)] == [
+        (1, Outcome.VERIFIED), (2, Outcome.FAILED), (3, Outcome.FAILED)
     ]
+    assert [e.ok for e in evs if isinstance(e, ReceiverFinished)] == [True, False, False]
     assert isinstance(evs[1], ReceiverFinished) and "SHA-256" in evs[1].reason
     assert isinstance(evs[2], ReceiverFinished) and evs[2].reason == "disk full"
     assert evs[-1] == SessionComplete(1, 2)
@@ -596,7 +641,8 @@ def test_ok_with_a_wrong_digest_is_not_ok() -> None:
     sender, sha = joined(1)
     done(sender, 1, R1, sha[:-1] + bytes([sha[-1] ^ 1]), ok=True)
     evs = events_of(sender)
-    assert evs[0] == ReceiverFinished(1, R1, False, "its image does not match the SHA-256")
+    assert evs[0] == ReceiverFinished(1, R1, Outcome.FAILED,
+                                      "its image does not match the SHA-256")
     assert evs[1] == SessionComplete(0, 1)
 
 
@@ -615,7 +661,8 @@ def test_a_silent_receiver_is_dropped_after_receiver_timeout() -> None:
         finished += [(now, e) for e in events_of(sender) if isinstance(e, ReceiverFinished)]
     ((when, ev),) = finished
     assert isinstance(ev, ReceiverFinished)
-    assert (ev.receiver_id, ev.addr, ev.ok) == (2, R2, False)
+    assert (ev.receiver_id, ev.addr, ev.outcome) == (2, R2, Outcome.DROPPED)
+    assert ev.reason == "silent for 3 s: dropped" and not ev.ok
     assert 3.0 < when <= 3.0 + 1.0 + 1e-9  # swept once a second
     # A STATUS from the dropped receiver no longer counts; its DONE does not revive it.
     before = sender.stats.foreign
@@ -668,7 +715,7 @@ def test_garbled_and_foreign_datagrams_change_nothing() -> None:
 def test_repairs_made_ahead_by_the_driver_are_the_same_datagrams() -> None:
     """precompute_repairs (a worker thread in the daemon) changes where FEC runs, not what is
     sent: the same datagrams, and none made on the event loop for the first pass."""
-    from protocol.sender import precompute_repairs
+    from protocol.blockcache import precompute_repairs
 
     image = bytes(random.Random(5).randbytes(3 * 40_000 + 100))
     streams = []
@@ -795,7 +842,7 @@ def test_a_served_receiver_that_stores_nothing_is_dropped_after_stall_timeout() 
         finished += [(now, e) for e in events_of(sender) if isinstance(e, ReceiverFinished)]
         pump(sender, source, now)
     ((when, ev),) = finished
-    assert (ev.receiver_id, ev.ok) == (1, False)
+    assert (ev.receiver_id, ev.outcome) == (1, Outcome.DROPPED)
     assert "stored nothing for 3 s" in ev.reason
     assert start + 3.0 < when <= start + 3.0 + 1.0 + 0.25  # swept once a second
     assert sender.receivers[2].outcome is None
@@ -1002,12 +1049,12 @@ def test_a_receiver_that_lost_nothing_cannot_push_repairs_ahead_of_the_first_pas
     seq = len(data_of(out)) - 1
     every_group = [(b, [40, 40]) for b in range(3)]
     status(sender, 1, seq, need=every_group, whole=[(0, 3)], now=now)  # lost nothing
-    assert not sender._pending and set(sender._catchup) == {0, 1, 2}
+    assert not sender.repairs.pending and set(sender.repairs.catchup) == {0, 1, 2}
     assert sender.receivers[1].repair_credit == REPAIR_CREDIT_START
     # Receiver 2 lost 90 datagrams of the 3 blocks' ~240: credit for twice that, served now.
     status(sender, 2, seq, need=[(1, [40, 40])], arrived=seq + 1 - 90, addr=R2, now=now)
-    assert 1 in sender._pending
-    assert 1 not in sender._catchup  # served whole now, so no longer owed later
+    assert 1 in sender.repairs.pending
+    assert 1 not in sender.repairs.catchup  # served whole now, so no longer owed later
     assert sender.receivers[2].repair_credit == REPAIR_CREDIT_START + 180 - 79
 
 

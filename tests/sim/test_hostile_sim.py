@@ -18,7 +18,7 @@ from netsim.replayer import Replayer
 from netsim.scenarios import NAK_FLOOD, SCENARIOS
 from protocol.config import DATA_ADDR
 from protocol.manifest import Manifest, block_digest, verify_chunk
-from protocol.sender import MAX_PER_HOST
+from protocol.roster import MAX_PER_HOST
 from protocol.trust import announce_payload, verify
 from protocol.wire import (
     Announce,
@@ -134,7 +134,7 @@ def test_a_nak_flood_is_limited_and_no_wrong_byte_is_written(seed: int) -> None:
 
 
 # A receiver's NAKs are served ahead of the first pass only up to the repair credit it earned
-# by what it lost (protocol/sender.py); the flooder loses nothing, so its claims wait for the
+# by what it lost (protocol/roster.py); the flooder loses nothing, so its claims wait for the
 # catch-up after the first pass and the honest laptops hardly notice.
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_nak_flood_does_not_slow_the_honest_laptops(seed: int) -> None:
