@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
 DEMO_IMAGE := .demo/sample-256M.img
 
-.PHONY: test demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security bench-capture clean
+.PHONY: test test-disks demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security bench-capture clean
 
 # Debian packages: the kernel lab (nftables for per-link loss, iproute2 for namespaces and tbf),
 # udpcast (the peer the benchmark measures us against), and for real disks partclone (used
@@ -44,6 +44,11 @@ pytest: $(STAMP) $(DEBS)
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# The real-disk suite: golden disks made with mkfs over old data, captured, written to other
+# disks, fsck'd and compared (root; a few minutes). .ci/run runs it after `make test`.
+test-disks: $(STAMP) $(DEBS)
+	$(BIN)/pytest -q -m disks
 
 # A real multicast transfer: a private lab network of network namespaces (nothing leaves
 # it), 4 receivers on 100 Mbit/s links with 2 % loss, a 256 MiB disk-like image.

@@ -16,6 +16,7 @@ from lab.disks import PartSpec, build_disk, disks_available
 
 MiB = 1 << 20
 needs_disks = pytest.mark.skipif(disks_available() is not None, reason=disks_available() or "")
+pytestmark = pytest.mark.disks
 
 
 def marker_file(directory: Path, seed: int) -> bytes:

@@ -17,7 +17,8 @@ from lab.disks import PartSpec, build_disk, disks_available, loop_device, mounte
 from protocol.blockcodec import BlockDecoder, BlockKind
 
 MiB = 1 << 20
-pytestmark = pytest.mark.skipif(disks_available() is not None, reason=disks_available() or "")
+pytestmark = [pytest.mark.disks, pytest.mark.skipif(disks_available() is not None,
+                                                    reason=disks_available() or "")]
 FILES = (Path("/usr/share/doc/bash"),)
 
 

@@ -18,6 +18,7 @@ from protocol.blockcodec import BlockDecoder
 MiB = 1 << 20
 FILES = (Path("/usr/share/doc/bash"),)
 needs_disks = pytest.mark.skipif(disks_available() is not None, reason=disks_available() or "")
+pytestmark = pytest.mark.disks
 
 
 def write_image_to(image_path: str, target: Path, size: int) -> None:

@@ -12,7 +12,8 @@ from lab.disks import PartSpec, build_disk, disks_available
 from mcastd.cli import main
 
 MiB = 1 << 20
-pytestmark = pytest.mark.skipif(disks_available() is not None, reason=disks_available() or "")
+pytestmark = [pytest.mark.disks, pytest.mark.skipif(disks_available() is not None,
+                                                    reason=disks_available() or "")]
 
 
 @pytest.fixture(scope="module")
