@@ -1,4 +1,5 @@
-"""Linux calls Python's os module lacks: punch a hole in a file, zero a block-device range."""
+"""Linux calls Python's os module lacks: punch a hole in a file, zero or discard a block-device
+range, ask a block device its logical block size."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import struct
 # <linux/fs.h>: _IO(0x12, 127). _IO carries no size or direction bits, so it is the same
 # number on every architecture (unlike BLKGETSIZE64; device_size uses lseek instead).
 BLKZEROOUT = 0x127F
+# _IO(0x12, 119): tell the device a range is free (TRIM); _IO(0x12, 104): logical block size.
+BLKDISCARD = 0x1277
+BLKSSZGET = 0x1268
 # <linux/falloc.h>
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
@@ -43,6 +47,18 @@ def zero_out(fd: int, offset: int, length: int) -> None:
     """Zero a sector-aligned block-device range in the device (write-zeroes, or the kernel's
     own zero writes when the device has no such command)."""
     fcntl.ioctl(fd, BLKZEROOUT, struct.pack("=QQ", offset, length))
+
+
+def discard(fd: int, offset: int, length: int) -> None:
+    """Tell the block device a range holds nothing (TRIM/UNMAP; a loop device punches a hole in
+    its backing file). Offset and length must be multiples of the logical block size."""
+    fcntl.ioctl(fd, BLKDISCARD, struct.pack("=QQ", offset, length))
+
+
+def logical_block_size(fd: int) -> int:
+    """The smallest unit the block device open on ``fd`` addresses (512 or 4096)."""
+    size: int = struct.unpack("=i", fcntl.ioctl(fd, BLKSSZGET, struct.pack("=i", 0)))[0]
+    return size
 
 
 def drop_cache(fd: int, offset: int, length: int) -> None:

@@ -1,8 +1,9 @@
 """The receiver's TARGET: a regular file or a whole block device that the image is written to.
 
 ``check_target`` and ``check_fits`` refuse a bad target before anything is written; ``Target``
-writes blocks at their offsets in any order, zeroes ranges and hashes the result. Everything is
-plain blocking code, meant for worker threads; writes to different offsets may run at once.
+writes blocks at their offsets in any order, zeroes or discards ranges, hashes the result and
+verifies blocks against their digests. Everything is plain blocking code, meant for worker
+threads; writes to different offsets may run at once.
 """
 
 from __future__ import annotations
@@ -13,16 +14,26 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
 from disk.mounts import read_mounted_users
 from driver.units import format_bytes
-from receiver.blockio import SECTOR, UNSUPPORTED, device_size, drop_cache, punch_hole, zero_out
+from receiver.blockio import (
+    SECTOR,
+    UNSUPPORTED,
+    device_size,
+    drop_cache,
+    logical_block_size,
+    punch_hole,
+    zero_out,
+)
+from receiver.blockio import discard as discard_device
 from receiver.directio import ALIGN, AlignedBuffers, aligned_length, open_direct
 
 PWrite = Callable[[int, memoryview, int], int]
+Discard = Callable[[int, int, int], None]  # (fd, offset, length)
 
 HASH_CHUNK = 4 << 20  # a multiple of directio.ALIGN
 _ZEROS = memoryview(bytes(1 << 20))  # shared by every thread: it is never written
@@ -34,6 +45,16 @@ class TargetError(Exception):
 
 class _DirectRefused(Exception):
     """The disk rejects O_DIRECT writes after all (an odd alignment): write buffered."""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What ``Target.verify_blocks`` found: ``ok`` when every block matched its digest."""
+
+    ok: bool
+    verified_bytes: int  # bytes of the blocks that matched
+    first_bad: int | None  # offset of the first block that did not
+    bad_blocks: int
 
 
 @dataclass(frozen=True)
@@ -160,15 +181,19 @@ def check_fits(info: TargetInfo, image_size: int) -> None:
 
 
 class Target:
-    """TARGET open for writing: write blocks at offsets, zero ranges, hash the whole image.
+    """TARGET open for writing: write blocks at offsets, zero or discard ranges, hash the whole
+    image or verify chosen blocks.
 
     A file is truncated to exactly ``image_size`` (old bytes never survive; unwritten ranges
     are holes), unless ``keep``: a resumed run keeps the blocks its journal vouches for. A
     block device is opened O_EXCL, so nothing can mount it while we write.
+
+    ``pwrite`` and ``discard`` (fd, offset, length; default BLKDISCARD on a block device, a
+    punched hole in a file) are the system calls, replaceable for tests.
     """
 
     def __init__(self, info: TargetInfo, image_size: int, *, pwrite: PWrite = os.pwrite,
-                 keep: bool = False) -> None:
+                 discard: Discard | None = None, keep: bool = False) -> None:
         if image_size < 0:
             raise ValueError(f"image size {image_size} is negative")
         self.info = info
@@ -178,6 +203,12 @@ class Target:
         self._written = 0
         self._can_punch = True  # cleared on the first "not supported": then write zeros
         self._can_zero_out = True
+        if discard is None:
+            discard = discard_device if info.is_block_device else punch_hole
+        self._discard = discard
+        self._discard_supported: bool | None = None  # None until the first attempt
+        self._discarded = 0
+        self._block_size = 1  # a file punches any byte range; a device's size is read below
         if info.is_block_device:
             check_fits(info, image_size)
             flags = os.O_RDWR | os.O_EXCL | os.O_CLOEXEC
@@ -190,7 +221,12 @@ class Target:
         self._direct_fd: int | None = None
         self._use_direct = False  # cleared for good if the disk refuses a direct write
         self._buffers = AlignedBuffers()
-        if not info.is_block_device:
+        if info.is_block_device:
+            try:
+                self._block_size = logical_block_size(self._fd)
+            except OSError:
+                self._block_size = ALIGN  # unknown: any real logical block size divides this
+        else:
             try:
                 os.ftruncate(self._fd, image_size)
             except OSError as exc:
@@ -215,6 +251,17 @@ class Target:
         """Image bytes stored so far, data and zero ranges (a rewritten range counts again)."""
         with self._lock:
             return self._written
+
+    @property
+    def bytes_discarded(self) -> int:
+        """Bytes the target was told are free (after rounding to whole device blocks)."""
+        with self._lock:
+            return self._discarded
+
+    @property
+    def discard_supported(self) -> bool | None:
+        """Whether discarding works here; None until it was first tried."""
+        return self._discard_supported
 
     def write_block(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
@@ -242,6 +289,29 @@ class Target:
                 self._zero_file(offset, length)
         self._count(length)
 
+    def discard(self, offset: int, length: int) -> None:
+        """The range holds nothing the image needs: let the disk forget it (an SSD then knows
+        the blocks are free; a file gives the space back). A device discards only the whole
+        logical blocks inside the range, so no byte outside it changes; what a discarded range
+        reads back as is the device's business. A target that cannot discard is skipped for
+        good after its first refusal. This is not a write: ``bytes_written`` is unchanged."""
+        self._check_range(offset, length)
+        size = self._block_size
+        start = -(-offset // size) * size
+        end = (offset + length) // size * size
+        if end <= start or self._discard_supported is False:
+            return
+        try:
+            self._discard(self._fd, start, end - start)
+        except OSError as exc:
+            if exc.errno not in UNSUPPORTED:
+                raise self._write_error(exc, start) from exc
+            self._discard_supported = False  # no TRIM, or no holes under a loop device
+            return
+        self._discard_supported = True
+        with self._lock:
+            self._discarded += end - start
+
     def sync(self) -> None:
         try:
             os.fsync(self._fd)
@@ -255,33 +325,40 @@ class Target:
         pages are dropped after the flush, so the digest covers what reached the disk, and
         again after each chunk, so hashing does not push everything else out of memory.
         """
-        self.sync()
-        self._drop_cache(0, self.image_size)
+        self._start_reading_back()
         digest = hashlib.sha256()
-        buffer = self._buffers.get(min(HASH_CHUNK, max(self.image_size, 1)))
         done = 0
-        while done < self.image_size:
-            want = min(len(buffer), self.image_size - done)
-            fd = self._fd
-            if self._use_direct and self._direct_fd is not None \
-                    and aligned_length(done, want) == want:
-                fd = self._direct_fd
-            try:
-                got = os.preadv(fd, [buffer[:want]], done)
-            except OSError as exc:
-                raise TargetError(f"reading {self.info.path} back at byte {done} failed "
-                                  f"({exc.strerror}): the disk may be failing; "
-                                  "choose another target.") from exc
-            if got == 0:
-                raise TargetError(f"{self.info.path} ends at byte {done}, before the end of "
-                                  f"the {format_bytes(self.image_size)} image: was it changed "
-                                  "while we wrote? Run again.")
-            digest.update(buffer[:got])  # releases the GIL for large buffers
-            self._drop_cache(done, got)
-            done += got
+        for chunk in self._read_back(0, self.image_size):
+            digest.update(chunk)  # releases the GIL for large buffers
+            done += len(chunk)
             if progress is not None:
                 progress(done)
         return digest.digest()
+
+    def verify_blocks(self, blocks: Iterable[tuple[int, int, bytes]],
+                      progress: Callable[[int], None] | None = None) -> VerifyResult:
+        """Compare each ``(offset, length, sha256)`` block, in increasing offset, with what the
+        disk holds there, read past the page cache as ``sha256`` does. ``blocks`` is consumed
+        one at a time, so a map of millions of blocks costs no memory; ``progress`` gets the
+        bytes read so far."""
+        self._start_reading_back()
+        done = verified = bad = 0
+        first_bad: int | None = None
+        for offset, length, expected in blocks:
+            self._check_range(offset, length)
+            digest = hashlib.sha256()
+            for chunk in self._read_back(offset, length):
+                digest.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done)
+            if digest.digest() == expected:
+                verified += length
+            else:
+                bad += 1
+                if first_bad is None:
+                    first_bad = offset
+        return VerifyResult(bad == 0, verified, first_bad, bad)
 
     def close(self) -> None:
         fd, self._fd = self._fd, -1
@@ -367,6 +444,42 @@ class Target:
                 self._write_zero_range(tail, end - tail)
                 return
         self._write_zero_range(offset, length)
+
+    def _start_reading_back(self) -> None:
+        """Flush what we wrote, then forget the cached copy: reads must come from the disk."""
+        self.sync()
+        self._drop_cache(0, self.image_size)
+
+    def _read_back(self, offset: int, length: int) -> Iterator[memoryview]:
+        """The range as the disk returns it, in chunks valid until the next one is asked for.
+
+        The aligned part of a chunk is read with O_DIRECT where the target allows it, the rest
+        through the cache, whose pages are dropped after each chunk: a later read of the same
+        range goes to the disk again, and reading does not push everything else out of memory.
+        """
+        buffer = self._buffers.get(min(HASH_CHUNK, max(length, 1)))
+        done, end = offset, offset + length
+        while done < end:
+            want = min(len(buffer), end - done)
+            fd, direct = self._fd, False
+            if self._use_direct and self._direct_fd is not None and aligned_length(done, want):
+                fd, direct, want = self._direct_fd, True, aligned_length(done, want)
+            try:
+                got = os.preadv(fd, [buffer[:want]], done)
+            except OSError as exc:
+                if direct and exc.errno == errno.EINVAL:
+                    self._use_direct = False  # an odd disk after all: buffered from now on
+                    continue
+                raise TargetError(f"reading {self.info.path} back at byte {done} failed "
+                                  f"({exc.strerror}): the disk may be failing; "
+                                  "choose another target.") from exc
+            if got == 0:
+                raise TargetError(f"{self.info.path} ends at byte {done}, before the end of "
+                                  f"the {format_bytes(self.image_size)} image: was it changed "
+                                  "while we wrote? Run again.")
+            yield buffer[:got]
+            self._drop_cache(done, got)
+            done += got
 
     def _drop_cache(self, offset: int, length: int) -> None:
         with contextlib.suppress(OSError):  # advice only: hashing works through the cache too

@@ -6,13 +6,14 @@ sparse file in tmp_path and always detach it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import random
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +21,14 @@ import pytest
 
 import receiver.target as target_module
 from receiver import blockio
-from receiver.target import Target, TargetError, TargetInfo, check_fits, check_target
+from receiver.target import (
+    Target,
+    TargetError,
+    TargetInfo,
+    VerifyResult,
+    check_fits,
+    check_target,
+)
 
 MiB = 1 << 20
 
@@ -283,22 +291,165 @@ def test_close_is_idempotent(tmp_path: Path) -> None:
     target.close()
 
 
+# -- discard on files ---------------------------------------------------------------------------
+
+
+def refusing(code: int, calls: list[tuple[int, int]]) -> target_module.Discard:
+    """A discard call that records its range and fails with ``code``."""
+
+    def discard(_fd: int, offset: int, length: int) -> None:
+        calls.append((offset, length))
+        raise OSError(code, os.strerror(code))
+
+    return discard
+
+
+def test_discard_on_a_file_punches_a_hole(tmp_path: Path) -> None:
+    path = tmp_path / "disk.img"
+    data = random.Random(3).randbytes(8 * MiB)
+    with Target(check_target(str(path)), len(data)) as target:
+        target.write_block(0, data)
+        target.sync()
+        allocated = path.stat().st_blocks * 512
+        assert allocated >= 8 * MiB
+        assert target.discard_supported is None
+        target.discard(2 * MiB, 4 * MiB)
+        target.sync()
+        assert target.discard_supported is True
+        assert target.bytes_discarded == 4 * MiB
+        assert target.bytes_written == 8 * MiB  # a discard is not a write
+    assert path.stat().st_blocks * 512 <= allocated - 4 * MiB
+    assert path.read_bytes() == data[: 2 * MiB] + bytes(4 * MiB) + data[6 * MiB :]
+    with open(path, "rb") as f:
+        assert os.lseek(f.fileno(), 0, os.SEEK_HOLE) == 2 * MiB
+        assert os.lseek(f.fileno(), 2 * MiB, os.SEEK_DATA) == 6 * MiB
+
+
+def test_discard_on_a_file_changes_nothing_outside_its_range(tmp_path: Path) -> None:
+    path = tmp_path / "disk.img"
+    data = b"\x5a" * MiB
+    with Target(check_target(str(path)), len(data)) as target:
+        target.write_block(0, data)
+        target.discard(100, 10_000)  # a file needs no rounding: partial blocks are zeroed
+        assert target.bytes_discarded == 10_000
+    assert path.read_bytes() == data[:100] + bytes(10_000) + data[10_100:]
+    block = os.statvfs(path).f_bsize
+    if 2 * block <= 10_100:  # a whole file-system block inside the range became a hole
+        with open(path, "rb") as f:
+            assert os.lseek(f.fileno(), 0, os.SEEK_HOLE) == block
+
+
+@pytest.mark.parametrize("code", [errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL])
+def test_unsupported_discard_is_skipped_silently(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], code: int
+) -> None:
+    path = tmp_path / "disk.img"
+    calls: list[tuple[int, int]] = []
+    with Target(check_target(str(path)), 3 * MiB, discard=refusing(code, calls)) as target:
+        target.write_block(0, b"\x07" * (3 * MiB))
+        target.discard(0, MiB)
+        target.discard(2 * MiB, MiB)
+        assert target.discard_supported is False
+        assert target.bytes_discarded == 0
+        assert target.bytes_written == 3 * MiB
+    assert calls == [(0, MiB)]  # tried once, never again
+    assert capsys.readouterr() == ("", "")
+    assert path.read_bytes() == b"\x07" * (3 * MiB)
+
+
+def test_a_failing_discard_is_reported(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    with Target(check_target(str(tmp_path / "d.img")), MiB,
+                discard=refusing(errno.EIO, calls)) as target, \
+            pytest.raises(TargetError, match="input/output error: the disk may be failing"):
+        target.discard(0, MiB)
+
+
+def test_discard_checks_its_range_and_skips_empty_ones(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    with Target(check_target(str(tmp_path / "d.img")), MiB,
+                discard=refusing(errno.EOPNOTSUPP, calls)) as target:
+        with pytest.raises(ValueError, match="outside"):
+            target.discard(MiB - 1, 2)
+        with pytest.raises(ValueError, match="outside"):
+            target.discard(-1, 1)
+        target.discard(5, 0)
+        assert target.discard_supported is None
+    assert calls == []
+
+
+# -- verify_blocks on files --------------------------------------------------------------------
+
+
+def block_map(image: bytes, ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int, bytes]]:
+    return [(off, n, hashlib.sha256(image[off : off + n]).digest()) for off, n in ranges]
+
+
+# aligned 1 MiB blocks, an unaligned 5000-byte block, a one-byte block and the ragged tail
+USED = [(0, MiB), (MiB + 12_345, 5000), (2 * MiB, 1), (3 * MiB, MiB), (5 * MiB, 777)]
+USED_IMAGE_SIZE = 5 * MiB + 777
+
+
+def test_verify_blocks_on_a_file(tmp_path: Path) -> None:
+    image = sample_image(USED_IMAGE_SIZE)
+    blocks = block_map(image, USED)
+    pulled: list[int] = []
+    seen: list[tuple[int, int]] = []  # (blocks pulled so far, bytes done)
+
+    def stream() -> Iterator[tuple[int, int, bytes]]:
+        for block in blocks:
+            pulled.append(block[0])
+            yield block
+
+    with Target(check_target(str(tmp_path / "d.img")), len(image)) as target:
+        write_shuffled(target, blocks_of(image))
+        result = target.verify_blocks(stream(), lambda done: seen.append((len(pulled), done)))
+    total = sum(n for _, n in USED)
+    assert result == VerifyResult(ok=True, verified_bytes=total, first_bad=None, bad_blocks=0)
+    assert seen[0][0] == 1  # the map is streamed, not read in whole first
+    assert [done for _, done in seen] == sorted(done for _, done in seen)
+    assert seen[-1][1] == total
+
+
+def test_verify_blocks_finds_a_byte_changed_behind_our_back(tmp_path: Path) -> None:
+    path = tmp_path / "d.img"
+    image = sample_image(USED_IMAGE_SIZE)
+    with Target(check_target(str(path)), len(image)) as target:
+        target.write_block(0, image)
+        target.sync()
+        bad = USED[3][0] + 4321
+        with open(path, "r+b") as f:
+            f.seek(bad)
+            f.write(bytes([image[bad] ^ 0x01]))
+        result = target.verify_blocks(iter(block_map(image, USED)))
+    assert result == VerifyResult(ok=False, verified_bytes=sum(n for _, n in USED) - MiB,
+                                  first_bad=USED[3][0], bad_blocks=1)
+
+
+def test_verify_blocks_edge_cases(tmp_path: Path) -> None:
+    path = tmp_path / "d.img"
+    with Target(check_target(str(path)), 2 * MiB) as target:
+        assert target.verify_blocks([]) == VerifyResult(True, 0, None, 0)
+        with pytest.raises(ValueError, match="outside"):
+            target.verify_blocks([(MiB, MiB + 1, bytes(32))])
+        os.truncate(path, MiB)
+        with pytest.raises(TargetError, match="ends at byte 1048576"):
+            target.verify_blocks([(MiB, 4096, bytes(32))])
+
+
 # -- a real block device: a loop device over a sparse file (root only) ------------------------
 
 DEVICE_SIZE = 64 * MiB
 
 
-@pytest.fixture
-def loop_device(tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def attached_loop(backing: Path, *options: str) -> Iterator[str]:
+    """A loop device over ``backing``, detached again however the test ends (skips unless root)."""
     if os.geteuid() != 0:
         pytest.skip("attaching a loop device needs root")
     if shutil.which("losetup") is None:
         pytest.skip("losetup is not installed")
-    backing = tmp_path / "backing.img"
-    with backing.open("wb") as f:
-        f.write(b"\xaa" * (8 * MiB))  # old contents the zero ranges must clear
-        f.truncate(DEVICE_SIZE)
-    attached = subprocess.run(["losetup", "--find", "--show", str(backing)],
+    attached = subprocess.run(["losetup", "--find", "--show", *options, str(backing)],
                               capture_output=True, text=True, check=False)
     if attached.returncode != 0:
         pytest.skip(f"losetup could not attach a loop device: {attached.stderr.strip()}")
@@ -308,6 +459,17 @@ def loop_device(tmp_path: Path) -> Iterator[str]:
         yield device
     finally:
         subprocess.run(["losetup", "-d", device], check=True)
+
+
+@pytest.fixture
+def loop_device(tmp_path: Path) -> Iterator[str]:
+    """A loop device over tmp_path/backing.img, whose first 8 MiB hold 0xaa."""
+    backing = tmp_path / "backing.img"
+    with backing.open("wb") as f:
+        f.write(b"\xaa" * (8 * MiB))  # old contents the zero ranges must clear
+        f.truncate(DEVICE_SIZE)
+    with attached_loop(backing) as device:
+        yield device
 
 
 @pytest.mark.lab
@@ -381,3 +543,82 @@ def test_loop_device_mounted_according_to_fake_proc(loop_device: str, tmp_path: 
         check_target(loop_device, **paths)
     assert str(caught.value) == (f"{loop_device} is in use: /dev/{name}p1 is mounted on /mnt/x; "
                                  "unmount or release it, or choose another target.")
+
+
+@pytest.fixture(params=[512, 4096], ids=["512-byte", "4096-byte"])
+def sector_loop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """(device, logical block size) of a loop device over tmp_path/backing.img, all 0xaa."""
+    backing = tmp_path / "backing.img"
+    backing.write_bytes(b"\xaa" * (16 * MiB))
+    sector: int = request.param
+    with attached_loop(backing, "--sector-size", str(sector)) as device:
+        yield device, sector
+
+
+@pytest.mark.lab
+def test_loop_device_discard_punches_the_backing_file(loop_device: str, tmp_path: Path) -> None:
+    data = random.Random(4).randbytes(16 * MiB)
+    backing = tmp_path / "backing.img"
+    with Target(check_target(loop_device), len(data)) as target:
+        target.write_block(0, data)
+        target.discard(4 * MiB, 4 * MiB)
+        target.sync()
+        assert target.discard_supported is True
+        assert target.bytes_discarded == 4 * MiB
+        assert target.bytes_written == 16 * MiB
+    expected = data[: 4 * MiB] + bytes(4 * MiB) + data[8 * MiB :]
+    with open(backing, "rb") as f:
+        assert os.lseek(f.fileno(), 0, os.SEEK_HOLE) == 4 * MiB
+        assert os.lseek(f.fileno(), 4 * MiB, os.SEEK_DATA) == 8 * MiB
+        assert os.pread(f.fileno(), 16 * MiB, 0) == expected
+    with open(loop_device, "rb") as device:
+        assert device.read(16 * MiB) == expected
+
+
+@pytest.mark.lab
+def test_loop_device_discard_rounds_inwards_to_whole_sectors(
+    sector_loop: tuple[str, int], tmp_path: Path
+) -> None:
+    device, sector = sector_loop
+    calls: list[tuple[int, int]] = []
+
+    def spy(fd: int, offset: int, length: int) -> None:
+        calls.append((offset, length))
+        blockio.discard(fd, offset, length)
+
+    with Target(check_target(device), 16 * MiB, discard=spy) as target:
+        target.discard(MiB + 1, sector)  # holds no whole sector: nothing to do
+        assert target.discard_supported is None
+        target.discard(MiB + 100, MiB)
+        target.sync()
+        assert target.discard_supported is True
+        assert target.bytes_discarded == MiB - sector
+    assert calls == [(MiB + sector, MiB - sector)]
+    with open(device, "rb") as f:
+        f.seek(MiB)
+        assert f.read(sector) == b"\xaa" * sector  # the ragged head is untouched
+        assert f.read(MiB - sector) == bytes(MiB - sector)
+        assert f.read(sector) == b"\xaa" * sector  # and so is the ragged tail
+    backing = (tmp_path / "backing.img").read_bytes()
+    assert backing == b"\xaa" * (MiB + sector) + bytes(MiB - sector) + b"\xaa" * (14 * MiB)
+
+
+@pytest.mark.lab
+def test_loop_device_verify_blocks_reads_what_the_device_holds(
+    loop_device: str, tmp_path: Path
+) -> None:
+    image = sample_image(USED_IMAGE_SIZE)
+    blocks = block_map(image, USED)
+    with Target(check_target(loop_device), len(image)) as target:
+        write_shuffled(target, blocks_of(image))
+        assert target.verify_blocks(iter(blocks)) == VerifyResult(
+            True, sum(n for _, n in USED), None, 0)
+        # Change two blocks in the backing file, under the loop device and its page cache: an
+        # aligned block (read with O_DIRECT) and the unaligned one (read through the cache).
+        with open(tmp_path / "backing.img", "r+b") as f:
+            for offset in (USED[1][0] + 10, USED[3][0] + 99):
+                f.seek(offset)
+                f.write(bytes([image[offset] ^ 0xFF]))
+        result = target.verify_blocks(iter(blocks))
+    assert result == VerifyResult(ok=False, verified_bytes=sum(n for _, n in USED) - 5000 - MiB,
+                                  first_bad=USED[1][0], bad_blocks=2)
