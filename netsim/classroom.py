@@ -16,7 +16,7 @@ from functools import partial
 
 from protocol.config import DISCOVERY_ADDR, Addr, ReceiverConfig, SenderConfig
 from protocol.events import BlockReady, Event, Finished, SessionComplete, SessionFound
-from protocol.manifest import Manifest, block_digest
+from protocol.manifest import FREE_BLOCK_DIGEST, Manifest, block_digest
 from protocol.receiver import ReceiverSession
 from protocol.seal import Sealer, session_symbol_size
 from protocol.sender import SenderSession
@@ -149,6 +149,8 @@ def run_classroom(
     """Simulate ``scenario`` with ``seed``. ``decode_sample``: decode only that many receivers'
     blocks (all others count symbols only; for 1000-receiver benchmarks)."""
     image = make_image(scenario.image_size, scenario.image_seed, scenario.image_kind)
+    # What a laptop must end with: the image, its free blocks discarded (zeros here).
+    expected = free_blocks_zeroed(image, scenario.block_size, scenario.used_runs)
     net = SimNetwork(seed, trace=trace)
     extra: dict[str, object] = dict(sender_overrides or {})
     if symbol_size is not None:
@@ -177,8 +179,13 @@ def run_classroom(
         return Sealer(SIM_SECRET, random.Random(net.rng.getrandbits(64)))
 
     manifest = Manifest(b"".join(
-        block_digest(image[i : i + scenario.block_size])
+        block_digest(image[i : i + scenario.block_size]) if expected is image
+        or any(s * scenario.block_size <= i < e * scenario.block_size
+               for s, e in scenario.used_runs or ()) else FREE_BLOCK_DIGEST
         for i in range(0, len(image), scenario.block_size)))
+    if scenario.used_runs is not None:
+        # A prepared image is known by its manifest's root (mcastd serve does the same).
+        config = replace(config, image_sha256=manifest.root, used_runs=scenario.used_runs)
 
     def start_sender() -> None:
         rng = random.Random(net.rng.getrandbits(64))
@@ -208,7 +215,7 @@ def run_classroom(
         node = ReceiverNode((f"10.0.{1 + i // 250}.{1 + i % 250}", 9000), session, decode,
                             disks.setdefault(i, bytearray()),
                             journals.setdefault(i, MemoryJournal()))
-        node.sink.truth = image if decode else None
+        node.sink.truth = expected if decode else None
         if scenario.wait_for_sender:
             node.on_sender_lost = partial(wait_for_sender, i)
         nodes.append((i, node, net.now))
@@ -288,7 +295,7 @@ def run_classroom(
                 address=node.address,
                 joined_at=joined_at,
                 ok=verdict[0] if verdict is not None else None,
-                image_matches=bytes(sink.image) == image if node.decode else None,
+                image_matches=bytes(sink.image) == expected if node.decode else None,
                 verified_at=sink.verified_at,
                 rejected_blocks=sink.rejected,
                 crashed=id(node) in crashed,
@@ -303,6 +310,18 @@ def run_classroom(
             )
         )
     return result
+
+
+def free_blocks_zeroed(image: bytes, block_size: int,
+                      used_runs: tuple[tuple[int, int], ...] | None) -> bytes:
+    """``image`` as a laptop holds it after a prepared image: free blocks zero."""
+    if used_runs is None:
+        return image
+    out = bytearray(len(image))
+    for start, end in used_runs:
+        out[start * block_size : end * block_size] = image[start * block_size :
+                                                           end * block_size]
+    return bytes(out)
 
 
 def _add_hostile(net: SimNetwork, scenario: Scenario, config: SenderConfig,

@@ -11,7 +11,15 @@ import hashlib
 
 from protocol.blockcheck import verified_block
 from protocol.blockcodec import BlockCorrupt, BlockDecoder, BlockEncoder
-from protocol.events import BlockReady, BlockWanted, Event, Finished, SessionFound, VerifyImage
+from protocol.events import (
+    BlockReady,
+    BlockWanted,
+    Event,
+    Finished,
+    FreeBlocks,
+    SessionFound,
+    VerifyImage,
+)
 from protocol.receiver import ReceiverSession
 from protocol.resume import JOURNAL_FLUSH_INTERVAL
 from protocol.sender import SenderSession
@@ -95,6 +103,7 @@ class MemorySink:
         self.truth: bytes | None = None  # the source image, to count wrong bytes written
         self.forged_bytes = 0  # bytes written that differ from ``truth`` (must stay 0)
         self.written = 0  # blocks written
+        self.discarded = 0  # bytes of free blocks discarded
         self.rejected = 0  # decoded blocks that failed their digest (never written)
         self.verified_at: float | None = None
         self.finished: Finished | None = None
@@ -127,13 +136,22 @@ class MemorySink:
             stored = self.journal.open(announce.image_sha256, now) if self.journal else []
             if stored:
                 self.resumed = session.resume(stored, now)
+        elif isinstance(event, FreeBlocks):
+            for start, length in event.ranges:  # as a discarded SSD range reads: zeros
+                if self.keep_image:
+                    self.image[start : start + length] = bytes(length)
+                self.discarded += length
         elif isinstance(event, VerifyImage):
             self.verified_at = now
+            announce = session.announce
+            assert announce is not None
+            if event.per_block:
+                self._verify_blocks(now)
+                return
             if self.keep_image:
                 digest = hashlib.sha256(self.image).digest()
             else:  # benchmark receivers that only count symbols vouch for the blocks' checks
-                assert session.announce is not None
-                digest = session.announce.image_sha256
+                digest = announce.image_sha256
             session.image_verified(digest, now)
         elif isinstance(event, Finished):
             self.finished = event
@@ -143,3 +161,18 @@ class MemorySink:
                     self.journal.remove()  # verified, or the image is wrong: start afresh
                 else:
                     self.journal.flush(now)
+
+    def _verify_blocks(self, now: float) -> None:
+        """Every used block read back and checked against the manifest, as the daemon does."""
+        session = self.session
+        announce = session.announce
+        assert announce is not None
+        verified = 0
+        for start, length, digest in session.used_blocks():
+            if self.keep_image and hashlib.sha256(self.image[start : start + length]).digest() \
+                    != digest:
+                session.fail(f"the block at byte {start} reads back other bytes than were "
+                             "written", now)
+                return
+            verified += length
+        session.image_verified(announce.image_sha256, now, verified)

@@ -50,6 +50,9 @@ class Scenario:
     fec_overhead: float = 0.02  # as SenderConfig's default
     min_receivers: int | None = None  # sender waits for this many; None = all but late joiners
     time_limit: float = 60.0  # virtual seconds: a run still going then has failed
+    # A prepared image: only these [start, end) block runs are used (None: all). The others
+    # hold old data on the source and are never sent; receivers discard them.
+    used_runs: tuple[tuple[int, int], ...] | None = None
 
     def link(self, index: int) -> LinkSpec:
         links = self.links
@@ -156,6 +159,12 @@ SCENARIOS: dict[str, Scenario] = {
         # into the live one: valid signatures and proofs, another session id.
         Scenario("replayed_session", 3, LinkSpec(loss=0.02, delay=0.0002), signed=True,
                  hostile="replayer", image_kind="random"),
+        # A prepared image (mcastd capture): 10 of its 32 blocks free, in two runs; at 5 %
+        # loss and with a laptop joining mid-way.
+        Scenario("prepared", 4, LinkSpec(loss=0.05, delay=0.0002), signed=True,
+                 image_kind="random", image_size=8 * MiB, rate_bps=20e6,
+                 used_runs=((0, 5), (9, 20), (26, 32)),
+                 late_joins={3: _at_fraction(8 * MiB, 20e6, 0.1)}),
         Scenario("overdriven", 3, LinkSpec(rate_bps=20e6, queue_bytes=256 * KiB, loss=0.01,
                                            delay=0.0002),
                  rate_bps=200e6, image_kind="random"),

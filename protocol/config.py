@@ -57,6 +57,10 @@ class SenderConfig:
     cache_blocks: int = 64  # encoded blocks kept for repairs (bounds sender memory)
     prefetch_blocks: int = 4  # first-pass blocks requested ahead of the cursor
     batch_max: int = 64  # datagrams returned by one datagrams_to_send call at most
+    # The blocks that hold something, as [start, end) runs (None: every block): the others
+    # are free space, never sent; receivers learn them from the used-block map.
+    used_runs: tuple[tuple[int, int], ...] | None = None
+    min_size: int = 0  # the smallest disk that holds the image (0: image_size)
 
     def __post_init__(self) -> None:
         if self.image_size < 0:

@@ -97,7 +97,21 @@ class BlockReady(Event):
 
 @dataclass(frozen=True, slots=True)
 class VerifyImage(Event):
-    """All blocks are stored: hash the whole target and call ``image_verified(sha256)``."""
+    """All blocks are stored: hash the whole target and call ``image_verified(sha256)``.
+    ``per_block`` (a session with a used-block map): instead, read back every used block
+    ``ReceiverSession.used_blocks()`` lists and check its SHA-256; call
+    ``image_verified(announce.image_sha256, now, verified_bytes)`` if all match, else
+    ``fail`` with the first that does not."""
+
+    per_block: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FreeBlocks(Event):
+    """The used-block map arrived: these (offset, length) byte ranges of the target hold
+    nothing of the image. The driver discards them (TRIM on a disk, holes in a file)."""
+
+    ranges: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True, slots=True)

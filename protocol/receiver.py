@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Iterator
 from enum import Enum
 
 from .choice import SessionChoice
 from .config import Addr, ReceiverConfig
 from .errors import BadPacket, LocalProtocolError
-from .events import Event, Finished, Joined, SessionFound, VerifyImage
+from .events import Event, Finished, FreeBlocks, Joined, SessionFound, VerifyImage
 from .receiver_stats import ReceiverStats
 from .seal import Sealer, is_sealed
 from .transfer import AWAITING_CHUNK, FIRST_DATA, NEW_LOSS, Transfer
@@ -63,6 +64,7 @@ from .wire import (
     Refuse,
     Status,
     Sync,
+    UsedMapPiece,
     decode_control_untrusted,
 )
 
@@ -149,6 +151,8 @@ class ReceiverSession:
         self._next_done = now
         self._digest = b""
         self._hashed = False  # the driver hashed the whole image (image_verified)
+        self._verify_waits = False  # verifying waits for manifest chunks it asked for
+        self.verified_bytes = 0  # what the driver read back and found right
         self._out: list[tuple[bytes, Addr]] = []
         self._events: deque[Event] = deque()
         self._deadline: float | None = None
@@ -253,6 +257,11 @@ class ReceiverSession:
         elif isinstance(msg, ManifestChunk):
             if self._transfer is not None:
                 self._transfer.add_chunk(msg)
+                if self._verify_waits and not self._transfer.chunks_for_verify():
+                    self._verify_waits = False
+                    self._events.append(VerifyImage(per_block=True))
+        elif isinstance(msg, UsedMapPiece):
+            self._on_map_piece(msg)
         elif isinstance(msg, Accept):
             self._on_accept(msg, now)
         elif (
@@ -317,7 +326,7 @@ class ReceiverSession:
         transfer.store(index)
         # Before the ACCEPT (none was handed out: the driver's own doing), the verify waits
         # for it, as for resumed blocks.
-        if transfer.blocks_done == transfer.nblocks and self._state is ReceiverState.RECEIVING:
+        if transfer.complete and self._state is ReceiverState.RECEIVING:
             self._start_verify()
             self._rearm()
 
@@ -328,7 +337,7 @@ class ReceiverSession:
             raise LocalProtocolError("resume before SessionFound or after the transfer")
         transfer = self._followed("resume")
         taken = transfer.resume(blocks)
-        if transfer.blocks_done == transfer.nblocks and self._state is ReceiverState.RECEIVING:
+        if transfer.complete and self._state is ReceiverState.RECEIVING:
             self._start_verify()
         self._rearm()
         return taken
@@ -343,11 +352,13 @@ class ReceiverSession:
                        "since `mcastd serve` hashed it, or someone on this LAN keeps forging "
                        "it; nothing unverified was written")
 
-    def image_verified(self, sha256: bytes, now: float) -> None:
-        """The driver hashed the whole target; report the outcome to the sender."""
+    def image_verified(self, sha256: bytes, now: float, verified_bytes: int = 0) -> None:
+        """The driver hashed the whole target (or, with a used-block map, checked every used
+        block: it then passes the announced digest); report the outcome to the sender."""
         if self._state is not ReceiverState.VERIFYING:
             raise LocalProtocolError("image_verified before VerifyImage")
         self._digest = sha256
+        self.verified_bytes = verified_bytes
         self._hashed = True
         self._transition(_Input.HASHED)
         self._send_done(now)
@@ -397,7 +408,35 @@ class ReceiverSession:
     def _start_verify(self) -> None:
         self._transition(_Input.ALL_STORED)
         self._nak_at = None
+        transfer = self._transfer
+        assert transfer is not None
+        if transfer.has_map:
+            # Each used block is read back and checked against its manifest digest, so every
+            # chunk is needed (blocks resumed from a journal came without theirs).
+            if transfer.chunks_for_verify():
+                self._verify_waits = True
+                self._arm_nak(self._last_heard)
+                return
+            self._events.append(VerifyImage(per_block=True))
+            return
         self._events.append(VerifyImage())
+
+    def _on_map_piece(self, msg: UsedMapPiece) -> None:
+        transfer = self._transfer
+        if transfer is None:
+            return
+        free = transfer.add_map_piece(msg)
+        if free is None:
+            return
+        if free:
+            self._events.append(FreeBlocks(tuple(free)))
+        if transfer.complete and self._state is ReceiverState.RECEIVING:
+            self._start_verify()
+
+    def used_blocks(self) -> Iterator[tuple[int, int, bytes]]:
+        """(offset, length, SHA-256) of every used block: what ``VerifyImage(per_block)``
+        reads back."""
+        return self._followed("used_blocks").used_blocks()
 
     def _fail(self, reason: str) -> None:
         if self._state is ReceiverState.FINISHED:
@@ -522,7 +561,7 @@ class ReceiverSession:
         self._last_heard = now
         self._events.append(Joined(self.session_id))
         self._events.extend(transfer.release_held())  # only now may anything reach the disk
-        if transfer.blocks_done == transfer.nblocks:
+        if transfer.complete:
             self._start_verify()
 
     # --- what we send -------------------------------------------------------------------------
@@ -550,11 +589,13 @@ class ReceiverSession:
             self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
             transfer.seq_seen, transfer.blocks_done, need, whole,
             self.stats.received, self.stats.dropped, round(self.loss * 1e6),
-            self.stats.data_arrived, self.overruns, transfer.chunks_needed(),
+            self.stats.data_arrived, self.overruns,
+            transfer.chunks_for_verify() if self._verify_waits else transfer.chunks_needed(),
+            transfer.map_pieces_needed(),
         )
         self._out.append((status.encode(), self.sender_addr))
         self.stats.status_sent += 1
-        if need or whole or transfer.awaits_chunks:
+        if need or whole or transfer.awaits_chunks or status.map_pieces or self._verify_waits:
             self.stats.naks_sent += 1
             gap = max(self._nak_interval, 2.0 * self._grtt)
             self._nak_at = now + gap + self._rng.uniform(0.0, self._grtt)
@@ -564,7 +605,8 @@ class ReceiverSession:
 
     def _send_done(self, now: float) -> None:
         ok, reason = self._report()
-        done = Done(self.session_id, self.receiver_id, ok, self._digest, reason)
+        done = Done(self.session_id, self.receiver_id, ok, self._digest, reason,
+                    self.verified_bytes)
         self._out.append((done.encode(), self.sender_addr))
         self._done_sent += 1
         # Resend soon on a fast LAN (the ACK may simply have been lost), never hammer.

@@ -62,6 +62,7 @@ from .roster import ReceiverInfo, Roster
 from .seal import SEAL_OVERHEAD, Sealer
 from .sender_stats import SenderStats
 from .trust import Signer, accept_payload, announce_payload
+from .usedmap import UsedBlocks
 from .wire import (
     FLAG_REPAIR,
     Accept,
@@ -73,6 +74,7 @@ from .wire import (
     Refuse,
     Status,
     Sync,
+    UsedMapPiece,
     data_header,
     decode_control_untrusted,
 )
@@ -153,6 +155,12 @@ class SenderSession:
         self.stats = SenderStats()
         self.roster = Roster(config, self.stats)
         self.nblocks = block_count(config.image_size, config.block_size)
+        # Which blocks hold something (None: all); the others are never sent.
+        self.used = (UsedBlocks(self.nblocks, config.used_runs)
+                     if config.used_runs is not None else None)
+        self.used_count = self.used.count if self.used is not None else self.nblocks
+        self._map_sent_at: dict[int, float] = {}
+        self._pass_chunk = -1  # the manifest chunk of the block the first pass is on
         self.cache = BlockCache(self.nblocks, config.symbol_size, config.cache_blocks,
                                 self.stats)
         self.repairs = RepairQueues()
@@ -338,6 +346,9 @@ class SenderSession:
         self._idle = False
         self._pacer = self._new_pacer(now)
         self._events.append(TransferStarted(len(self.roster)))
+        if self.used is not None:  # before any data: receivers learn what not to wait for
+            for index in range(len(self.used.pieces)):
+                self._send_map_piece(index, None)
         self._queue_sync(now)
         self._want_ahead()
         if self.nblocks == 0:
@@ -373,6 +384,10 @@ class SenderSession:
         repairs = self.repairs
         if repairs.pending and self._refill_repairs(repairs.pending):
             return
+        used = self.used
+        if (used is not None and self._first_pass is None and self._cursor < self.nblocks
+                and not used.flags[self._cursor]):
+            self._skip_free()
         if self._cursor >= self.nblocks:
             if repairs.catchup:
                 self._refill_repairs(repairs.catchup)
@@ -383,10 +398,9 @@ class SenderSession:
             if block is None:
                 return
             self._first_pass = self._first_pass_of(block)
-            if self.manifest is not None and (
-                self._cursor == 0 or chunk_of(self._cursor) != chunk_of(self._cursor - 1)
-            ):
-                self._send_chunk(chunk_of(self._cursor), None)
+            if self.manifest is not None and chunk_of(self._cursor) != self._pass_chunk:
+                self._pass_chunk = chunk_of(self._cursor)
+                self._send_chunk(self._pass_chunk, None)
         outgoing = self._outgoing
         for dg in self._first_pass:
             outgoing.append(dg)
@@ -398,10 +412,28 @@ class SenderSession:
         self._pass_ends.append((self._seq - 1, self._cursor))
         self._want_ahead()
 
+    def _skip_free(self) -> None:
+        """The first pass steps over free blocks: nothing of them is sent."""
+        assert self.used is not None
+        self._cursor = self.used.next_used(self._cursor)
+        self._pass_ends.append((self._seq - 1, self._cursor))
+        self._idle = False
+        self._want_ahead()
+
     def _want_ahead(self) -> None:
-        last = min(self.nblocks, self._cursor + 1 + self.config.prefetch_blocks)
-        for index in range(self._cursor, last):
+        used = self.used
+        if used is None:
+            last = min(self.nblocks, self._cursor + 1 + self.config.prefetch_blocks)
+            for index in range(self._cursor, last):
+                self._want(index)
+            return
+        index = self._cursor
+        for _ in range(1 + self.config.prefetch_blocks):
+            index = used.next_used(index)
+            if index >= self.nblocks:
+                return
             self._want(index)
+            index += 1
 
     def _want(self, index: int) -> None:
         if self.cache.want(index):
@@ -498,10 +530,26 @@ class SenderSession:
             cfg.control_addr[1], now, self._state is not SenderState.WAITING,
             self.manifest.root if self.manifest is not None else b"", cfg.created,
             signer.public_key if signer is not None else b"",
+            used_map=self.used.digest if self.used is not None else b"",
+            min_size=cfg.min_size,
         )
         if signer is None:
             return announce
         return replace(announce, signature=signer.sign(announce_payload(announce.encode())))
+
+    def _send_map_piece(self, index: int, now: float | None) -> None:
+        """Multicast piece ``index`` of the used-block map; on request at most once per
+        2 GRTT (as chunks)."""
+        used = self.used
+        if used is None or not 0 <= index < len(used.pieces):
+            return
+        if now is not None:
+            last = self._map_sent_at.get(index)
+            if last is not None and now - last < 2.0 * self.grtt:
+                return
+            self._map_sent_at[index] = now
+        piece = UsedMapPiece(self.session_id, index, len(used.pieces), used.pieces[index])
+        self._control.append((piece.encode(), self.config.data_addr))
 
     def _send_chunk(self, index: int, now: float | None) -> None:
         """Multicast manifest chunk ``index`` with its proof; on request (``now`` given) at
@@ -604,6 +652,9 @@ class SenderSession:
         if now >= self._next_adapt:
             self._adapt(now)
         self._follow_loss()
+        if msg.map_pieces and self.used is not None:
+            for index in msg.map_pieces[:16]:
+                self._send_map_piece(index, now)
         if msg.chunks and self.manifest is not None:
             for index in msg.chunks[:16]:
                 self._send_chunk(index, now)
@@ -689,7 +740,7 @@ class SenderSession:
 
     def _drop_silent(self, now: float) -> None:
         """Drop the receivers that went silent or stalled (Roster.to_drop)."""
-        for info, reason in self.roster.to_drop(now, self.first_pass_done_at, self.nblocks,
+        for info, reason in self.roster.to_drop(now, self.first_pass_done_at, self.used_count,
                                                 self.rate.rate):
             self._finish_receiver(info, Outcome.DROPPED, reason, now)
 

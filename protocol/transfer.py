@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Iterator
 
 from .assembly import ADD_COMPLETE, ADD_DUPLICATE, BlockAssembly
 from .blockcodec import DIGEST_SIZE, BlockKind
-from .errors import LocalProtocolError
+from .errors import BadPacket, LocalProtocolError
 from .events import BlockReady, Event
 from .layout import block_count, raw_block_length
-from .manifest import CHUNK_DIGESTS, chunk_of, verify_chunk
+from .manifest import CHUNK_DIGESTS, chunk_count, chunk_of, verify_chunk
 from .manifest import DIGEST_SIZE as SHA256_SIZE
 from .receiver_stats import ReceiverStats
-from .wire import DATA_HEADER_SIZE, FLAG_REPAIR, Announce, ManifestChunk
+from .usedmap import MAX_PIECES, decode_runs_untrusted, map_digest, runs_of
+from .wire import DATA_HEADER_SIZE, FLAG_REPAIR, Announce, ManifestChunk, UsedMapPiece
 
-# Per-block state in ``_blocks``.
-MISSING, STORED, DECODING, PARTIAL = 0, 1, 2, 3
+# Per-block state in ``_blocks``. FREE: the used-block map says the source disk does not use
+# it; it is never sent, never asked for, never written.
+MISSING, STORED, DECODING, PARTIAL, FREE = 0, 1, 2, 3, 4
 # What ``place`` asks of the session, bit flags (0 on the usual path).
 FIRST_DATA = 1  # the transfer's first data datagram: report soon
 NEW_LOSS = 2  # the cursor passed blocks we lack: arm the NAK
@@ -67,6 +70,14 @@ class Transfer:
         self._root = announce.manifest if len(announce.manifest) == SHA256_SIZE else b""
         self._chunks: dict[int, bytes] = {}
         self._awaiting: dict[int, BlockAssembly] = {}  # block -> its complete assembly
+        # The used-block map, if the session has one: until all its pieces arrived and match
+        # the signed digest, no block counts as free (and none is asked for whole).
+        self._map_digest = announce.used_map if len(announce.used_map) == SHA256_SIZE else b""
+        self.map_known = not self._map_digest
+        self.has_map = bool(self._map_digest)  # then the end checks each used block
+        self.used_count = self.nblocks  # blocks that hold something (all, until the map)
+        self._map_pieces: dict[int, bytes] = {}
+        self._map_count = 0  # pieces in all (0: none arrived yet)
 
     # --- data path (hot) ------------------------------------------------------------------
 
@@ -184,6 +195,60 @@ class Transfer:
         for block in [b for b in self._awaiting if chunk_of(b) == msg.index]:
             self._ready(block, self._awaiting.pop(block))
 
+    def add_map_piece(self, msg: UsedMapPiece) -> list[tuple[int, int]] | None:
+        """A piece of the used-block map. When the last one arrives and the whole matches the
+        signed digest, the free blocks are marked and their byte ranges returned (for the
+        driver to discard); otherwise None."""
+        if self.map_known or not 0 <= msg.index < msg.count <= MAX_PIECES:
+            return None
+        if self._map_count and msg.count != self._map_count:
+            self._stats.garbled += 1
+            return None
+        self._map_count = msg.count
+        self._map_pieces.setdefault(msg.index, msg.data)
+        if len(self._map_pieces) < msg.count:
+            return None
+        encoded = b"".join(self._map_pieces[i] for i in range(msg.count))
+        self._map_pieces.clear()
+        self._map_count = 0
+        try:
+            if map_digest(encoded) != self._map_digest:
+                raise BadPacket("the used-block map does not match its signed digest")
+            runs = decode_runs_untrusted(encoded, self.nblocks)
+        except BadPacket:
+            self._stats.garbled += 1  # forged or damaged: asked for again, piece by piece
+            return None
+        flags = bytearray(self.nblocks)
+        for start, end in runs:
+            flags[start:end] = b"\x01" * (end - start)
+        blocks = self._blocks
+        free: list[tuple[int, int]] = []
+        for start, end in runs_of(bytes(1 - f for f in flags)):
+            for index in range(start, end):
+                if blocks[index] in (MISSING, PARTIAL):  # a free block was never sent
+                    self._assemblies.pop(index, None)
+                    blocks[index] = FREE
+            free.append((start * self._block_size,
+                         min(end * self._block_size, self._image_size)
+                         - start * self._block_size))
+        self.map_known = True
+        self.used_count = self.nblocks - blocks.count(FREE)
+        return free
+
+    @property
+    def complete(self) -> bool:
+        """Every used block is on the target (the map known, if there is one)."""
+        return self.map_known and self.blocks_done == self.used_count
+
+    def map_pieces_needed(self) -> list[int]:
+        """Pieces of the used-block map still missing (asked for in STATUS)."""
+        if self.map_known:
+            return []
+        if not self._map_count:
+            return [0]  # nothing yet: the first piece says how many there are
+        return [i for i in range(self._map_count) if i not in self._map_pieces][
+            :_MAX_CHUNKS_ASKED]
+
     def release_held(self) -> list[BlockReady]:
         """The blocks complete before the ACCEPT, to hand out now."""
         held, self._held = self._held, []
@@ -230,9 +295,10 @@ class Transfer:
         return bool(self._awaiting)
 
     def lacks_any(self, start: int, end: int) -> bool:
-        """Whether a block in [start, end) is neither stored nor being decoded."""
+        """Whether a block in [start, end) is neither stored, being decoded nor free."""
         blocks = self._blocks
-        done = blocks.count(STORED, start, end) + blocks.count(DECODING, start, end)
+        done = (blocks.count(STORED, start, end) + blocks.count(DECODING, start, end)
+                + blocks.count(FREE, start, end))
         return done < end - start
 
     def missing(self) -> tuple[list[tuple[int, list[int]]], list[tuple[int, int]]]:
@@ -241,12 +307,40 @@ class Transfer:
         cursor = self.cursor
         overdue = sorted(b for b in self._assemblies if b < cursor)[:_MAX_NEED]
         need = [(b, self._assemblies[b].missing()) for b in overdue]
-        whole = []
+        whole: list[tuple[int, int]] = []
+        if not self.map_known:
+            return need, whole  # whole blocks are asked for once we know which are free
         for run in _MISSING_RUN.finditer(self._blocks, 0, cursor):
             whole.append((run.start(), run.end()))
             if len(whole) >= _MAX_WHOLE:
                 break
         return need, whole
+
+    def chunks_for_verify(self) -> list[int]:
+        """Manifest chunks of used blocks that we lack (a resumed run never received the
+        chunks of the blocks it took from its journal); the final check needs them all."""
+        if not self._root:
+            return []
+        blocks, missing = self._blocks, []
+        for chunk in range(chunk_count(self.nblocks)):
+            start = chunk * CHUNK_DIGESTS
+            end = min(start + CHUNK_DIGESTS, self.nblocks)
+            if chunk not in self._chunks and blocks.count(FREE, start, end) < end - start:
+                missing.append(chunk)
+                if len(missing) >= _MAX_CHUNKS_ASKED:
+                    break
+        return missing
+
+    def used_blocks(self) -> Iterator[tuple[int, int, bytes]]:
+        """(offset, length, SHA-256) of every used block, in order: what the final check reads
+        back from the disk. Every chunk must be there (``chunks_for_verify`` empty)."""
+        blocks, size = self._blocks, self._block_size
+        for index in range(self.nblocks):
+            if blocks[index] != FREE:
+                chunk = self._chunks[chunk_of(index)]
+                start = (index % CHUNK_DIGESTS) * SHA256_SIZE
+                yield (index * size, raw_block_length(index, self._image_size, size),
+                       chunk[start : start + SHA256_SIZE])
 
     def chunks_needed(self) -> list[int]:
         """Manifest chunks that complete blocks wait for (asked for in STATUS)."""

@@ -95,3 +95,26 @@ def _read_varint(data: bytes, offset: int) -> tuple[int, int]:
         if not byte & 0x80:
             return value, offset
         shift += 7
+
+
+class UsedBlocks:
+    """The sender's view of the map: which blocks to send, and the map's pieces."""
+
+    __slots__ = ("flags", "count", "encoded", "digest", "pieces")
+
+    def __init__(self, nblocks: int, runs: Iterable[tuple[int, int]]) -> None:
+        self.flags = bytearray(nblocks)
+        for start, end in runs:
+            if not 0 <= start < end <= nblocks:
+                raise ValueError(f"used run [{start}, {end}) is outside the image")
+            self.flags[start:end] = b"\x01" * (end - start)
+        clean = runs_of(self.flags)  # sorted and merged, whatever the caller gave
+        self.count = self.flags.count(1)
+        self.encoded = encode_runs(clean)
+        self.digest = map_digest(self.encoded)
+        self.pieces = pieces(self.encoded)
+
+    def next_used(self, index: int) -> int:
+        """The first used block at or after ``index`` (len: none)."""
+        found = self.flags.find(1, index)
+        return len(self.flags) if found < 0 else found

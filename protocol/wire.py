@@ -64,6 +64,7 @@ class PacketType(IntEnum):
     REFUSE = 9
     MANIFEST = 10
     SEALED = 11  # an encrypted datagram (protocol/seal.py)
+    USED_MAP = 12  # a piece of the used-block map (protocol/usedmap.py)
 
 
 def data_header(
@@ -157,6 +158,10 @@ class Announce(Control):
     # Of two sessions signed by one key, the later is the live one: a replay is older.
     created: float = 0.0
     key: bytes = b""  # the sender's Ed25519 public key (empty: an unsigned session)
+    # SHA-256 of the used-block map (protocol/usedmap.py map_digest; empty: every block is
+    # used), and the smallest disk that holds the image (0: image_size).
+    used_map: bytes = b""
+    min_size: int = 0
     signature: bytes = b""  # over everything above (protocol/trust.py announce_payload)
 
 
@@ -214,6 +219,7 @@ class Status(Control):
     arrived: int = 0  # data datagrams of this session that reached us, whatever their use
     overruns: int = 0  # datagrams our kernel dropped because our socket buffer was full
     chunks: list[int] = field(default_factory=list)  # manifest chunks it still needs
+    map_pieces: list[int] = field(default_factory=list)  # used-map pieces it still needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +231,7 @@ class Done(Control):
     ok: bool
     digest: bytes = b""
     reason: str = ""
+    verified_bytes: int = 0  # bytes of the image read back from the disk and found right
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +259,20 @@ class ManifestChunk(Control):
     proof: list[bytes] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class UsedMapPiece(Control):
+    """Sender → data group: piece ``index`` of ``count`` of the used-block map's encoding,
+    whose SHA-256 the signed ANNOUNCE carries."""
+
+    TYPE: ClassVar[PacketType] = PacketType.USED_MAP
+    index: int
+    count: int
+    data: bytes
+
+
 CONTROL_TYPES: dict[int, type[Control]] = {
     cls.TYPE: cls for cls in (Announce, Sync, Join, Accept, Status, Done, DoneAck, Refuse,
-                              ManifestChunk)
+                              ManifestChunk, UsedMapPiece)
 }
 
 _MAX_LIST = 4096
