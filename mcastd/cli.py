@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -50,7 +51,7 @@ from protocol.sender import SenderSession
 from protocol.trust import Signer
 
 from . import capture_cmd, image_cmd
-from .image import ImageError, ImageSource, default_cache_dir
+from .image import ImageError, ImageSource, PreparedSource, default_cache_dir, open_image
 from .serve import SenderDaemon
 
 HASH_REPORT_INTERVAL = 5.0
@@ -143,7 +144,7 @@ class Serve:
     async def run(self) -> int:
         args = self.args
         ifname = args.interface or default_interface()
-        source = ImageSource(args.image, args.block_size)
+        source = open_image(args.image, args.block_size)
         try:
             # Keys before the network and the long hash: a bad file fails at once.
             signer = self._signer()
@@ -179,11 +180,21 @@ class Serve:
         return secret
 
     async def _serve(
-        self, source: ImageSource, endpoint: UdpEndpoint, ifname: str, signer: Signer,
-        secret: bytes | None,
+        self, source: ImageSource | PreparedSource, endpoint: UdpEndpoint, ifname: str,
+        signer: Signer, secret: bytes | None,
     ) -> int:
         args, console = self.args, self.console
-        digest, manifest = await hash_image(source, console)
+        prepared: dict[str, Any] = {}
+        if isinstance(source, PreparedSource):
+            # Its manifest root is its identity: nothing to hash, it serves at once.
+            digest, manifest = source.manifest.root, source.manifest
+            prepared = {"used_runs": source.used_runs, "min_size": source.min_size}
+            used = sum(min(source.block_size, source.size - start * source.block_size)
+                       for run in source.used_runs for start in range(*run))
+            console.message(f"prepared image: {format_bytes(used)} of "
+                            f"{format_bytes(source.size)} used")
+        else:
+            digest, manifest = await hash_image(source, console)
         config = SenderConfig(
             image_size=source.size,
             image_sha256=digest,
@@ -192,7 +203,7 @@ class Serve:
             created=time.time(),
             discovery_addr=(args.discovery_group, args.discovery_port),
             data_addr=(args.group, args.port),
-            block_size=args.block_size,
+            block_size=source.block_size,
             rate_bps=args.rate,
             fec_overhead=args.fec_overhead / 100.0,
             adapt_fec=not args.fixed_fec,
@@ -205,6 +216,7 @@ class Serve:
             stall_timeout=args.stall_timeout,
             # Sealed datagrams are longer: keep them within the same MTU.
             symbol_size=session_symbol_size(sealed=secret is not None),
+            **prepared,
         )
         rng = random.Random(secrets.randbits(64))
         sealer = Sealer(secret, random.SystemRandom()) if secret is not None else None

@@ -14,8 +14,18 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
+from disk.imagefile import MAGIC, Entry, ImageFormatError, PreparedImage
+from disk.table import GPT_ENTRIES_SECTORS
 from protocol.blockcodec import BlockEncoder, BlockKind
+from protocol.usedmap import runs_of
+
+
+class BlockSource(Protocol):
+    """What the sender daemon reads blocks from (a raw image or disk, or a prepared image)."""
+
+    def read_encoded(self, index: int) -> tuple[BlockKind, bytes]: ...
 
 
 class ImageError(Exception):
@@ -122,3 +132,64 @@ class ImageSource:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "mcastd" / "sha256"
+
+
+class PreparedSource:
+    """A prepared image (``mcastd capture``) being served: each used block's stored payload
+    is sent as it is, no recompression, and nothing is hashed at start (the header's manifest
+    root, checked against the index, is the image's identity)."""
+
+    def __init__(self, image: PreparedImage) -> None:
+        self.image = image
+        self.path = image.path
+        self.size = image.header.disk_size
+        self.block_size = image.header.block_size
+        try:
+            self.manifest = image.manifest()
+        except ImageFormatError as exc:
+            raise ImageError(str(exc)) from None
+        self.used_runs = tuple(runs_of(bytes(
+            image.entry(i) is not None for i in range(image.header.nblocks))))
+        table = image.meta.get("table", {})
+        self.min_size = image_min_size(table, image.entries, self.block_size, self.size)
+
+    def read_encoded(self, index: int) -> tuple[BlockKind, bytes]:
+        entry = self.image.entry(index)
+        if entry is None:
+            raise ImageError(f"block {index} is not in {self.path}: the sender asked for a free "
+                             "block (a bug).")
+        try:
+            return entry.kind, self.image.read_payload(entry)
+        except ImageFormatError as exc:
+            raise ImageError(str(exc)) from None
+        except OSError as exc:
+            raise ImageError(f"reading {self.path} failed: {exc.strerror}.") from None
+
+    def close(self) -> None:
+        self.image.close()
+
+
+def image_min_size(table: dict[str, Any], entries: list[Entry], block_size: int,
+                   disk_size: int) -> int:
+    """The smallest disk the image fits: its partitions and used blocks, and a GPT's backup."""
+    used_end = min(disk_size, (entries[-1].index + 1) * block_size) if entries else 0
+    ends = [int(p["start"]) + int(p["size"]) for p in table.get("partitions", [])]
+    end = max([used_end, *ends])
+    if table.get("label") == "gpt":
+        end += (GPT_ENTRIES_SECTORS + 1) * int(table.get("sector_size", 512))
+    return min(end, disk_size)
+
+
+def open_image(path: str, block_size: int) -> ImageSource | PreparedSource:
+    """A prepared image if ``path`` is one (by its magic), else the file or disk as it is."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(MAGIC))
+    except OSError:
+        magic = b""
+    if magic != MAGIC:
+        return ImageSource(path, block_size)
+    try:
+        return PreparedSource(PreparedImage(path))
+    except ImageFormatError as exc:
+        raise ImageError(str(exc)) from None

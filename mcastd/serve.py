@@ -23,7 +23,7 @@ from protocol.events import (
 from protocol.roster import ReceiverInfo
 from protocol.sender import SenderSession, SenderState
 
-from .image import ImageError, ImageSource
+from .image import BlockSource, ImageError
 
 REPORT_INTERVAL = 0.25
 ENCODE_THREADS = 2  # the machines we target have 2+ cores; zstd releases the GIL
@@ -31,7 +31,7 @@ ENCODE_THREADS = 2  # the machines we target have 2+ cores; zstd releases the GI
 
 class SenderDaemon:
     def __init__(
-        self, session: SenderSession, source: ImageSource, endpoint: Endpoint, console: Console,
+        self, session: SenderSession, source: BlockSource, endpoint: Endpoint, console: Console,
         *, worker: Worker | None = None,
     ) -> None:
         self.session = session

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wait-for-sender", action="store_true",
                         help="if the sender stops mid-way, keep what is written and wait for "
                              "a sender of the same image instead of exiting")
+    parser.add_argument("--grow", action="store_true",
+                        help="after a prepared image is written and verified, grow its last "
+                             "partition and filesystem to the end of this disk")
     parser.add_argument("--igmp-interval", type=positive_float, metavar="SECONDS",
                         default=IGMP_REASSERT_INTERVAL,
                         help="renew the multicast membership this often, for switches with "
@@ -128,7 +131,7 @@ async def receive(
                                       trio.current_time(), sealer=sealer)
             daemon = ReceiverDaemon(
                 session, net, info, console, discovery_timeout=args.timeout, interface=ifname,
-                state_dir=state_dir, igmp_interval=args.igmp_interval,
+                state_dir=state_dir, igmp_interval=args.igmp_interval, grow=args.grow,
             )
             report = await daemon.run()
             if not (args.wait_for_sender and session.sender_lost and session.announce):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import trio
 
+from disk.resize import ResizeError, fit_table, grow_last_partition
 from driver.console import Console
 from driver.loop import SessionDriver, Worker
 from driver.report import FinalReport, RateMeter, ReceiverSnapshot
@@ -23,6 +24,7 @@ from protocol.events import (
     BlockReady,
     Event,
     Finished,
+    FreeBlocks,
     Joined,
     SessionFound,
     VerifyImage,
@@ -59,6 +61,7 @@ class ReceiverDaemon:
         open_target: Callable[..., Target] = Target,
         worker: Worker | None = None,
         state_dir: Path | None = None,
+        grow: bool = False,
         igmp_interval: float = IGMP_REASSERT_INTERVAL,
     ) -> None:
         self.session = session
@@ -69,6 +72,7 @@ class ReceiverDaemon:
         self.interface = interface
         self.open_target = open_target
         self.state_dir = state_dir  # None: no journal, no resume
+        self.grow = grow  # grow the last partition and its filesystem to fill the disk
         self.igmp_interval = igmp_interval
         self.journal: Journal | None = None
         self.resumed = 0  # blocks taken from the journal
@@ -125,8 +129,10 @@ class ReceiverDaemon:
         elif isinstance(event, Joined):
             self._joined_at = trio.current_time()
             self.console.message("joined; receiving")
+        elif isinstance(event, FreeBlocks):
+            nursery.start_soon(self._discard, event.ranges)
         elif isinstance(event, VerifyImage):
-            nursery.start_soon(self._verify)
+            nursery.start_soon(self._verify_blocks if event.per_block else self._verify)
         elif isinstance(event, Finished):
             self.driver.stop()
 
@@ -143,13 +149,19 @@ class ReceiverDaemon:
             f"{format_bytes(event.image_size)}"
         )
         self._say_who_signed()
+        # A prepared image fits any disk that holds its partitions and used blocks: the
+        # smaller part past them is free space, never written.
+        needed = announce.min_size or event.image_size
+        size = event.image_size
+        if self.target_info.size is not None:
+            size = min(size, max(needed, self.target_info.size))
         try:
-            check_fits(self.target_info, event.image_size)
+            check_fits(self.target_info, needed)
             stored = self._open_journal(announce.image_sha256, event.image_size)
             if stored:
-                self.target = self.open_target(self.target_info, event.image_size, keep=True)
+                self.target = self.open_target(self.target_info, size, keep=True)
             else:
-                self.target = self.open_target(self.target_info, event.image_size)
+                self.target = self.open_target(self.target_info, size)
             data = None
             if event.data_addr not in self._groups:
                 data = self.net.open_group(event.data_addr)
@@ -324,6 +336,59 @@ class ReceiverDaemon:
         self.session.image_verified(digest, self._verified_at)
         self.driver.poke()
 
+    async def _discard(self, ranges: tuple[tuple[int, int], ...]) -> None:
+        """Tell the disk which ranges the image does not use (TRIM; holes in a file)."""
+        target = self.target
+        if target is None:
+            return
+        size = target.image_size
+        try:
+            for start, length in ranges:
+                if start < size:
+                    await self.worker.run(target.discard, start, min(length, size - start))
+        except TargetError as exc:
+            self._fail(str(exc))
+
+    async def _verify_blocks(self) -> None:
+        """Read every used block back from the disk and check it against the manifest; then
+        fit the partition table to this disk (and grow, if asked)."""
+        target = self.target
+        assert target is not None
+        announce = self.session.announce
+        assert announce is not None
+        self.console.message("all blocks written; reading every used block back to check it")
+        try:
+            result = await self.worker.run(target.verify_blocks, self.session.used_blocks())
+        except TargetError as exc:
+            self._fail(str(exc))
+            return
+        if self.session.state is ReceiverState.FINISHED:
+            return
+        if not result.ok:
+            self._fail(f"{self.target_info.path} returned other bytes than were written at "
+                       f"byte {result.first_bad} ({result.bad_blocks} block(s)): the disk "
+                       "does not keep what it is given; replace it")
+            return
+        try:
+            await self.worker.run(self._fit_to_disk, target)
+        except ResizeError as exc:
+            self._fail(str(exc))
+            return
+        self._verified_at = trio.current_time()
+        self.session.image_verified(announce.image_sha256, self._verified_at,
+                                    result.verified_bytes)
+        self.driver.poke()
+
+    def _fit_to_disk(self, target: Target) -> None:
+        """Worker thread: a GPT made right for this disk (its backup at the end), and the
+        last partition grown to fill the disk when asked."""
+        target.sync()
+        fit_table(self.target_info.path)
+        if self.grow:
+            size = self.target_info.size or target.image_size
+            grown, fs = grow_last_partition(self.target_info.path, size)
+            self.console.message(f"grew partition {grown.number} ({fs}) to the end of the disk")
+
     async def _give_up_discovery(self, after: float) -> None:
         await trio.sleep(after)
         session = self.session
@@ -412,10 +477,13 @@ class ReceiverDaemon:
                      if t is not None)
         end = self._verified_at if self._verified_at is not None else trio.current_time()
         stats = session.stats
-        message = (
-            f"the {format_bytes(self._image_size)} image is written and verified."
-            if ok else reason
-        )
+        verified = session.verified_bytes
+        if ok and verified:
+            message = (f"the {format_bytes(self._image_size)} image is written; its "
+                       f"{format_bytes(verified)} in use read back and verified.")
+        else:
+            message = (f"the {format_bytes(self._image_size)} image is written and verified."
+                       if ok else reason)
         return FinalReport(
             role="receiver",
             ok=ok,
@@ -427,6 +495,8 @@ class ReceiverDaemon:
                 "target": self.target_info.path,
                 "blocks": session.nblocks,
                 "resumed_blocks": self.resumed,
+                "verified_bytes": session.verified_bytes,
+                "discarded_bytes": self.target.bytes_discarded if self.target else 0,
                 "datagrams": stats.received,
                 "duplicates": stats.duplicates,
                 "garbled": stats.garbled,
