@@ -176,8 +176,8 @@ def check_fits(info: TargetInfo, image_size: int) -> None:
     that really fills up is reported by ``Target.write_block``."""
     if info.size is not None and info.size < image_size:
         raise TargetError(f"{info.path} holds {info.size} bytes ({format_bytes(info.size)}) "
-                          f"but the image is {image_size} bytes ({format_bytes(image_size)}): "
-                          "use a larger disk.")
+                          f"but the image needs {image_size} bytes ({format_bytes(image_size)}):"
+                          " use a larger disk.")
 
 
 class Target:

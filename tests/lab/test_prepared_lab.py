@@ -1,10 +1,12 @@
 """A captured golden disk served by the real `mcastd serve` and written by real laptops whose
 disks are larger (loop devices full of an earlier owner's data): each ends with a correct GPT,
 fsck-clean filesystems holding exactly the golden files, its free space discarded, and reports
-the bytes it read back and verified; one also grows its last partition."""
+the bytes it read back and verified; one also grows its last partition. A laptop whose disk is
+too small is refused, naming the size it needs, with nothing written."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -40,17 +42,24 @@ def test_a_prepared_image_lands_exactly_on_larger_disks(tmp_path: Path) -> None:
     image = capture(str(golden.path), str(tmp_path / "golden.mci"))
 
     disks = []
-    for i in range(2):
+    for i, size in enumerate((256 * MiB, 256 * MiB, 100 * MiB)):  # the last one is too small
         backing = tmp_path / f"laptop{i}.disk"
         with open(backing, "wb") as f:
-            write_old_data(f, 256 * MiB, seed=10 + i)  # the last owner's data
+            write_old_data(f, size, seed=10 + i)  # the last owner's data
         disks.append(backing)
-    with loop_device(disks[0]) as first, loop_device(disks[1]) as second:
-        result = run_classroom_lab(Path(image.image), 2, rate_mbit=100, timeout=120,
-                                   targets={0: Path(first), 1: Path(second)},
+    small_before = hashlib.sha256(disks[2].read_bytes()).digest()
+    with loop_device(disks[0]) as first, loop_device(disks[1]) as second, \
+            loop_device(disks[2]) as small:
+        result = run_classroom_lab(Path(image.image), 3, rate_mbit=100, timeout=120,
+                                   targets={0: Path(first), 1: Path(second), 2: Path(small)},
                                    receiver_args_for={1: ["--grow"]})
-    assert all(r.ok for r in result.receivers), format_table(result)
-    for r in result.receivers:
+    *laptops, too_small = result.receivers
+    assert all(r.ok for r in laptops), format_table(result)
+    assert not too_small.ok and too_small.returncode == 1
+    assert "but the image needs" in too_small.message and "use a larger disk" in too_small.message
+    assert hashlib.sha256(disks[2].read_bytes()).digest() == small_before  # nothing written
+    disks.pop()
+    for r in laptops:
         details = (r.final or {}).get("details", {})
         assert details.get("verified_bytes") == image.blocks * MiB, r  # every kept block
         assert details.get("discarded_bytes", 0) > 0, r  # the free ranges were trimmed

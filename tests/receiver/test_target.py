@@ -144,7 +144,7 @@ def test_a_small_disk_is_refused() -> None:
     check_fits(info, 64 * MiB)
     with pytest.raises(TargetError) as caught:
         check_fits(info, 3 << 30)
-    assert str(caught.value) == ("/dev/fake holds 67108864 bytes (64.0 MiB) but the image is "
+    assert str(caught.value) == ("/dev/fake holds 67108864 bytes (64.0 MiB) but the image needs "
                                  "3221225472 bytes (3.0 GiB): use a larger disk.")
 
 
