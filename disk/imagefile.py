@@ -35,6 +35,8 @@ from protocol.blockcodec import BlockKind
 from protocol.manifest import FREE_BLOCK_DIGEST, Manifest
 from protocol.trust import Signer, image_payload, verify
 
+from .table import GPT_ENTRIES_SECTORS
+
 MAGIC = b"MCIMAGE\n"
 VERSION = 1
 HEADER_SIZE = 4096
@@ -230,6 +232,31 @@ class PreparedImage:
         if sig is None:
             return False
         return verify(sig[0], image_payload(self.header.pack()), sig[1])
+
+    @property
+    def min_size(self) -> int:
+        """The smallest disk the image fits: its partitions and used blocks, and room for a
+        GPT's backup after them."""
+        header = self.header
+        entries = self.entries
+        used_end = min(header.disk_size, (entries[-1].index + 1) * header.block_size) \
+            if entries else 0
+        table = self.meta.get("table", {})
+        ends = [int(p["start"]) + int(p["size"]) for p in table.get("partitions", [])]
+        end = max([used_end, *ends])
+        if table.get("label") == "gpt":
+            end += (GPT_ENTRIES_SECTORS + 1) * int(table.get("sector_size", 512))
+        return min(end, header.disk_size)
+
+    def used_runs(self) -> tuple[tuple[int, int], ...]:
+        """The used blocks as [start, end) runs."""
+        runs: list[tuple[int, int]] = []
+        for e in self.entries:
+            if runs and runs[-1][1] == e.index:
+                runs[-1] = (runs[-1][0], e.index + 1)
+            else:
+                runs.append((e.index, e.index + 1))
+        return tuple(runs)
 
     def manifest(self) -> Manifest:
         """The manifest of every block (FREE_BLOCK_DIGEST for unused ones), checked against

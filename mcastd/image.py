@@ -14,12 +14,10 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from disk.imagefile import MAGIC, Entry, ImageFormatError, PreparedImage
-from disk.table import GPT_ENTRIES_SECTORS
+from disk.imagefile import MAGIC, ImageFormatError, PreparedImage
 from protocol.blockcodec import BlockEncoder, BlockKind
-from protocol.usedmap import runs_of
 
 
 class BlockSource(Protocol):
@@ -148,10 +146,8 @@ class PreparedSource:
             self.manifest = image.manifest()
         except ImageFormatError as exc:
             raise ImageError(str(exc)) from None
-        self.used_runs = tuple(runs_of(bytes(
-            image.entry(i) is not None for i in range(image.header.nblocks))))
-        table = image.meta.get("table", {})
-        self.min_size = image_min_size(table, image.entries, self.block_size, self.size)
+        self.used_runs = image.used_runs()
+        self.min_size = image.min_size
 
     def read_encoded(self, index: int) -> tuple[BlockKind, bytes]:
         entry = self.image.entry(index)
@@ -167,17 +163,6 @@ class PreparedSource:
 
     def close(self) -> None:
         self.image.close()
-
-
-def image_min_size(table: dict[str, Any], entries: list[Entry], block_size: int,
-                   disk_size: int) -> int:
-    """The smallest disk the image fits: its partitions and used blocks, and a GPT's backup."""
-    used_end = min(disk_size, (entries[-1].index + 1) * block_size) if entries else 0
-    ends = [int(p["start"]) + int(p["size"]) for p in table.get("partitions", [])]
-    end = max([used_end, *ends])
-    if table.get("label") == "gpt":
-        end += (GPT_ENTRIES_SECTORS + 1) * int(table.get("sector_size", 512))
-    return min(end, disk_size)
 
 
 def open_image(path: str, block_size: int) -> ImageSource | PreparedSource:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -62,12 +63,37 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     check.add_argument("-v", "--verbose", action="count", default=0)
     check.add_argument("--json", action="store_true",
                        help="JSON lines on stdout: progress and the final report")
+    export = tools.add_parser(
+        "export", help="write it to a raw disk image or a disk, without the network",
+        description="Write IMAGE to OUT (a raw disk image file, created, or a disk) with the "
+        "receiver's own writer: the same checks, discards, read-back verification and GPT "
+        "fixing as a laptop (it runs `mcast-receive OUT --from-image IMAGE`).")
+    export.add_argument("image", metavar="IMAGE")
+    export.add_argument("out", metavar="OUT")
+    export.add_argument("--grow", action="store_true",
+                        help="grow the last partition and filesystem to the end of OUT")
+    export.add_argument("-q", "--quiet", action="count", default=0)
+    export.add_argument("-v", "--verbose", action="count", default=0)
+    export.add_argument("--json", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.tool == "info":
         return info(args)
+    if args.tool == "export":
+        return export(args)
     return verify(args)
+
+
+def export(args: argparse.Namespace) -> int:
+    """The receiver program writes it: its target checks and writer are the laptops' own."""
+    argv = [sys.executable, "-m", "receiver", args.out, "--from-image", args.image,
+            *(["--grow"] if args.grow else []), *(["--json"] if args.json else []),
+            *(["-q"] * args.quiet), *(["-v"] * args.verbose)]
+    try:
+        return subprocess.run(argv, check=False).returncode
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 def describe(image: PreparedImage) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import logging
 import random
 import secrets
 import sys
+import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -17,6 +18,7 @@ from driver.console import Console, make_console
 from driver.keys import TRUST_FILE_NAME, KeyFileError, find_default_trust, parse_trust
 from driver.options import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     add_network_options,
@@ -25,14 +27,16 @@ from driver.options import (
     setup_logging,
     verbosity,
 )
-from driver.report import FinalReport
+from driver.report import FinalReport, RateMeter, TaskSnapshot
 from driver.secret import SECRET_FILE_NAME, find_default_secret, load_secret
 from driver.udp import IGMP_REASSERT_INTERVAL, NetworkError, default_interface
+from driver.units import format_bytes
 from protocol.config import ReceiverConfig
 from protocol.receiver import ReceiverSession
 from protocol.seal import Sealer
 
 from .daemon import ReceiverDaemon
+from .export import ExportError, export_image
 from .journal import default_state_dir
 from .net import KernelNet
 from .target import TargetError, TargetInfo, check_target
@@ -63,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wait-for-sender", action="store_true",
                         help="if the sender stops mid-way, keep what is written and wait for "
                              "a sender of the same image instead of exiting")
+    parser.add_argument("--from-image", metavar="IMAGE",
+                        help="write this prepared image (mcastd capture) to TARGET here, "
+                             "without the network, with the same checks")
     parser.add_argument("--grow", action="store_true",
                         help="after a prepared image is written and verified, grow its last "
                              "partition and filesystem to the end of this disk")
@@ -158,6 +165,8 @@ def _explain_lost_sender(report: FinalReport, session: ReceiverSession, resumabl
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = verbosity(args)
+    if args.from_image is not None:
+        return from_image(args, level)
     try:
         # All before any socket: a typo in --trust or a mounted disk is refused at once.
         trusted = trusted_keys(args.trust)
@@ -171,3 +180,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_program("mcast-receive", console,
                        partial(receive, args, info, console, trusted, secret),
                        (NetworkError,), "the target is incomplete.")
+
+
+def from_image(args: argparse.Namespace, level: int) -> int:
+    """`--from-image`: the prepared image written to TARGET here, with a progress bar."""
+    console = make_console(json_mode=args.json, verbosity=level)
+    setup_logging(console, level)
+    started = time.monotonic()
+    meter = RateMeter(started, 0)
+    next_update = [0.0]
+
+    def progress(phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now < next_update[0] and done < total:
+            return
+        next_update[0] = now + 0.25
+        rate = meter.update(now, done) if phase == "writing" else 0.0
+        console.update(TaskSnapshot(
+            title=f"{args.from_image} → {args.target}", state=phase, elapsed=now - started,
+            percent=100.0 * done / total if total else 100.0, done_bytes=done,
+            total_bytes=total, rate_bps=rate,
+            eta=(total - done) * 8 / rate if rate > 0 and total > done else None))
+
+    try:
+        verified, discarded = export_image(args.from_image, args.target, grow=args.grow,
+                                           progress=progress)
+    except ExportError as exc:
+        console.close()
+        print(f"mcast-receive: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        console.close()
+        print("mcast-receive: interrupted; the target is incomplete.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    console.final(FinalReport(
+        role="export", ok=True, seconds=time.monotonic() - started, image_size=verified,
+        message=(f"{args.from_image} is written to {args.target}; its "
+                 f"{format_bytes(verified)} in use read back and verified."),
+        details={"verified_bytes": verified, "discarded_bytes": discarded}))
+    console.close()
+    return EXIT_OK
