@@ -4,6 +4,7 @@ the signing key receivers trust (or, with --secret, the shared secret of --encry
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import secrets
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 
 import trio
 
+from disk.capture import CaptureError, SourceDisk, plan
 from driver.console import Console, make_console
 from driver.keys import (
     TRUST_FILE_NAME,
@@ -109,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="multicast TTL; 1 keeps it on this LAN (default 1)")
     serve.add_argument("--name", help="session name receivers can ask for with --session "
                                       "(default: the image's file name)")
+    serve.add_argument("--all-blocks", action="store_true",
+                       help="a raw disk or disk image: send every block, not only what its "
+                            "filesystems use")
     serve.add_argument("--no-gso", action="store_true",
                        help="send datagram by datagram even if the kernel has UDP GSO")
     serve.add_argument("--key", type=Path, metavar="FILE",
@@ -194,6 +199,8 @@ class Serve:
             console.message(f"prepared image: {format_bytes(used)} of "
                             f"{format_bytes(source.size)} used")
         else:
+            if not args.all_blocks:
+                prepared = await _find_used(source, console)
             digest, manifest = await hash_image(source, console)
         config = SenderConfig(
             image_size=source.size,
@@ -256,6 +263,30 @@ async def hash_image(source: ImageSource, console: Console) -> tuple[bytes, Mani
                                                        progress)
         nursery.cancel_scope.cancel()
     return digest, Manifest(blocks)
+
+
+async def _find_used(source: ImageSource, console: Console) -> dict[str, Any]:
+    """For a raw disk or disk image: what its partitions' filesystems use (partclone), so
+    that only that is sent. Without a partition table, or where the map cannot be read (not
+    root, no partclone), every block is sent, and the admin is told why."""
+    disk = SourceDisk(source.path, source.size, source.is_device)
+    try:
+        use = await trio.to_thread.run_sync(plan, disk)
+    except CaptureError as exc:
+        console.message(f"sending every block: {exc}", level=logging.WARNING)
+        return {}
+    if use.table.label == "none":
+        console.message("no partition table: sending every block")
+        return {}
+    console.message(f"sending only what the filesystems of {source.path} use "
+                    "(--all-blocks sends everything)")
+    for part in use.partitions:
+        console.message(f"partition {part.partition.number}: {part.filesystem or 'unknown'}, "
+                        f"{format_bytes(part.used_bytes)} used of "
+                        f"{format_bytes(part.partition.size)}")
+    source.skip_free(use)
+    console.message(f"sending {format_bytes(use.used.total)} of {format_bytes(source.size)}")
+    return {"used_runs": source.used_runs, "min_size": source.min_size}
 
 
 def _default_name(path: str) -> str:

@@ -16,8 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from disk.allocation import DiskUse
+from disk.extents import Extents
 from disk.imagefile import MAGIC, ImageFormatError, PreparedImage
+from disk.resize import required_size
 from protocol.blockcodec import BlockEncoder, BlockKind
+from protocol.manifest import FREE_BLOCK_DIGEST, Manifest
+from protocol.usedmap import runs_of
 
 
 class BlockSource(Protocol):
@@ -52,16 +57,42 @@ class ImageSource:
         self.size = os.lseek(self._fd, 0, os.SEEK_END) if self.is_device else st.st_size
         self._key = f"{st.st_dev}-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
         self._local = threading.local()
+        # With a map of what the filesystems use (skip_free), only those blocks are sent,
+        # their unused bytes as zeros; None: every block as it is.
+        self.used: Extents | None = None
+        self.used_runs: tuple[tuple[int, int], ...] | None = None
+        self.min_size = 0
+
+    def skip_free(self, use: DiskUse) -> None:
+        """Serve only what the partition table and the filesystems use (``disk_use``)."""
+        self.used = use.used
+        flags = bytearray(-(-self.size // self.block_size))
+        for index in self.used.blocks(self.block_size):
+            flags[index] = 1
+        self.used_runs = tuple(runs_of(flags))
+        self.min_size = required_size(use.table, self.used.end)
 
     def read_encoded(self, index: int) -> tuple[BlockKind, bytes]:
         """Read and encode block ``index`` (thread-safe: call it from worker threads)."""
         offset = index * self.block_size
         length = min(self.block_size, self.size - offset)
-        raw = self._read_exactly(offset, length)
+        raw = self._read_block(offset, length)
         encoder = getattr(self._local, "encoder", None)
         if encoder is None:
             encoder = self._local.encoder = BlockEncoder()
         return encoder.encode(raw)
+
+    def _read_block(self, offset: int, length: int) -> bytes:
+        """A block as it is served: with a map, its bytes no filesystem uses set to zero."""
+        if self.used is None:
+            return self._read_exactly(offset, length)
+        pieces = self.used.within(offset, offset + length)
+        if pieces == [(0, length)]:
+            return self._read_exactly(offset, length)
+        block = bytearray(length)
+        for start, end in pieces:
+            block[start:end] = self._read_exactly(offset + start, end - start)
+        return bytes(block)
 
     def _read_exactly(self, offset: int, length: int) -> bytes:
         try:
@@ -92,6 +123,8 @@ class ImageSource:
         device is always hashed, it has no mtime to trust)."""
         nblocks = -(-self.size // self.block_size)
         name = f"{self._key}-{self.block_size}"
+        if self.used is not None:
+            return self._hash_used(progress)
         cached = cache_dir / name if cache_dir is not None and not self.is_device else None
         if cached is not None:
             with contextlib.suppress(OSError, ValueError):
@@ -121,6 +154,24 @@ class ImageSource:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 cached.write_bytes(result[0] + result[1])
         return result
+
+    def _hash_used(self, progress: Callable[[int], None]) -> tuple[bytes, bytes]:
+        """With a map: each used block's SHA-256 as served, FREE_BLOCK_DIGEST for the others;
+        the image is then known by its manifest's root (returned first)."""
+        assert self.used_runs is not None
+        digests = bytearray()
+        position = done = 0
+        for start, end in self.used_runs:
+            digests += FREE_BLOCK_DIGEST * (start - position)
+            for index in range(start, end):
+                offset = index * self.block_size
+                length = min(self.block_size, self.size - offset)
+                digests += hashlib.sha256(self._read_block(offset, length)).digest()
+                done += length
+                progress(done)
+            position = end
+        digests += FREE_BLOCK_DIGEST * (-(-self.size // self.block_size) - position)
+        return Manifest(bytes(digests)).root, bytes(digests)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
