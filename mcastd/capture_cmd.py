@@ -4,9 +4,7 @@ prepared image of what its filesystems use, with a progress bar, rate and ETA.""
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import time
 from pathlib import Path
 
 from disk.allocation import DiskUse
@@ -23,10 +21,9 @@ from driver.options import (
     size_argument,
     verbosity,
 )
-from driver.report import FinalReport, RateMeter, TaskSnapshot
+from driver.progress import TaskProgress
+from driver.report import FinalReport
 from driver.units import format_bytes
-
-REPORT_INTERVAL = 0.25
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,14 +104,11 @@ def final_report(result: CaptureResult) -> FinalReport:
 
 
 class _Progress:
-    """Turns the capture's callbacks into console updates, a few times a second."""
+    """Turns the capture's callbacks into console updates."""
 
     def __init__(self, console: Console, title: str) -> None:
         self.console = console
-        self.title = title
-        self.started = time.monotonic()
-        self._next = 0.0
-        self._rate = RateMeter(self.started, 0, interval=REPORT_INTERVAL)
+        self.task = TaskProgress(console, title)
 
     def planned(self, use: DiskUse) -> None:
         table = use.table
@@ -126,18 +120,7 @@ class _Progress:
                    "swap": "its signature only"}[part.method]
             self.console.message(
                 f"partition {part.partition.number}: {fs}, {format_bytes(part.used_bytes)} "
-                f"used of {format_bytes(part.partition.size)} ({how})",
-                level=logging.INFO)
+                f"used of {format_bytes(part.partition.size)} ({how})")
 
     def update(self, done: int, total: int, written: int) -> None:
-        now = time.monotonic()
-        if now < self._next and done < total:
-            return
-        self._next = now + REPORT_INTERVAL
-        rate = self._rate.update(now, done)
-        eta = (total - done) * 8 / rate if rate > 0 and total > done else None
-        self.console.update(TaskSnapshot(
-            title=self.title, state="capturing", elapsed=now - self.started,
-            percent=100.0 * done / total if total else 100.0, done_bytes=done,
-            total_bytes=total, rate_bps=rate, eta=eta,
-            note=f"image {format_bytes(written)}"))
+        self.task.update("capturing", done, total, note=f"image {format_bytes(written)}")

@@ -24,7 +24,8 @@ from driver.options import (
     setup_logging,
     verbosity,
 )
-from driver.report import FinalReport, RateMeter, TaskSnapshot
+from driver.progress import TaskProgress
+from driver.report import FinalReport
 from driver.units import format_bytes
 from protocol.trust import fingerprint
 
@@ -174,20 +175,10 @@ def verify(args: argparse.Namespace) -> int:
     console = make_console(json_mode=args.json, verbosity=level)
     setup_logging(console, level)
     started = time.monotonic()
-    meter = RateMeter(started, 0)
-    next_update = [0.0]
+    task = TaskProgress(console, f"verify {args.image}")
 
     def progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        if now < next_update[0] and done < total:
-            return
-        next_update[0] = now + 0.25
-        rate = meter.update(now, done)
-        console.update(TaskSnapshot(
-            title=f"verify {args.image}", state="verifying", elapsed=now - started,
-            percent=100.0 * done / total if total else 100.0, done_bytes=done,
-            total_bytes=total, rate_bps=rate,
-            eta=(total - done) * 8 / rate if rate > 0 and total > done else None))
+        task.update("verifying", done, total)
 
     try:
         trusted = frozenset().union(*(parse_trust(t) for t in args.trust)) if args.trust \

@@ -27,7 +27,8 @@ from driver.options import (
     setup_logging,
     verbosity,
 )
-from driver.report import FinalReport, RateMeter, TaskSnapshot
+from driver.progress import TaskProgress
+from driver.report import FinalReport
 from driver.secret import SECRET_FILE_NAME, find_default_secret, load_secret
 from driver.udp import IGMP_REASSERT_INTERVAL, NetworkError, default_interface
 from driver.units import format_bytes
@@ -187,20 +188,10 @@ def from_image(args: argparse.Namespace, level: int) -> int:
     console = make_console(json_mode=args.json, verbosity=level)
     setup_logging(console, level)
     started = time.monotonic()
-    meter = RateMeter(started, 0)
-    next_update = [0.0]
+    task = TaskProgress(console, f"{args.from_image} → {args.target}")
 
     def progress(phase: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now < next_update[0] and done < total:
-            return
-        next_update[0] = now + 0.25
-        rate = meter.update(now, done) if phase == "writing" else 0.0
-        console.update(TaskSnapshot(
-            title=f"{args.from_image} → {args.target}", state=phase, elapsed=now - started,
-            percent=100.0 * done / total if total else 100.0, done_bytes=done,
-            total_bytes=total, rate_bps=rate,
-            eta=(total - done) * 8 / rate if rate > 0 and total > done else None))
+        task.update(phase, done, total)
 
     try:
         verified, discarded = export_image(args.from_image, args.target, grow=args.grow,
