@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
 
-.PHONY: test test-disks demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security bench-capture clean
+.PHONY: test test-disks demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security bench-capture bench-disks clean
 
 # Debian packages: the kernel lab (nftables for per-link loss, iproute2 for namespaces and tbf),
 # udpcast (the peer the benchmark measures us against), and for real disks partclone (used
@@ -82,6 +82,11 @@ bench-misbehaving: $(STAMP) $(DEBS)
 # mcastd capture at several zstd levels against partclone | zstd -3 on one golden disk.
 bench-capture: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.capture
+
+# A real laptop disk four ways in the lab: mcastd raw and prepared, Clonezilla's partclone |
+# zstd | udp-sender, udpcast; fsck and file trees checked on every laptop.
+bench-disks: $(STAMP) $(DEBS)
+	$(BIN)/python -m bench.disks
 
 bench-security: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.crypto_cost
