@@ -20,7 +20,11 @@ RECEIVING    every data datagram lands in its block's assembly; a block whose gr
              loss waits U(0, nak_backoff × GRTT) so a room of receivers does not answer at once;
              later ones follow at the sender's advertised ``nak_interval``. NAKs may repeat
              freely: the sender discounts what it already sent after our ``seq_seen``.
-VERIFYING    all blocks stored: the driver hashes the whole target (VerifyImage).
+VERIFYING    all blocks stored: the driver hashes the whole target (VerifyImage). With a
+             used-block map (a prepared image) the free blocks are known from the map
+             (FreeBlocks: the driver discards them) and never asked for; once every used block
+             is stored the driver reads each back and checks it against the manifest
+             (VerifyImage.per_block), after any chunks a resumed run lacks arrived.
 REPORTING    DONE with the result, repeated until DONE_ACK or ``done_attempts``.
 FINISHED     Finished(ok, reason). ``sender_lost`` if the sender went silent; ``refused`` if
              it would not take us (its late-join window had closed).

@@ -5,8 +5,10 @@ Theory of operation
 WAITING   ANNOUNCE on the discovery group every ``waiting_announce_interval`` (afterwards
           every ``announce_interval``); JOINs are answered with ACCEPT. The transfer starts
           when ``min_receivers`` joined, or when ``max_wait`` ran out with at least one.
-SENDING   First pass: blocks in order, each as its source symbols (groups interleaved) plus
-          ``fec_overhead`` proactive repair symbols per group. Block bytes are pushed in by the
+SENDING   First pass: blocks in order (with a used-block map, only the used ones: the map's
+          pieces go out first and free blocks are never sent), each as its source symbols
+          (groups interleaved) plus ``fec_overhead`` proactive repair symbols per group.
+          Block bytes are pushed in by the
           driver (``BlockWanted`` → ``feed_block``); a bounded LRU (blockcache.py) keeps
           encoded blocks for repairs, so memory does not grow with the image.
           Repair (repairs.py): a STATUS (NAK) says how many symbols each group of a block
