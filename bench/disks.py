@@ -36,9 +36,7 @@ import zstandard
 
 from disk.allocation import PARTCLONE
 from disk.capture import CaptureResult, capture
-from disk.resize import verify_gpt
-from disk.table import read_table
-from lab.disks import GoldenDisk, classroom_disk, disks_available, partition_fsck, partition_tree
+from lab.disks import GoldenDisk, classroom_disk, disk_problems, disks_available, golden_trees
 from lab.net import lab_available
 
 from . import tools
@@ -75,24 +73,11 @@ def used_zstd3(disk: Path, result: CaptureResult) -> int:
 
 
 def checker(golden: GoldenDisk) -> Callable[[Path], bool]:
-    kinds = {p.number: s.fs for p, s in zip(golden.table.partitions, golden.specs, strict=True)}
-    trees = {n: partition_tree(golden.path, golden.partition(n), fs)
-             for n, fs in kinds.items() if fs != "swap"}
+    trees = golden_trees(golden)
     size = golden.table.disk_size
 
     def verify(target: Path) -> bool:
-        if verify_gpt(str(target)):
-            return False
-        table = read_table(str(target), max(size, target.stat().st_size))
-        for part in table.partitions:
-            fs = kinds.get(part.number)
-            if fs is None or fs == "swap":
-                continue
-            if not partition_fsck(target, part, fs)[0]:
-                return False
-            if partition_tree(target, part, fs) != trees[part.number]:
-                return False
-        return True
+        return not disk_problems(target, max(size, target.stat().st_size), golden, trees)
 
     return verify
 

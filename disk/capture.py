@@ -11,7 +11,6 @@ partclone through read-only loop devices.
 from __future__ import annotations
 
 import errno
-import functools
 import hashlib
 import os
 import stat
@@ -26,6 +25,7 @@ from typing import Any
 
 import xxhash
 
+from protocol.blockcheck import zeros_digest
 from protocol.blockcodec import BlockEncoder, BlockKind
 from protocol.trust import Signer
 
@@ -188,7 +188,7 @@ def _encode_all(fd: int, source: SourceDisk, use: DiskUse, blocks: list[int],
         if kind == BlockKind.ZERO:
             if not mapped.clip(start, start + length):
                 return None  # zeros no filesystem claims: free space, not data
-            return index, kind, payload, xxhash.xxh3_128_digest(raw), _zeros_sha256(length)
+            return index, kind, payload, xxhash.xxh3_128_digest(raw), zeros_digest(length)
         return index, kind, payload, payload[:16], hashlib.sha256(raw).digest()
 
     done = zero = kept = 0
@@ -220,11 +220,6 @@ def _encode_all(fd: int, source: SourceDisk, use: DiskUse, blocks: list[int],
                 future.cancel()
             raise
     return zero, kept
-
-
-@functools.lru_cache(maxsize=4)
-def _zeros_sha256(length: int) -> bytes:
-    return hashlib.sha256(bytes(length)).digest()
 
 
 def _read_used(fd: int, path: str, start: int, length: int, used: Extents) -> bytes:

@@ -34,6 +34,7 @@ import msgpack
 from protocol.blockcodec import BlockKind
 from protocol.manifest import FREE_BLOCK_DIGEST, Manifest
 from protocol.trust import Signer, image_payload, verify
+from protocol.usedmap import runs_of
 
 from .table import GPT_ENTRIES_SECTORS
 
@@ -100,6 +101,15 @@ class Header:
 def manifest_root(nblocks: int, digests: dict[int, bytes]) -> bytes:
     """The manifest's root over every block of the disk, unused ones as FREE_BLOCK_DIGEST."""
     return Manifest(b"".join(digests.get(i, FREE_BLOCK_DIGEST) for i in range(nblocks))).root
+
+
+def is_prepared_image(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` starts with the magic of a finished prepared image."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 class ImageWriter:
@@ -250,13 +260,10 @@ class PreparedImage:
 
     def used_runs(self) -> tuple[tuple[int, int], ...]:
         """The used blocks as [start, end) runs."""
-        runs: list[tuple[int, int]] = []
+        used = bytearray(self.header.nblocks)
         for e in self.entries:
-            if runs and runs[-1][1] == e.index:
-                runs[-1] = (runs[-1][0], e.index + 1)
-            else:
-                runs.append((e.index, e.index + 1))
-        return tuple(runs)
+            used[e.index] = 1
+        return tuple(runs_of(used))
 
     def manifest(self) -> Manifest:
         """The manifest of every block (FREE_BLOCK_DIGEST for unused ones), checked against

@@ -26,6 +26,11 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
                         help="multicast group where sessions are announced (default %(default)s)")
     parser.add_argument("--discovery-port", default=DISCOVERY_ADDR[1], type=port_number,
                         help="UDP port of the discovery group (default %(default)s)")
+    add_output_options(parser)
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """-q, -v and --json: every command that shows progress takes them."""
     parser.add_argument("-q", "--quiet", action="count", default=0,
                         help="only errors and the final summary")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail")

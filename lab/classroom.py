@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from disk.imagefile import MAGIC
+from disk.imagefile import is_prepared_image
 
 from .net import Lab, LabHost
 
@@ -132,11 +132,6 @@ def warning_lines(stdout: str) -> list[str]:
                 and data.get("level") in ("warning", "error")):
             found.append(str(data.get("text", "")))
     return found
-
-
-def is_prepared_image(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(len(MAGIC)) == MAGIC
 
 
 def sha256_prefix(path: Path, size: int) -> str | None:

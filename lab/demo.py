@@ -22,17 +22,15 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from disk.capture import capture
-from disk.resize import verify_gpt
-from disk.table import read_table
 from driver.units import format_bytes
 
 from .classroom import format_table, run_classroom_lab
 from .disks import (
     classroom_disk,
+    disk_problems,
     disks_available,
+    golden_trees,
     loop_device,
-    partition_fsck,
-    partition_tree,
     write_old_data,
 )
 from .net import lab_available
@@ -68,8 +66,7 @@ def demo(work: Path, laptops: int, loss: float, rate: float) -> int:
     print(f"golden disk: {format_bytes(golden.table.disk_size)}, partitions "
           + ", ".join(f"{p.number} {fs} {format_bytes(p.size)}"
                       for p, fs in zip(golden.table.partitions, kinds, strict=True)))
-    trees = {p.number: partition_tree(golden.path, p, fs)
-             for p, fs in zip(golden.table.partitions, kinds, strict=True) if fs != "swap"}
+    trees = golden_trees(golden)
 
     image = capture(str(golden.path), str(work / "golden.mci"))
     disk_size = golden.table.disk_size
@@ -92,19 +89,7 @@ def demo(work: Path, laptops: int, loss: float, rate: float) -> int:
 
     failures = 0
     for i, backing in enumerate(backings):
-        problems = []
-        if gpt := verify_gpt(str(backing)):
-            problems.append(f"GPT: {gpt}")
-        table = read_table(str(backing), LAPTOP_DISK)
-        for part, fs in zip(table.partitions, kinds, strict=True):
-            if fs == "swap":
-                continue
-            clean, report = partition_fsck(backing, part, fs)
-            if not clean:
-                problems.append(f"partition {part.number} ({fs}) fails fsck: "
-                                f"{report.strip().splitlines()[-1:]}")
-            elif partition_tree(backing, part, fs) != trees[part.number]:
-                problems.append(f"partition {part.number} ({fs}) holds other files")
+        problems = disk_problems(backing, LAPTOP_DISK, golden, trees)
         verdict = "; ".join(problems) or ("GPT right for a larger disk, every filesystem "
                                           "fsck-clean, every file identical")
         failures += bool(problems) or not result.receivers[i].ok

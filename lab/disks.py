@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from disk.resize import verify_gpt
 from disk.table import Partition, PartitionTable, read_table
 
 MiB = 1 << 20
@@ -259,3 +260,30 @@ def classroom_disk(path: Path, *, scale: float = 1.0, label: str = "gpt",
              PartSpec("ext4", mib(1200, 100), root, "root"),
              PartSpec("swap", mib(64, 8)), PartSpec("ntfs", 0, data, "data")]
     return build_disk(path, size, specs, label=label, seed=seed)
+
+
+def golden_trees(golden: GoldenDisk) -> dict[int, dict[str, str]]:
+    """Every filesystem partition's file tree, by partition number (swap and unknown left out)."""
+    return {p.number: partition_tree(golden.path, p, s.fs)
+            for p, s in zip(golden.table.partitions, golden.specs, strict=True)
+            if s.fs not in ("swap", "unknown")}
+
+
+def disk_problems(path: Path, size: int, golden: GoldenDisk,
+                  trees: dict[int, dict[str, str]]) -> list[str]:
+    """What is wrong with a laptop's disk imaged from ``golden``, one sentence each (none:
+    a clean GPT, every filesystem fsck-clean and holding exactly the golden files)."""
+    problems = []
+    if golden.table.label == "gpt" and (gpt := verify_gpt(str(path))):
+        problems.append(f"GPT: {gpt}")
+    table = read_table(str(path), size)
+    for part, spec in zip(table.partitions, golden.specs, strict=True):
+        if part.number not in trees:
+            continue
+        clean, report = partition_fsck(path, part, spec.fs)
+        if not clean:
+            problems.append(f"partition {part.number} ({spec.fs}) fails fsck: "
+                            f"{report.strip().splitlines()[-1:]}")
+        elif partition_tree(path, part, spec.fs) != trees[part.number]:
+            problems.append(f"partition {part.number} ({spec.fs}) holds other files")
+    return problems

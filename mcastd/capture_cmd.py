@@ -16,6 +16,7 @@ from driver.options import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    add_output_options,
     positive_int,
     setup_logging,
     size_argument,
@@ -49,11 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--key", type=Path, metavar="FILE",
                         help="the key for --sign (default: $MCASTD_KEY, else "
                              "~/.config/mcastd/sender.key)")
-    parser.add_argument("-q", "--quiet", action="count", default=0,
-                        help="only errors and the final summary")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail")
-    parser.add_argument("--json", action="store_true",
-                        help="JSON lines on stdout: progress, messages and the final report")
+    add_output_options(parser)
 
 
 def zstd_level(text: str) -> int:

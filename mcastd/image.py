@@ -18,7 +18,7 @@ from typing import Protocol
 
 from disk.allocation import DiskUse
 from disk.extents import Extents
-from disk.imagefile import MAGIC, ImageFormatError, PreparedImage
+from disk.imagefile import ImageFormatError, PreparedImage, is_prepared_image
 from disk.resize import required_size
 from protocol.blockcodec import BlockEncoder, BlockKind
 from protocol.manifest import FREE_BLOCK_DIGEST, Manifest
@@ -121,10 +121,10 @@ class ImageSource:
         """The whole image's SHA-256 and every raw block's (the manifest), in one read,
         cached for regular files by identity and mtime (hashing 500 GB takes minutes; a disk
         device is always hashed, it has no mtime to trust)."""
-        nblocks = -(-self.size // self.block_size)
-        name = f"{self._key}-{self.block_size}"
         if self.used is not None:
             return self._hash_used(progress)
+        nblocks = -(-self.size // self.block_size)
+        name = f"{self._key}-{self.block_size}"
         cached = cache_dir / name if cache_dir is not None and not self.is_device else None
         if cached is not None:
             with contextlib.suppress(OSError, ValueError):
@@ -218,12 +218,7 @@ class PreparedSource:
 
 def open_image(path: str, block_size: int) -> ImageSource | PreparedSource:
     """A prepared image if ``path`` is one (by its magic), else the file or disk as it is."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(len(MAGIC))
-    except OSError:
-        magic = b""
-    if magic != MAGIC:
+    if not is_prepared_image(path):
         return ImageSource(path, block_size)
     try:
         return PreparedSource(PreparedImage(path))

@@ -20,6 +20,7 @@ from driver.options import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    add_output_options,
     positive_int,
     setup_logging,
     verbosity,
@@ -60,10 +61,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     check.add_argument("--trust", action="append", metavar="FILE|FINGERPRINT",
                        help="also require a signature by this key (repeatable)")
     check.add_argument("--threads", type=positive_int, default=2)
-    check.add_argument("-q", "--quiet", action="count", default=0)
-    check.add_argument("-v", "--verbose", action="count", default=0)
-    check.add_argument("--json", action="store_true",
-                       help="JSON lines on stdout: progress and the final report")
+    add_output_options(check)
     export = tools.add_parser(
         "export", help="write it to a raw disk image or a disk, without the network",
         description="Write IMAGE to OUT (a raw disk image file, created, or a disk) with the "
@@ -73,9 +71,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     export.add_argument("out", metavar="OUT")
     export.add_argument("--grow", action="store_true",
                         help="grow the last partition and filesystem to the end of OUT")
-    export.add_argument("-q", "--quiet", action="count", default=0)
-    export.add_argument("-v", "--verbose", action="count", default=0)
-    export.add_argument("--json", action="store_true")
+    add_output_options(export)
 
 
 def run(args: argparse.Namespace) -> int:
