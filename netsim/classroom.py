@@ -89,6 +89,7 @@ class ReceiverOutcome:
     rejected_blocks: int
     crashed: bool = False
     resumed_blocks: int = 0  # taken from its journal after a restart
+    compared_blocks: int = 0  # a delta receiver found on its disk as they are
     written_blocks: int = 0  # decoded and written by this run
     finished_at: float | None = None
     reason: str = ""
@@ -203,10 +204,19 @@ def run_classroom(
     disks: dict[int, bytearray] = {}
     journals: dict[int, MemoryJournal] = {}
 
+    delta = scenario.delta is not None
+    if scenario.delta is not None:
+        earlier = earlier_version(expected, scenario.block_size, scenario.used_runs,
+                                  scenario.delta, scenario.image_seed)
+        for i in range(scenario.n_receivers):
+            if i not in scenario.fresh:
+                disks[i] = bytearray(earlier)
+
     def add_receiver(i: int, image_sha256: bytes | None = None) -> None:
         session = ReceiverSession(
             ReceiverConfig(image_sha256=image_sha256,
-                           trusted=frozenset({SIM_KEY.fingerprint}) if scenario.signed else None),
+                           trusted=frozenset({SIM_KEY.fingerprint}) if scenario.signed else None,
+                           delta=delta and i not in scenario.fresh),
             random.Random(net.rng.getrandbits(64)),
             net.now,
             sealer=sealer(),
@@ -300,6 +310,7 @@ def run_classroom(
                 rejected_blocks=sink.rejected,
                 crashed=id(node) in crashed,
                 resumed_blocks=sink.resumed,
+                compared_blocks=sink.compared,
                 written_blocks=sink.written,
                 finished_at=sink.finished_at,
                 reason=verdict[1] if verdict is not None else "",
@@ -322,6 +333,20 @@ def free_blocks_zeroed(image: bytes, block_size: int,
         out[start * block_size : end * block_size] = image[start * block_size :
                                                            end * block_size]
     return bytes(out)
+
+
+def earlier_version(image: bytes, block_size: int,
+                    used_runs: tuple[tuple[int, int], ...] | None, changed: float,
+                    seed: int) -> bytes:
+    """``image`` as a laptop imaged with an earlier version holds it: ``changed`` of its used
+    blocks (chosen by ``seed``) differ in a few bytes, as an update's rewritten files do."""
+    nblocks = -(-len(image) // block_size)
+    used = [b for s, e in used_runs for b in range(s, e)] if used_runs else list(range(nblocks))
+    old = bytearray(image)
+    for block in random.Random(seed).sample(used, round(changed * len(used))):
+        at = block * block_size
+        old[at : at + 16] = bytes(x ^ 0xFF for x in old[at : at + 16])
+    return bytes(old)
 
 
 def _add_hostile(net: SimNetwork, scenario: Scenario, config: SenderConfig,

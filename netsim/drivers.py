@@ -14,6 +14,7 @@ from protocol.blockcodec import BlockCorrupt, BlockDecoder, BlockEncoder
 from protocol.events import (
     BlockReady,
     BlockWanted,
+    CompareDisk,
     Event,
     Finished,
     FreeBlocks,
@@ -100,6 +101,7 @@ class MemorySink:
         self.image = disk if disk is not None else bytearray()
         self.journal = journal
         self.resumed = 0  # blocks taken from the journal
+        self.compared = 0  # blocks a delta receiver found on its disk already
         self.truth: bytes | None = None  # the source image, to count wrong bytes written
         self.forged_bytes = 0  # bytes written that differ from ``truth`` (must stay 0)
         self.written = 0  # blocks written
@@ -131,11 +133,17 @@ class MemorySink:
             announce = session.announce
             assert announce is not None
             size = event.image_size if self.keep_image else 0
-            if len(self.image) != size:
-                self.image[:] = bytes(size)
+            # The disk keeps what it holds (a delta receiver compares it), cut or grown to size.
+            del self.image[size:]
+            self.image.extend(bytes(size - len(self.image)))
             stored = self.journal.open(announce.image_sha256, now) if self.journal else []
             if stored:
                 self.resumed = session.resume(stored, now)
+        elif isinstance(event, CompareDisk):
+            matching = [index for index, start, length, digest in session.blocks_to_compare()
+                        if hashlib.sha256(self.image[start : start + length]).digest()
+                        == digest]
+            self.compared = session.compared(matching, now)
         elif isinstance(event, FreeBlocks):
             for start, length in event.ranges:  # as a discarded SSD range reads: zeros
                 if self.keep_image:

@@ -53,6 +53,11 @@ class Scenario:
     # A prepared image: only these [start, end) block runs are used (None: all). The others
     # hold old data on the source and are never sent; receivers discard them.
     used_runs: tuple[tuple[int, int], ...] | None = None
+    # Delta re-imaging: every laptop's disk holds an earlier version of the image in which this
+    # share of the used blocks differs, and it runs `mcast-receive --delta` (None: blank disks,
+    # received in full). Laptops in ``fresh`` have blank disks and no --delta among them.
+    delta: float | None = None
+    fresh: frozenset[int] = frozenset()
 
     def link(self, index: int) -> LinkSpec:
         links = self.links

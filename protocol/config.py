@@ -84,6 +84,9 @@ class ReceiverConfig:
     # or not (unauthenticated: the daemon warns).
     trusted: frozenset[str] | None = None
     max_pending_blocks: int = 128  # partially received blocks held in memory at most
+    # The disk may hold an earlier version of the image: compare it with the manifest first
+    # and receive only what differs (protocol/delta.py).
+    delta: bool = False
     join_interval: float = 0.25
     # Heartbeat STATUS even when nothing is missing: it also carries what arrived, from which
     # the sender adapts its rate, so not too rare.

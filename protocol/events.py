@@ -107,6 +107,13 @@ class VerifyImage(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CompareDisk(Event):
+    """A delta receiver holds the map and the manifest: read each block
+    ``ReceiverSession.blocks_to_compare()`` lists from the disk, and pass the indices of those
+    whose SHA-256 matches to ``compared`` (protocol/delta.py)."""
+
+
+@dataclass(frozen=True, slots=True)
 class FreeBlocks(Event):
     """The used-block map arrived: these (offset, length) byte ranges of the target hold
     nothing of the image. The driver discards them (TRIM on a disk, holes in a file)."""

@@ -11,6 +11,14 @@ JOINING      SessionFound tells the driver to join the data group; JOIN (with a 
              announcement leads nowhere: not accepted within ``sender_timeout``, we give up,
              and a later session of the same key announced meanwhile is followed instead.
              Data is collected already, but no block is handed out before the ACCEPT.
+COMPARING    a delta receiver (``config.delta``, a session with a manifest) right after the
+             ACCEPT: once it holds the used-block map and every chunk of the manifest
+             (STATUS asks for what the sender's paced multicast of them lost), the driver
+             reads the disk (CompareDisk) and passes the blocks it already holds to
+             ``compared``; they count as stored, as a journal's do. Data arriving meanwhile
+             (a late joiner) is written as usual, but nothing is asked for. Then the runs of
+             what it lacks go to the sender (LACKS), repeated until a LACKS_ACK confirms
+             them (protocol/delta.py), and it goes on RECEIVING.
 RECEIVING    every data datagram lands in its block's assembly; a block whose groups all have
              enough symbols is handed to the driver (BlockReady), which decodes, checks and
              writes it and answers ``block_stored`` or ``block_rejected``.
@@ -42,13 +50,21 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from enum import Enum
 
 from .choice import SessionChoice
 from .config import Addr, ReceiverConfig
 from .errors import BadPacket, LocalProtocolError
-from .events import Event, Finished, FreeBlocks, Joined, SessionFound, VerifyImage
+from .events import (
+    CompareDisk,
+    Event,
+    Finished,
+    FreeBlocks,
+    Joined,
+    SessionFound,
+    VerifyImage,
+)
 from .receiver_stats import ReceiverStats
 from .seal import Sealer, is_sealed
 from .transfer import AWAITING_CHUNK, FIRST_DATA, NEW_LOSS, Transfer
@@ -63,6 +79,8 @@ from .wire import (
     Done,
     DoneAck,
     Join,
+    Lacks,
+    LacksAck,
     ManifestChunk,
     PacketType,
     Refuse,
@@ -82,6 +100,7 @@ REJECT_LIMIT = 10  # decoded copies of one block that fail their check before we
 class ReceiverState(Enum):
     DISCOVERING = "discovering"
     JOINING = "joining"
+    COMPARING = "comparing"
     RECEIVING = "receiving"
     VERIFYING = "verifying"
     REPORTING = "reporting"
@@ -93,6 +112,8 @@ class _Input(Enum):
 
     FOLLOW = "an announcement we may follow"
     ACCEPTED = "the sender's ACCEPT"
+    ACCEPTED_DELTA = "the sender's ACCEPT of a delta receiver"
+    COMPARED = "the driver compared the disk"
     ALL_STORED = "the last block stored"
     HASHED = "the driver hashed the whole image"
     FINISH = "the end"
@@ -101,6 +122,7 @@ class _Input(Enum):
 # A receiver follows one session at a time and only goes forward:
 #   DISCOVERING --FOLLOW--> JOINING --ACCEPTED--> RECEIVING --ALL_STORED--> VERIFYING
 #   --HASHED--> REPORTING --FINISH--> FINISHED
+# A delta receiver goes JOINING --ACCEPTED_DELTA--> COMPARING --COMPARED--> RECEIVING.
 # JOINING --FOLLOW--> JOINING: a later session of the same key supersedes ours (a replay);
 # nothing was handed out yet, so it starts afresh with a new Transfer. Blocks stored (or
 # resumed) before the ACCEPT wait for it: all of them stored at the ACCEPT, RECEIVING moves
@@ -112,6 +134,8 @@ _TRANSITIONS: dict[tuple[ReceiverState, _Input], ReceiverState] = {
     (ReceiverState.DISCOVERING, _Input.FOLLOW): ReceiverState.JOINING,
     (ReceiverState.JOINING, _Input.FOLLOW): ReceiverState.JOINING,
     (ReceiverState.JOINING, _Input.ACCEPTED): ReceiverState.RECEIVING,
+    (ReceiverState.JOINING, _Input.ACCEPTED_DELTA): ReceiverState.COMPARING,
+    (ReceiverState.COMPARING, _Input.COMPARED): ReceiverState.RECEIVING,
     (ReceiverState.RECEIVING, _Input.ALL_STORED): ReceiverState.VERIFYING,
     (ReceiverState.VERIFYING, _Input.HASHED): ReceiverState.REPORTING,
     **{(state, _Input.FINISH): ReceiverState.FINISHED
@@ -155,7 +179,12 @@ class ReceiverSession:
         self._next_done = now
         self._digest = b""
         self._hashed = False  # the driver hashed the whole image (image_verified)
-        self._verify_waits = False  # verifying waits for manifest chunks it asked for
+        # What waits for every manifest chunk of the used blocks (asked for in STATUS): the
+        # final check (VerifyImage) or a delta receiver's comparison (CompareDisk).
+        self._after_chunks: Event | None = None
+        self._delta = False  # the followed session is received as a delta (config.delta)
+        self._lack_pieces: list[bytes] = []  # our LACKS report, once compared
+        self._lacks_unacked = False  # sent, and not confirmed by the sender yet
         self.verified_bytes = 0  # what the driver read back and found right
         self._out: list[tuple[bytes, Addr]] = []
         self._events: deque[Event] = deque()
@@ -261,13 +290,16 @@ class ReceiverSession:
         elif isinstance(msg, ManifestChunk):
             if self._transfer is not None:
                 self._transfer.add_chunk(msg)
-                if self._verify_waits and not self._transfer.chunks_for_verify():
-                    self._verify_waits = False
-                    self._events.append(VerifyImage(per_block=True))
+                waiting = self._after_chunks
+                if waiting is not None and self._transfer.has_all_chunks():
+                    self._after_chunks = None
+                    self._events.append(waiting)
         elif isinstance(msg, UsedMapPiece):
             self._on_map_piece(msg)
         elif isinstance(msg, Accept):
             self._on_accept(msg, now)
+        elif isinstance(msg, LacksAck) and msg.receiver_id == self.receiver_id:
+            self._on_lacks_ack(msg)
         elif (
             isinstance(msg, DoneAck)
             and msg.receiver_id == self.receiver_id
@@ -294,7 +326,8 @@ class ReceiverSession:
                 return
             if now >= self._next_join:
                 self._send_join(now)
-        if state in (ReceiverState.JOINING, ReceiverState.RECEIVING, ReceiverState.VERIFYING):
+        if state in (ReceiverState.JOINING, ReceiverState.COMPARING, ReceiverState.RECEIVING,
+                     ReceiverState.VERIFYING):
             if now - self._last_heard >= self.config.sender_timeout:
                 self.sender_lost = True
                 self._finish(
@@ -346,6 +379,28 @@ class ReceiverSession:
         self._rearm()
         return taken
 
+    def blocks_to_compare(self) -> Iterator[tuple[int, int, int, bytes]]:
+        """(index, offset, length, SHA-256) of each used block not stored yet: what
+        ``CompareDisk`` reads from the disk."""
+        return self._followed("blocks_to_compare").blocks_to_compare()
+
+    def compared(self, matching: Iterable[int], now: float) -> int:
+        """The blocks ``CompareDisk`` found on the disk as the manifest has them: they count
+        as stored. The sender learns what we still lack. Returns how many were taken."""
+        if self._state is not ReceiverState.COMPARING:
+            raise LocalProtocolError("compared before CompareDisk")
+        transfer = self._followed("compared")
+        taken = transfer.resume(list(matching))
+        self._transition(_Input.COMPARED)
+        self._lack_pieces = transfer.lack_report()
+        self._lacks_unacked = True
+        self._send_lacks(range(len(self._lack_pieces)))
+        self._arm_nak(now)  # the STATUS that asks the sender to confirm it
+        if transfer.complete:
+            self._start_verify()
+        self._rearm()
+        return taken
+
     def block_rejected(self, index: int) -> None:
         """Block ``index`` failed its digest: forget it; it is asked for again."""
         count = self._followed("block_rejected").reject(index)
@@ -392,6 +447,10 @@ class ReceiverSession:
     def _follow(self, msg: Announce, addr: Addr, now: float) -> None:
         """Join this session, afresh: whatever another session left goes with its Transfer."""
         self._transfer = Transfer(msg, self.stats, self._events, self.config.max_pending_blocks)
+        # Without a manifest there is nothing to compare the disk with: received in full.
+        self._delta = self.config.delta and len(msg.manifest) == 32
+        self._after_chunks = None
+        self._lack_pieces, self._lacks_unacked = [], False
         self._nak_at = None
         self.session_id = msg.session_id
         self.sender_addr = (msg.control_host or addr[0], msg.control_port)
@@ -417,13 +476,20 @@ class ReceiverSession:
         if transfer.has_map:
             # Each used block is read back and checked against its manifest digest, so every
             # chunk is needed (blocks resumed from a journal came without theirs).
-            if transfer.chunks_for_verify():
-                self._verify_waits = True
-                self._arm_nak(self._last_heard)
-                return
-            self._events.append(VerifyImage(per_block=True))
+            self._when_chunks_in(VerifyImage(per_block=True))
             return
         self._events.append(VerifyImage())
+
+    def _when_chunks_in(self, event: Event) -> None:
+        """``event`` now if every manifest chunk of the used blocks is here, else once they
+        are (the STATUS asks for them)."""
+        transfer = self._transfer
+        assert transfer is not None
+        if transfer.has_all_chunks():
+            self._events.append(event)
+            return
+        self._after_chunks = event
+        self._arm_nak(self._last_heard)
 
     def _on_map_piece(self, msg: UsedMapPiece) -> None:
         transfer = self._transfer
@@ -436,6 +502,8 @@ class ReceiverSession:
             self._events.append(FreeBlocks(tuple(free)))
         if transfer.complete and self._state is ReceiverState.RECEIVING:
             self._start_verify()
+        elif self._state is ReceiverState.COMPARING and self._after_chunks is None:
+            self._when_chunks_in(CompareDisk())
 
     def used_blocks(self) -> Iterator[tuple[int, int, bytes]]:
         """(offset, length, SHA-256) of every used block: what ``VerifyImage(per_block)``
@@ -561,19 +629,31 @@ class ReceiverSession:
         if transfer.sender_key and not verify(transfer.sender_key, payload, msg.proof):
             self.stats.garbled += 1  # not from the key that signed the session
             return
-        self._transition(_Input.ACCEPTED)
+        compare = self._delta and not transfer.complete
+        self._transition(_Input.ACCEPTED_DELTA if compare else _Input.ACCEPTED)
         self._last_heard = now
         self._events.append(Joined(self.session_id))
         self._events.extend(transfer.release_held())  # only now may anything reach the disk
         if transfer.complete:
             self._start_verify()
+        elif compare and transfer.map_known:  # (else once the map is in)
+            self._when_chunks_in(CompareDisk())
+
+    def _on_lacks_ack(self, msg: LacksAck) -> None:
+        """The sender took our report (nothing missing), or names pieces it lacks."""
+        if not self._lacks_unacked:
+            return
+        if not msg.missing:
+            self._lacks_unacked = False
+            return
+        self._send_lacks(i for i in msg.missing if 0 <= i < len(self._lack_pieces))
 
     # --- what we send -------------------------------------------------------------------------
 
     def _send_join(self, now: float) -> None:
         echo, heard = self._echo
         join = Join(self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
-                    self._nonce)
+                    self._nonce, self._delta)
         self._out.append((join.encode(), self.sender_addr))
         # Every complete block is held until the ACCEPT, so a lost one must cost milliseconds:
         # retry soon, then back off to join_interval (a sender that is not there yet).
@@ -594,18 +674,28 @@ class ReceiverSession:
             transfer.seq_seen, transfer.blocks_done, need, whole,
             self.stats.received, self.stats.dropped, round(self.loss * 1e6),
             self.stats.data_arrived, self.overruns,
-            transfer.chunks_for_verify() if self._verify_waits else transfer.chunks_needed(),
+            (transfer.chunks_for_verify() if self._after_chunks is not None
+             else transfer.chunks_needed()),
             transfer.map_pieces_needed(),
+            len(self._lack_pieces) if self._lacks_unacked else 0,
         )
         self._out.append((status.encode(), self.sender_addr))
         self.stats.status_sent += 1
-        if need or whole or transfer.awaits_chunks or status.map_pieces or self._verify_waits:
+        if (need or whole or transfer.awaits_chunks or status.map_pieces
+                or self._after_chunks is not None or self._lacks_unacked):
             self.stats.naks_sent += 1
             gap = max(self._nak_interval, 2.0 * self._grtt)
             self._nak_at = now + gap + self._rng.uniform(0.0, self._grtt)
         else:
             self._nak_at = None
         self._next_status = now + self.config.status_interval
+
+    def _send_lacks(self, indices: Iterable[int]) -> None:
+        count = len(self._lack_pieces)
+        for index in indices:
+            lacks = Lacks(self.session_id, self.receiver_id, index, count,
+                          self._lack_pieces[index])
+            self._out.append((lacks.encode(), self.sender_addr))
 
     def _send_done(self, now: float) -> None:
         ok, reason = self._report()

@@ -9,6 +9,7 @@ ahead of the first pass only up to the credit its reported loss earned, and fini
 from __future__ import annotations
 
 from .config import Addr, SenderConfig
+from .delta import LackAssembly
 from .events import Outcome
 from .ratecontrol import WINDOW_DATAGRAMS, Delivery
 from .sender_stats import SenderStats
@@ -37,7 +38,8 @@ class ReceiverInfo:
         "receiver_id", "addr", "joined_at", "last_heard", "rtt", "seq_seen", "blocks_done",
         "received", "dropped", "loss", "naks", "outcome", "reason", "finished_at",
         "delivery", "progress_at", "reported", "status_tokens", "status_at",
-        "repair_credit", "credit_seq", "credit_arrived", "join_seq",
+        "repair_credit", "credit_seq", "credit_arrived", "join_seq", "delta", "lacks",
+        "lacked",
     )
 
     def __init__(self, receiver_id: int, addr: Addr, now: float) -> None:
@@ -64,10 +66,20 @@ class ReceiverInfo:
         self.credit_seq = -1  # seq_seen and arrived of its last NAK (at first: as it joined)
         self.credit_arrived = 0
         self.join_seq = 0  # the data seq sent next when it joined
+        # A delta receiver compares its disk with the manifest and reports what it lacks
+        # (protocol/delta.py): its report as it arrives, then the runs it lacks.
+        self.delta = False
+        self.lacks = LackAssembly()
+        self.lacked: list[tuple[int, int]] | None = None
 
     @property
     def lagging(self) -> bool:
         return self.outcome is None and self.delivery.lagging
+
+    @property
+    def comparing(self) -> bool:
+        """A delta receiver still comparing its disk: what it lacks is not known yet."""
+        return self.delta and self.outcome is None and self.lacked is None
 
 
 class Roster:
@@ -225,7 +237,7 @@ class Roster:
             if now - info.last_heard > timeout:
                 drop.append((info, f"silent for {timeout:g} s: dropped"))
             elif (
-                served_since is not None and info.blocks_done < nblocks
+                served_since is not None and not info.comparing and info.blocks_done < nblocks
                 and now - max(info.progress_at, served_since) > stall
             ):
                 got = 100.0 * info.delivery.fraction
@@ -239,6 +251,20 @@ class Roster:
         info.outcome = outcome
         info.reason = reason
         info.finished_at = now
+
+    def any_comparing(self) -> bool:
+        """Some delta receiver is still comparing its disk (the start waits for it)."""
+        return any(r.comparing for r in self.receivers.values())
+
+    def all_delta(self) -> bool:
+        """Every active receiver compared its disk (or still compares): the first pass may
+        leave out what they all hold."""
+        return all(r.delta for r in self.receivers.values() if r.outcome is None)
+
+    def lacked_reports(self) -> list[list[tuple[int, int]]]:
+        """What each active delta receiver reported it lacks."""
+        return [r.lacked for r in self.receivers.values()
+                if r.outcome is None and r.lacked is not None]
 
     def all_finished(self) -> bool:
         """Some receiver joined, and every one has an outcome."""

@@ -24,6 +24,10 @@ SENDING   First pass: blocks in order (with a used-block map, only the used ones
           a lagging receiver's NAKs wait until the first pass is over, like a late joiner's,
           and so do those beyond the repair credit its reported loss earned (roster.py).
           New receivers are taken until ``late_join_window`` after the start (REFUSE after).
+          Delta receivers (protocol/delta.py): when one joins, the used-block map and the whole
+          manifest go out, paced; the start waits until every delta receiver that joined has
+          reported what its disk lacks, and the first pass then sends only what some receiver
+          lacks (``PassPlan``).
 COMPLETE  every joined receiver has its Outcome: it reported DONE (VERIFIED or FAILED), or
           was DROPPED (silent for ``receiver_timeout``, or no progress for ``stall_timeout``
           while it was served); and the late-join window is closed: SessionComplete.
@@ -45,6 +49,7 @@ from itertools import islice
 
 from .blockcache import BlockCache, EncodedBlock, proactive_count
 from .config import Addr, SenderConfig
+from .delta import PassPlan
 from .errors import BadPacket, LocalProtocolError
 from .events import (
     BlockWanted,
@@ -56,7 +61,7 @@ from .events import (
     TransferStarted,
 )
 from .layout import block_count
-from .manifest import Manifest, chunk_of
+from .manifest import CHUNK_DIGESTS, Manifest, chunk_of
 from .pacing import TokenBucket
 from .ratecontrol import RateController
 from .repairs import RepairQueues
@@ -72,6 +77,8 @@ from .wire import (
     Done,
     DoneAck,
     Join,
+    Lacks,
+    LacksAck,
     ManifestChunk,
     Refuse,
     Status,
@@ -161,6 +168,12 @@ class SenderSession:
         self.used = (UsedBlocks(self.nblocks, config.used_runs)
                      if config.used_runs is not None else None)
         self.used_count = self.used.count if self.used is not None else self.nblocks
+        self.plan = PassPlan(self.nblocks, self.used)  # what the first pass sends
+        # The map and the whole manifest for delta receivers, generated as the pacer allows
+        # (again once more when another delta receiver joined while it was going out).
+        self._delta_pass: Iterator[bytes] | None = None
+        self._delta_pass_again = False
+        self._delta_held: bytes | None = None  # the next one, waiting for the pacer
         self._map_sent_at: dict[int, float] = {}
         self._pass_chunk = -1  # the manifest chunk of the block the first pass is on
         self.cache = BlockCache(self.nblocks, config.symbol_size, config.cache_blocks,
@@ -222,6 +235,8 @@ class SenderSession:
             return
         if isinstance(msg, Status):
             self._on_status(msg, addr, now)
+        elif isinstance(msg, Lacks):
+            self._on_lacks(msg, addr, now)
         elif isinstance(msg, Join):
             self._on_join(msg, addr, now)
         elif isinstance(msg, Done):
@@ -242,8 +257,7 @@ class SenderSession:
                 # The wait is over: start now, or with the first receiver that joins.
                 self._start_deadline = None
                 self._wait_over = True
-                if self.roster.receivers:
-                    self._start(now)
+                self._maybe_start(now)
         if self._state is SenderState.SENDING and now >= self._next_sync:
             self._queue_sync(now)
         if now >= self._next_sweep:
@@ -261,7 +275,8 @@ class SenderSession:
             deadline = min(deadline, self._start_deadline)
         if self._window_timer is not None:
             deadline = min(deadline, self._window_timer)
-        if self._state is SenderState.SENDING and self._has_data_to_send():
+        if (self._state is SenderState.SENDING and self._has_data_to_send()
+                or self._delta_pass is not None):
             pacer = self._pacer
             deadline = min(deadline, pacer.next_time(pacer.rate * PACING_QUANTUM))
         return deadline
@@ -271,14 +286,16 @@ class SenderSession:
         sealer = self.sealer
         if sealer is not None:
             out = [(sealer.seal(datagram), addr) for datagram, addr in out]
+        overhead = FRAME_OVERHEAD + (SEAL_OVERHEAD if sealer is not None else 0)
+        limit = self.config.batch_max
+        paced = self._send_delta_pass(out, now, limit, overhead) if self._delta_pass else 0
         if self._state is not SenderState.SENDING:
             return out
         data_addr = self.config.data_addr
         outgoing = self._outgoing
         pacer = self._pacer
         stats = self.stats
-        limit = self.config.batch_max
-        overhead = FRAME_OVERHEAD + (SEAL_OVERHEAD if sealer is not None else 0)
+        limit -= paced
         sent = 0
         while sent < limit:
             if not outgoing:
@@ -339,8 +356,22 @@ class SenderSession:
                 f"the sender cannot {trigger.value!r} in state {self._state.value}")
         self._state = new
 
+    def _maybe_start(self, now: float) -> None:
+        """Start once enough receivers joined (or the wait is over and one did), and no delta
+        receiver is still comparing its disk: until it has said what it lacks, the first pass
+        cannot leave anything out."""
+        roster = self.roster
+        if self._state is not SenderState.WAITING or not roster.receivers:
+            return
+        if not (self._wait_over or len(roster) >= self.config.min_receivers):
+            return
+        if not roster.any_comparing():
+            self._start(now)
+
     def _start(self, now: float) -> None:
         self._transition(_Trigger.START)
+        if self.roster.all_delta():
+            self.plan.only_lacked(self.roster.lacked_reports())
         self.started_at = now
         window = self.config.late_join_window
         if window is not None:
@@ -386,10 +417,9 @@ class SenderSession:
         repairs = self.repairs
         if repairs.pending and self._refill_repairs(repairs.pending):
             return
-        used = self.used
-        if (used is not None and self._first_pass is None and self._cursor < self.nblocks
-                and not used.flags[self._cursor]):
-            self._skip_free()
+        if (self._first_pass is None and self._cursor < self.nblocks
+                and not self.plan.flags[self._cursor]):
+            self._skip_unsent()
         if self._cursor >= self.nblocks:
             if repairs.catchup:
                 self._refill_repairs(repairs.catchup)
@@ -414,24 +444,19 @@ class SenderSession:
         self._pass_ends.append((self._seq - 1, self._cursor))
         self._want_ahead()
 
-    def _skip_free(self) -> None:
-        """The first pass steps over free blocks: nothing of them is sent."""
-        assert self.used is not None
-        self._cursor = self.used.next_used(self._cursor)
+    def _skip_unsent(self) -> None:
+        """The first pass steps over free blocks, and those every receiver holds: nothing of
+        them is sent."""
+        self._cursor = self.plan.next_sent(self._cursor)
         self._pass_ends.append((self._seq - 1, self._cursor))
         self._idle = False
         self._want_ahead()
 
     def _want_ahead(self) -> None:
-        used = self.used
-        if used is None:
-            last = min(self.nblocks, self._cursor + 1 + self.config.prefetch_blocks)
-            for index in range(self._cursor, last):
-                self._want(index)
-            return
+        plan = self.plan
         index = self._cursor
         for _ in range(1 + self.config.prefetch_blocks):
-            index = used.next_used(index)
+            index = plan.next_sent(index)
             if index >= self.nblocks:
                 return
             self._want(index)
@@ -539,6 +564,49 @@ class SenderSession:
             return announce
         return replace(announce, signature=signer.sign(announce_payload(announce.encode())))
 
+    def _queue_delta_pass(self) -> None:
+        """A delta receiver joined: it compares its disk with the map and every chunk of the
+        manifest that covers a used block, so they go out now, paced, to the whole room."""
+        if self._delta_pass is None:
+            self._delta_pass = self._delta_datagrams()
+        else:
+            self._delta_pass_again = True  # it missed the part already sent
+
+    def _delta_datagrams(self) -> Iterator[bytes]:
+        used, manifest, sid = self.used, self.manifest, self.session_id
+        if used is not None:
+            for index, piece in enumerate(used.pieces):
+                yield UsedMapPiece(sid, index, len(used.pieces), piece).encode()
+        if manifest is None:
+            return
+        flags = self.plan.used_flags
+        for chunk in range(manifest.nchunks):
+            start = chunk * CHUNK_DIGESTS
+            if flags.find(1, start, start + CHUNK_DIGESTS) >= 0:
+                yield ManifestChunk(sid, chunk, manifest.chunk(chunk),
+                                    manifest.proof(chunk)).encode()
+
+    def _send_delta_pass(self, out: list[tuple[bytes, Addr]], now: float, limit: int,
+                         overhead: int) -> int:
+        """Datagrams of the delta pass as the pacer allows (before any data)."""
+        delta_pass, pacer, sealer = self._delta_pass, self._pacer, self.sealer
+        assert delta_pass is not None
+        addr = self.config.data_addr
+        sent = 0
+        while sent < limit:
+            datagram = self._delta_held or next(delta_pass, None)
+            self._delta_held = None
+            if datagram is None:
+                self._delta_pass = self._delta_datagrams() if self._delta_pass_again else None
+                self._delta_pass_again = False
+                break
+            if not pacer.try_consume(len(datagram) + overhead, now):
+                self._delta_held = datagram
+                break
+            out.append((datagram if sealer is None else sealer.seal(datagram), addr))
+            sent += 1
+        return sent
+
     def _send_map_piece(self, index: int, now: float | None) -> None:
         """Multicast piece ``index`` of the used-block map; on request at most once per
         2 GRTT (as chunks)."""
@@ -633,13 +701,21 @@ class SenderSession:
                                       addr))
                 return
             info = roster.add(msg.receiver_id, addr, now, self._seq)
+            self._take_kind(info, msg.delta and self.manifest is not None)
             self._events.append(ReceiverJoined(msg.receiver_id, addr))
         roster.heard(info, msg.echo_time, msg.hold, now)
         self._control.append((self._accept(msg).encode(), addr))
-        if self._state is SenderState.WAITING and (
-            self._wait_over or len(roster) >= self.config.min_receivers
-        ):
-            self._start(now)
+        self._maybe_start(now)
+
+    def _take_kind(self, info: ReceiverInfo, delta: bool) -> None:
+        """A new receiver: a delta one gets the map and manifest to compare its disk with;
+        any other needs every used block, from the first pass on if it is under way."""
+        info.delta = delta
+        if delta:
+            self._queue_delta_pass()
+        elif self._state is SenderState.SENDING:
+            self.plan.send_all_from(self._cursor)
+            self._idle = False
 
     def _on_status(self, msg: Status, addr: Addr, now: float) -> None:
         roster = self.roster
@@ -660,6 +736,8 @@ class SenderSession:
         if msg.chunks and self.manifest is not None:
             for index in msg.chunks[:16]:
                 self._send_chunk(index, now)
+        if msg.lacks_pieces and info.delta:
+            self._ack_lacks(info, msg.lacks_pieces)
         if not (msg.need or msg.whole) or self._state is not SenderState.SENDING:
             return
         self.stats.naks_received += 1
@@ -685,6 +763,42 @@ class SenderSession:
         if self.repairs.grew:  # something new is owed: generate again
             self.repairs.grew = False
             self._idle = False
+
+    def _on_lacks(self, msg: Lacks, addr: Addr, now: float) -> None:
+        """A piece of a delta receiver's report of what it lacks. Not rate-limited like a
+        STATUS: a piece costs a dict entry, and a report has MAX_PIECES at most."""
+        info = self.roster.get(msg.receiver_id)
+        if (info is None or not info.delta or info.outcome is not None
+                or self.roster.impostor(info, addr)):
+            self.stats.foreign += 1
+            return
+        if info.lacked is not None:
+            return  # a repeat: our LACKS_ACK was lost, the next STATUS gets another
+        if not info.lacks.add(msg.index, msg.count, msg.data):
+            self.stats.garbled += 1
+            return
+        if not info.lacks.whole:
+            return
+        try:
+            info.lacked = info.lacks.runs(self.nblocks)
+        except BadPacket:
+            self.stats.garbled += 1  # asked for again, piece by piece
+            return
+        info.progress_at = now  # from now on it is served, and may stall
+        self._ack_lacks(info, msg.count)
+        if self._state is SenderState.SENDING:
+            self.plan.add_lacked(info.lacked, self._cursor)
+            self._idle = False
+        self._maybe_start(now)
+
+    def _ack_lacks(self, info: ReceiverInfo, count: int) -> None:
+        """Tell a delta receiver which pieces of its report we lack (none: it is taken)."""
+        if info.lacked is None and not info.lacks.expect(count):
+            self.stats.garbled += 1
+            return
+        missing = [] if info.lacked is not None else info.lacks.missing()
+        ack = LacksAck(self.session_id, info.receiver_id, missing)
+        self._control.append((ack.encode(), info.addr))
 
     def _merge_need(
         self, index: int, counts: list[int] | None, seq_seen: int, whole: bool, defer: bool,
@@ -750,4 +864,6 @@ class SenderSession:
                          now: float) -> None:
         self.roster.finish(info, outcome, reason, now)
         self._events.append(ReceiverFinished(info.receiver_id, info.addr, outcome, reason))
+        if info.delta:
+            self._maybe_start(now)  # it may have been the last one comparing
         self._check_complete(now)

@@ -22,7 +22,7 @@ from .layout import block_count, raw_block_length
 from .manifest import CHUNK_DIGESTS, chunk_count, chunk_of, verify_chunk
 from .manifest import DIGEST_SIZE as SHA256_SIZE
 from .receiver_stats import ReceiverStats
-from .usedmap import MAX_PIECES, decode_runs_untrusted, map_digest, runs_of
+from .usedmap import MAX_PIECES, decode_runs_untrusted, encode_runs, map_digest, pieces, runs_of
 from .wire import DATA_HEADER_SIZE, FLAG_REPAIR, Announce, ManifestChunk, UsedMapPiece
 
 # Per-block state in ``_blocks``. FREE: the used-block map says the source disk does not use
@@ -34,6 +34,7 @@ NEW_LOSS = 2  # the cursor passed blocks we lack: arm the NAK
 AWAITING_CHUNK = 4  # a block completed before its manifest chunk: arm the NAK (it asks for it)
 
 _MISSING_RUN = re.compile(b"\x00+")
+_LACKED_RUN = re.compile(b"[\x00\x03]+")  # MISSING or PARTIAL: what the disk lacks
 _MAX_NEED = 48  # keep a STATUS inside one 1500-byte datagram
 _MAX_WHOLE = 32
 _MAX_CHUNKS_ASKED = 16
@@ -69,6 +70,7 @@ class Transfer:
         # blocks waiting for their chunk (asked for in STATUS).
         self._root = announce.manifest if len(announce.manifest) == SHA256_SIZE else b""
         self._chunks: dict[int, bytes] = {}
+        self._chunks_used = chunk_count(self.nblocks)  # chunks covering a used block
         self._awaiting: dict[int, BlockAssembly] = {}  # block -> its complete assembly
         # The used-block map, if the session has one: until all its pieces arrived and match
         # the signed digest, no block counts as free (and none is asked for whole).
@@ -233,6 +235,10 @@ class Transfer:
                          - start * self._block_size))
         self.map_known = True
         self.used_count = self.nblocks - blocks.count(FREE)
+        self._chunks_used = sum(
+            1 for chunk in range(chunk_count(self.nblocks))
+            if blocks.count(FREE, chunk * CHUNK_DIGESTS, (chunk + 1) * CHUNK_DIGESTS)
+            < min(CHUNK_DIGESTS, self.nblocks - chunk * CHUNK_DIGESTS))
         return free
 
     @property
@@ -316,6 +322,11 @@ class Transfer:
                 break
         return need, whole
 
+    def has_all_chunks(self) -> bool:
+        """Every chunk covering a used block is here (what the final check and a delta
+        receiver's comparison need); cheap until that is possible at all."""
+        return len(self._chunks) >= self._chunks_used and not self.chunks_for_verify()
+
     def chunks_for_verify(self) -> list[int]:
         """Manifest chunks of used blocks that we lack (a resumed run never received the
         chunks of the blocks it took from its journal); the final check needs them all."""
@@ -341,6 +352,22 @@ class Transfer:
                 start = (index % CHUNK_DIGESTS) * SHA256_SIZE
                 yield (index * size, raw_block_length(index, self._image_size, size),
                        chunk[start : start + SHA256_SIZE])
+
+    def blocks_to_compare(self) -> Iterator[tuple[int, int, int, bytes]]:
+        """(index, offset, length, SHA-256) of every used block not yet stored, in order: what
+        a delta receiver reads from its disk. Every chunk must be there."""
+        blocks, size = self._blocks, self._block_size
+        for run in _LACKED_RUN.finditer(blocks):
+            for index in range(run.start(), run.end()):
+                chunk = self._chunks[chunk_of(index)]
+                start = (index % CHUNK_DIGESTS) * SHA256_SIZE
+                yield (index, index * size, raw_block_length(index, self._image_size, size),
+                       chunk[start : start + SHA256_SIZE])
+
+    def lack_report(self) -> list[bytes]:
+        """The LACKS pieces: runs of the used blocks not stored (protocol/delta.py)."""
+        runs = [(m.start(), m.end()) for m in _LACKED_RUN.finditer(self._blocks)]
+        return pieces(encode_runs(runs))
 
     def chunks_needed(self) -> list[int]:
         """Manifest chunks that complete blocks wait for (asked for in STATUS)."""

@@ -65,6 +65,8 @@ class PacketType(IntEnum):
     MANIFEST = 10
     SEALED = 11  # an encrypted datagram (protocol/seal.py)
     USED_MAP = 12  # a piece of the used-block map (protocol/usedmap.py)
+    LACKS = 13  # a piece of a delta receiver's report of what its disk lacks (protocol/delta.py)
+    LACKS_ACK = 14  # the sender's answer: the pieces it still lacks (none: the report is in)
 
 
 def data_header(
@@ -187,6 +189,9 @@ class Join(Control):
     echo_time: float = -1.0  # sender_time of the last ANNOUNCE/SYNC heard (-1: none)
     hold: float = 0.0  # seconds between hearing it and sending this
     nonce: bytes = b""  # fresh per session: a signed ACCEPT must answer this very JOIN
+    # A delta receiver: its disk may hold an earlier version of the image. It compares its
+    # disk with the manifest and reports what it lacks (LACKS) before the sender starts.
+    delta: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +225,9 @@ class Status(Control):
     overruns: int = 0  # datagrams our kernel dropped because our socket buffer was full
     chunks: list[int] = field(default_factory=list)  # manifest chunks it still needs
     map_pieces: list[int] = field(default_factory=list)  # used-map pieces it still needs
+    # A delta receiver's report of what it lacks: its pieces in all, while the sender has not
+    # confirmed it whole (0: none, or confirmed).
+    lacks_pieces: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +278,31 @@ class UsedMapPiece(Control):
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Lacks(Control):
+    """Delta receiver → sender: piece ``index`` of ``count`` of the used blocks its disk
+    lacks, as used-map runs (protocol/usedmap.py encode_runs)."""
+
+    TYPE: ClassVar[PacketType] = PacketType.LACKS
+    receiver_id: int
+    index: int
+    count: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LacksAck(Control):
+    """Sender → delta receiver: the pieces of its LACKS report still missing (a few of them;
+    empty: the report is whole and taken)."""
+
+    TYPE: ClassVar[PacketType] = PacketType.LACKS_ACK
+    receiver_id: int
+    missing: list[int] = field(default_factory=list)
+
+
 CONTROL_TYPES: dict[int, type[Control]] = {
     cls.TYPE: cls for cls in (Announce, Sync, Join, Accept, Status, Done, DoneAck, Refuse,
-                              ManifestChunk, UsedMapPiece)
+                              ManifestChunk, UsedMapPiece, Lacks, LacksAck)
 }
 
 _MAX_LIST = 4096

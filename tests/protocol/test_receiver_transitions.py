@@ -28,7 +28,11 @@ def test_the_table_goes_forward_only_and_every_state_may_finish() -> None:
     happy = [ReceiverState.DISCOVERING]
     for on in (_Input.FOLLOW, _Input.ACCEPTED, _Input.ALL_STORED, _Input.HASHED, _Input.FINISH):
         happy.append(_TRANSITIONS[(happy[-1], on)])
-    assert happy == list(ReceiverState)
+    assert happy == [s for s in ReceiverState if s is not ReceiverState.COMPARING]
+    delta = [ReceiverState.JOINING]  # a delta receiver compares its disk before receiving
+    for on in (_Input.ACCEPTED_DELTA, _Input.COMPARED):
+        delta.append(_TRANSITIONS[(delta[-1], on)])
+    assert delta == [ReceiverState.JOINING, ReceiverState.COMPARING, ReceiverState.RECEIVING]
     assert {s for s, on in _TRANSITIONS if on is _Input.FINISH} == set(ReceiverState) - {
         ReceiverState.FINISHED}
     assert not any(s is ReceiverState.FINISHED for s, _on in _TRANSITIONS)  # the end
