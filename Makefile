@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
 
-.PHONY: test test-disks demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security bench-capture bench-disks clean
+.PHONY: test test-disks demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security bench-capture bench-disks bench-delta clean
 
 # Debian packages: the kernel lab (nftables for per-link loss, iproute2 for namespaces and tbf),
 # udpcast (the peer the benchmark measures us against), and for real disks partclone (used
@@ -87,6 +87,10 @@ bench-capture: $(STAMP) $(DEBS)
 # zstd | udp-sender, udpcast; fsck and file trees checked on every laptop.
 bench-disks: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.disks
+
+# Re-imaging a room after an update: fresh, --delta and Clonezilla's way (root).
+bench-delta: $(STAMP) $(DEBS)
+	$(BIN)/python -m bench.delta
 
 bench-security: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.crypto_cost

@@ -126,9 +126,12 @@ def _read_text(path: str) -> str:
 def run_in_lab(
     tool: Tool, image: Path, receivers: int, rate_mbit: float | None, loss_pct: float,
     timeout: float, logs: Path | None = None, verify: Callable[[Path], bool] | None = None,
+    prepare: Callable[[Path], None] | None = None,
 ) -> Run:
     """``verify``: whether a receiver's target is right (default: its first bytes equal the
-    image's, which a disk imaged from a prepared image or by partition need not)."""
+    image's, which a disk imaged from a prepared image or by partition need not).
+    ``prepare``: puts what a laptop's disk holds before the run into a target (default: the
+    target does not exist yet)."""
     size = image.stat().st_size
     digest = sha256_prefix(image, size)
     with contextlib.ExitStack() as stack:
@@ -136,6 +139,9 @@ def run_in_lab(
         lab = stack.enter_context(Lab(receivers, rate_mbit=rate_mbit,
                                       loss_pct=[loss_pct] * receivers))
         targets = [work / f"{h.name}.img" for h in lab.receivers]
+        if prepare is not None:
+            for target in targets:
+                prepare(target)
         # Resume journals and the sender's key stay in the run's directory, never in this
         # machine's /var/lib or the admin's own key file.
         env = {**os.environ, "MCAST_STATE_DIR": str(work / "state"),

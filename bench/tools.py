@@ -19,13 +19,14 @@ UDPCAST_FEC = "8x8/128"  # 8 stripes, 8 redundant blocks per 128: udpcast's docu
 RECEIVER_TIMEOUT = 120
 
 
-def mcastd(rate_mbit: float | None, extra: tuple[str, ...] = ()) -> Tool:
+def mcastd(rate_mbit: float | None, extra: tuple[str, ...] = (),
+           receiver_extra: tuple[str, ...] = ()) -> Tool:
     sender = [sys.executable, "-m", "mcastd", "serve", "{image}", "--interface", "lab0",
               "--min-receivers", "{receivers}", "--max-wait", "30", "--json", *extra]
     if rate_mbit is not None:
         sender += ["--rate", f"{rate_mbit:g}M"]
     receiver = [sys.executable, "-m", "receiver", "{target}", "--interface", "lab0", "--json",
-                "--timeout", str(RECEIVER_TIMEOUT)]
+                "--timeout", str(RECEIVER_TIMEOUT), *receiver_extra]
     return Tool("mcastd", sender, receiver)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from disk.imagefile import is_prepared_image
 
-from .net import Lab, LabHost
+from .net import Lab, LabHost, tx_bytes
 
 SENDER_MAX_WAIT = 30  # seconds the sender waits for the on-time receivers
 RECEIVER_TIMEOUT = 60
@@ -59,6 +59,7 @@ class LabResult:
     receivers: list[HostResult]
     sender: HostResult | None = None
     events: list[str] = field(default_factory=list)  # "r1 killed at 3.0 s", in order
+    wire_bytes: int = 0  # bytes the sender's link carried from its start (Ethernet frames)
     ok: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -256,6 +257,7 @@ def run_classroom_lab(
             extras(lab)
             time.sleep(extras_lead)
         sender = _Process(lab.sender)
+        tx_before = tx_bytes(lab.sender)
         start(sender, [*sender_argv(image.resolve(), max(1, receivers - len(late)), sender_rate),
                        *sender_args])
         sender_started = time.monotonic()
@@ -279,6 +281,7 @@ def run_classroom_lab(
             image=str(image), image_size=size, rate_mbit=link_rates, loss_pct=losses, late=late,
             wall_seconds=time.monotonic() - started, receivers=results,
             sender=_collect(sender, size, None), events=events,
+            wire_bytes=tx_bytes(lab.sender) - tx_before,
         )
     return result
 

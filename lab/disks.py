@@ -262,6 +262,48 @@ def classroom_disk(path: Path, *, scale: float = 1.0, label: str = "gpt",
     return build_disk(path, size, specs, label=label, seed=seed)
 
 
+def block_digests(path: Path, block_size: int) -> list[bytes]:
+    """A digest of every ``block_size`` block of the disk image ``path``."""
+    digests = []
+    with open(path, "rb") as f:
+        while block := f.read(block_size):
+            digests.append(hashlib.blake2b(block, digest_size=16).digest())
+    return digests
+
+
+def update_files(golden: GoldenDisk, number: int, blocks: int, block_size: int,
+                 seed: int = 7) -> int:
+    """An update of the golden laptop: regions of files in partition ``number`` rewritten
+    with bytes of other files there (as a new version of a program is like the old), in
+    rounds, until at least ``blocks`` of the disk's ``block_size`` blocks differ from before
+    (the filesystem's own metadata and journal count too). Returns how many differ."""
+    spec = golden.specs[[p.number for p in golden.table.partitions].index(number)]
+    before = block_digests(golden.path, block_size)
+    rng = random.Random(seed)
+    changed = 0
+    with loop_device(golden.path, golden.partition(number)) as device:
+        while changed < blocks:
+            with mounted(spec.fs, device, read_only=False) as root:
+                files = sorted(p for p in root.rglob("*")
+                               if p.is_file() and not p.is_symlink()
+                               and p.stat().st_size >= 64 * 1024)
+                # A round patches half of what is left to change, since metadata blocks
+                # change along.
+                for _ in range(max(1, (blocks - changed) // 2)):
+                    target, donor = rng.choice(files), rng.choice(files)
+                    size = min(target.stat().st_size, donor.stat().st_size, 64 * 1024)
+                    at = rng.randrange(0, target.stat().st_size - size + 1)
+                    with open(donor, "rb") as src:
+                        src.seek(rng.randrange(0, donor.stat().st_size - size + 1))
+                        patch = src.read(size)
+                    with open(target, "r+b") as dst:
+                        dst.seek(at)
+                        dst.write(patch)
+            after = block_digests(golden.path, block_size)
+            changed = sum(a != b for a, b in zip(before, after, strict=True))
+    return changed
+
+
 def golden_trees(golden: GoldenDisk) -> dict[int, dict[str, str]]:
     """Every filesystem partition's file tree, by partition number (swap and unknown left out)."""
     return {p.number: partition_tree(golden.path, p, s.fs)

@@ -384,6 +384,11 @@ class ReceiverSession:
         ``CompareDisk`` reads from the disk."""
         return self._followed("blocks_to_compare").blocks_to_compare()
 
+    @property
+    def blocks_lacked(self) -> int:
+        """Used blocks not stored yet (what a comparison reads)."""
+        return self._transfer.lacked_count if self._transfer is not None else 0
+
     def compared(self, matching: Iterable[int], now: float) -> int:
         """The blocks ``CompareDisk`` found on the disk as the manifest has them: they count
         as stored. The sender learns what we still lack. Returns how many were taken."""

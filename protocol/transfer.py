@@ -355,14 +355,21 @@ class Transfer:
 
     def blocks_to_compare(self) -> Iterator[tuple[int, int, int, bytes]]:
         """(index, offset, length, SHA-256) of every used block not yet stored, in order: what
-        a delta receiver reads from its disk. Every chunk must be there."""
-        blocks, size = self._blocks, self._block_size
+        a delta receiver reads from its disk. Every chunk must be there. The block table as
+        it is now: the driver reads the disk in a thread while blocks go on arriving."""
+        blocks, size = bytes(self._blocks), self._block_size
         for run in _LACKED_RUN.finditer(blocks):
             for index in range(run.start(), run.end()):
                 chunk = self._chunks[chunk_of(index)]
                 start = (index % CHUNK_DIGESTS) * SHA256_SIZE
                 yield (index, index * size, raw_block_length(index, self._image_size, size),
                        chunk[start : start + SHA256_SIZE])
+
+    @property
+    def lacked_count(self) -> int:
+        """Used blocks neither stored nor being written."""
+        blocks = self._blocks
+        return blocks.count(MISSING) + blocks.count(PARTIAL)
 
     def lack_report(self) -> list[bytes]:
         """The LACKS pieces: runs of the used blocks not stored (protocol/delta.py)."""

@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--from-image", metavar="IMAGE",
                         help="write this prepared image (mcastd capture) to TARGET here, "
                              "without the network, with the same checks")
+    parser.add_argument("--delta", action="store_true",
+                        help="TARGET holds an earlier version of the image (this laptop was "
+                             "imaged before): read it first and receive only the blocks that "
+                             "changed")
     parser.add_argument("--grow", action="store_true",
                         help="after a prepared image is written and verified, grow its last "
                              "partition and filesystem to the end of this disk")
@@ -111,7 +115,8 @@ def receiver_config(
     args: argparse.Namespace, trusted: frozenset[str] | None, image: bytes | None
 ) -> ReceiverConfig:
     return ReceiverConfig(discovery_addr=(args.discovery_group, args.discovery_port),
-                          session_name=args.session, image_sha256=image, trusted=trusted)
+                          session_name=args.session, image_sha256=image, trusted=trusted,
+                          delta=args.delta)
 
 
 async def receive(
@@ -164,8 +169,12 @@ def _explain_lost_sender(report: FinalReport, session: ReceiverSession, resumabl
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     level = verbosity(args)
+    if args.from_image is not None and args.delta:
+        parser.error("--delta compares the disk with a session's manifest; --from-image "
+                     "writes the whole image: use one of them")
     if args.from_image is not None:
         return from_image(args, level)
     try:

@@ -22,6 +22,7 @@ from protocol.blockcheck import verified_block
 from protocol.blockcodec import BlockCorrupt, BlockDecoder
 from protocol.events import (
     BlockReady,
+    CompareDisk,
     Event,
     Finished,
     FreeBlocks,
@@ -76,6 +77,8 @@ class ReceiverDaemon:
         self.igmp_interval = igmp_interval
         self.journal: Journal | None = None
         self.resumed = 0  # blocks taken from the journal
+        self.compared = 0  # blocks a delta comparison found on the disk as the image has them
+        self._compare_progress: tuple[int, int] | None = None  # (bytes read, of) while comparing
         self.driver = SessionDriver(session, net.control, self._on_event)
         self.target: Target | None = None
         self.worker = worker or Worker(WRITE_THREADS)
@@ -131,6 +134,8 @@ class ReceiverDaemon:
             self.console.message("joined; receiving")
         elif isinstance(event, FreeBlocks):
             nursery.start_soon(self._discard, event.ranges)
+        elif isinstance(event, CompareDisk):
+            nursery.start_soon(self._compare)
         elif isinstance(event, VerifyImage):
             nursery.start_soon(self._verify_blocks if event.per_block else self._verify)
         elif isinstance(event, Finished):
@@ -158,7 +163,8 @@ class ReceiverDaemon:
         try:
             check_fits(self.target_info, needed)
             stored = self._open_journal(announce.image_sha256, event.image_size)
-            if stored:
+            # A resumed or delta run keeps what the disk holds; any other starts clean.
+            if stored or self.session.config.delta:
                 self.target = self.open_target(self.target_info, size, keep=True)
             else:
                 self.target = self.open_target(self.target_info, size)
@@ -336,6 +342,38 @@ class ReceiverDaemon:
         self.session.image_verified(digest, self._verified_at)
         self.driver.poke()
 
+    async def _compare(self) -> None:
+        """Delta: read every used block the disk may already hold and keep those that match
+        the manifest; the sender then sends only what this disk lacks."""
+        target = self.target
+        assert target is not None
+        blocks = self.session.blocks_to_compare()
+        total = self.session.blocks_lacked
+        size = total * self._block_size
+        self.console.message(f"comparing this disk with the image: reading "
+                             f"{format_bytes(size)} in use")
+        self._compare_progress = (0, size)
+
+        def progress(done: int) -> None:
+            self._compare_progress = (done, size)
+
+        try:
+            matching = await self.worker.run(target.matching_blocks, blocks, progress)
+        except TargetError as exc:
+            self._fail(str(exc))
+            return
+        finally:
+            self._compare_progress = None
+        if self.session.state is not ReceiverState.COMPARING:
+            return  # it ended meanwhile (the sender went silent): it said why already
+        for index in matching:  # on the disk already, as durable as anything journaled
+            self._record(index)
+        self.compared = self.session.compared(matching, trio.current_time())
+        self.console.message(
+            f"{self.compared} of {total} used blocks are on this disk already; receiving the "
+            f"other {total - self.compared}")
+        self.driver.poke()
+
     async def _discard(self, ranges: tuple[tuple[int, int], ...]) -> None:
         """Tell the disk which ranges the image does not use (TRIM; holes in a file)."""
         target = self.target
@@ -456,6 +494,9 @@ class ReceiverDaemon:
         eta = None
         if rate > 0 and size > written:
             eta = (size - written) * 8 / rate
+        if self._compare_progress is not None:  # (the bar shows the disk being read)
+            done, of = self._compare_progress
+            percent, eta = 100.0 * done / of if of else 100.0, None
         return ReceiverSnapshot(
             session=self._name,
             image_size=size,
@@ -479,8 +520,10 @@ class ReceiverDaemon:
         stats = session.stats
         verified = session.verified_bytes
         if ok and verified:
+            kept = (f" ({format_bytes(self.compared * self._block_size)} of it was on this "
+                    "disk already)" if self.compared else "")
             message = (f"the {format_bytes(self._image_size)} image is written; its "
-                       f"{format_bytes(verified)} in use read back and verified.")
+                       f"{format_bytes(verified)} in use read back and verified{kept}.")
         else:
             message = (f"the {format_bytes(self._image_size)} image is written and verified."
                        if ok else reason)
@@ -495,6 +538,7 @@ class ReceiverDaemon:
                 "target": self.target_info.path,
                 "blocks": session.nblocks,
                 "resumed_blocks": self.resumed,
+                "compared_blocks": self.compared,
                 "verified_bytes": session.verified_bytes,
                 "discarded_bytes": self.target.bytes_discarded if self.target else 0,
                 "datagrams": stats.received,

@@ -14,6 +14,7 @@ import hashlib
 import os
 import stat
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -180,6 +181,21 @@ def check_fits(info: TargetInfo, image_size: int) -> None:
                           " use a larger disk.")
 
 
+class _ReadCounter:
+    """Bytes read back so far, told to a progress callback."""
+
+    __slots__ = ("done", "_progress")
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self.done = 0
+        self._progress = progress
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if self._progress is not None:
+            self._progress(self.done)
+
+
 class Target:
     """TARGET open for writing: write blocks at offsets, zero or discard ranges, hash the whole
     image or verify chosen blocks.
@@ -342,23 +358,29 @@ class Target:
         one at a time, so a map of millions of blocks costs no memory; ``progress`` gets the
         bytes read so far."""
         self._start_reading_back()
-        done = verified = bad = 0
+        verified = bad = 0
         first_bad: int | None = None
+        counter = _ReadCounter(progress)
         for offset, length, expected in blocks:
-            self._check_range(offset, length)
-            digest = hashlib.sha256()
-            for chunk in self._read_back(offset, length):
-                digest.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done)
-            if digest.digest() == expected:
+            if self._digest_at(offset, length, counter) == expected:
                 verified += length
             else:
                 bad += 1
                 if first_bad is None:
                     first_bad = offset
         return VerifyResult(bad == 0, verified, first_bad, bad)
+
+    def matching_blocks(self, blocks: Iterable[tuple[int, int, int, bytes]],
+                        progress: Callable[[int], None] | None = None) -> array[int]:
+        """The indices of the ``(index, offset, length, sha256)`` blocks the disk already holds
+        as they are (a delta receiver's comparison), read as ``verify_blocks`` reads."""
+        self._start_reading_back()
+        matching = array("Q")
+        counter = _ReadCounter(progress)
+        for index, offset, length, expected in blocks:
+            if self._digest_at(offset, length, counter) == expected:
+                matching.append(index)
+        return matching
 
     def close(self) -> None:
         fd, self._fd = self._fd, -1
@@ -379,6 +401,14 @@ class Target:
         self.close()
 
     # -- internals --------------------------------------------------------------------------
+
+    def _digest_at(self, offset: int, length: int, counter: _ReadCounter) -> bytes:
+        self._check_range(offset, length)
+        digest = hashlib.sha256()
+        for chunk in self._read_back(offset, length):
+            digest.update(chunk)
+            counter.add(len(chunk))
+        return digest.digest()
 
     def _check_range(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.image_size:

@@ -1,0 +1,66 @@
+"""Delta re-imaging with the real programs: laptops imaged with an earlier capture receive
+`mcastd serve` of the updated golden disk with `mcast-receive --delta`. Only the blocks the
+update changed cross the wire, and every laptop ends fsck-clean with the new file trees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from disk.capture import capture
+from lab.classroom import format_table, run_classroom_lab
+from lab.disks import (
+    classroom_disk,
+    disk_problems,
+    disks_available,
+    golden_trees,
+    loop_device,
+    update_files,
+    write_old_data,
+)
+from lab.net import lab_available
+from receiver.export import export_image
+
+MiB = 1 << 20
+why = lab_available() or disks_available()
+pytestmark = [pytest.mark.lab, pytest.mark.disks, pytest.mark.skipif(why is not None,
+                                                                     reason=why or "")]
+
+
+def test_a_room_re_imaged_after_an_update_gets_only_the_changed_blocks(tmp_path: Path) -> None:
+    golden = classroom_disk(tmp_path / "golden.img", scale=0.25)
+    first = capture(str(golden.path), str(tmp_path / "v1.mci"))
+    size = golden.table.disk_size + 32 * MiB
+    laptops = [tmp_path / f"laptop{i}.disk" for i in range(2)]
+    for laptop in laptops:  # imaged with the first capture last term
+        with open(laptop, "wb") as f:
+            write_old_data(f, size, seed=40)
+        with loop_device(laptop) as device:
+            export_image(first.image, device)
+
+    block = first.header.block_size
+    root = next(p.number for p, s in zip(golden.table.partitions, golden.specs, strict=True)
+                if s.fs == "ext4")
+    changed = update_files(golden, root, round(0.05 * first.blocks), block)
+    second = capture(str(golden.path), str(tmp_path / "v2.mci"))
+    assert 0.045 <= changed / second.blocks < 0.065, (changed, second.blocks)
+    trees = golden_trees(golden)
+
+    with loop_device(laptops[0]) as one, loop_device(laptops[1]) as two:
+        result = run_classroom_lab(Path(second.image), 2, rate_mbit=200, timeout=180,
+                                   targets={0: Path(one), 1: Path(two)},
+                                   receiver_args=["--delta"], compare_bytes=False)
+    assert result.ok, format_table(result)
+    share = result.wire_bytes / second.image_bytes
+    print(f"{changed} of {second.blocks} blocks changed; on the wire "
+          f"{result.wire_bytes} bytes, {share:.3f} of the {second.image_bytes}-byte image")
+    assert share <= 0.08, (share, changed, second.blocks)
+    for i, laptop in enumerate(laptops):
+        final = result.receivers[i].final
+        assert final is not None
+        kept = final["details"]["compared_blocks"]
+        # Also sent: the GPT's blocks, which the first imaging made right for this disk.
+        assert second.blocks - changed - 2 <= kept < second.blocks, (kept, changed,
+                                                                      second.blocks)
+        assert disk_problems(laptop, size, golden, trees) == [], i
