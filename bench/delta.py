@@ -33,12 +33,11 @@ import time
 from pathlib import Path
 
 from disk.capture import capture
-from lab.disks import classroom_disk, disks_available, update_files
-from lab.net import lab_available
+from lab.disks import classroom_disk, update_files
 from receiver.export import export_image
 
 from . import tools
-from .disks import checker, clonezilla_tool
+from .disks import cannot_run_disk_bench, checker, clonezilla_tool
 from .lab_run import Run, run_in_lab
 
 MiB = 1 << 20
@@ -53,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--changed", type=float, default=0.05)
     args = parser.parse_args(argv)
-    why = lab_available() or disks_available()
-    if why is not None or subprocess.run(["which", "udp-sender"],
-                                         capture_output=True).returncode:
-        print(f"bench.delta: {why or 'needs udpcast'}", file=sys.stderr)
+    if cannot_run_disk_bench():
         return 2
     with tempfile.TemporaryDirectory(prefix="mcastd-bench-delta-",
                                      dir=os.environ.get("BENCH_DIR")) as tmp:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,11 +38,10 @@ import zstandard
 from disk.allocation import PARTCLONE
 from disk.capture import CaptureResult, capture
 from lab.disks import GoldenDisk, classroom_disk, disk_problems, disks_available, golden_trees
-from lab.net import lab_available
 
 from . import tools
 from .capture import partclone_zstd
-from .lab_run import Run, Tool, run_in_lab
+from .lab_run import Run, Tool, cannot_run, run_in_lab
 
 MiB = 1 << 20
 RECEIVERS = 3
@@ -82,6 +82,12 @@ def checker(golden: GoldenDisk) -> Callable[[Path], bool]:
     return verify
 
 
+def cannot_run_disk_bench() -> bool:
+    """True, after saying why, unless the lab, golden disks and udpcast can all be had here."""
+    return cannot_run(disks_available()
+                      or (None if shutil.which("udp-sender") else "udpcast is not installed"))
+
+
 def clonezilla_tool(golden: GoldenDisk, work: Path, rate: float | None) -> Tool:
     table = work / "golden.sgdisk"
     subprocess.run(["sgdisk", f"--backup={table}", str(golden.path)], check=True,
@@ -99,10 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--reps", type=int, default=1)
     args = parser.parse_args(argv)
-    why = lab_available() or disks_available()
-    if why is not None or subprocess.run(["which", "udp-sender"],
-                                         capture_output=True).returncode:
-        print(f"bench.disks: {why or 'needs udpcast'}", file=sys.stderr)
+    if cannot_run_disk_bench():
         return 2
     with tempfile.TemporaryDirectory(prefix="mcastd-bench-disks-",
                                      dir=os.environ.get("BENCH_DIR")) as tmp:

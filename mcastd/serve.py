@@ -102,7 +102,7 @@ class SenderDaemon:
         stats = session.stats
         rows = [self._row(info, now) for info in session.receivers.values()]
         active = [i.blocks_done for i in session.receivers.values() if i.outcome is None]
-        nblocks = max(1, session.nblocks)
+        nblocks = max(1, session.used_count)  # (free blocks are never stored)
         if session.state is SenderState.COMPLETE:
             percent = 100.0
         elif active:
@@ -188,10 +188,12 @@ _FINISHED_STATE = {Outcome.VERIFIED: "done", Outcome.FAILED: "failed", Outcome.D
 
 
 def receiver_state(info: ReceiverInfo, session: SenderSession) -> str:
-    """joining, receiving, lagging, verifying, done, failed or dropped."""
+    """joining, comparing, receiving, lagging, verifying, done, failed or dropped."""
     if info.outcome is not None:
         return _FINISHED_STATE[info.outcome]
-    if info.blocks_done >= session.nblocks:
+    if info.comparing:
+        return "comparing"  # a delta receiver reading its disk
+    if info.blocks_done >= session.used_count:
         return "verifying"
     if session.state is SenderState.WAITING or not info.delivery.sampled:
         return "joining"

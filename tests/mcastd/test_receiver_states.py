@@ -77,3 +77,15 @@ def test_the_session_sets_the_outcome_of_a_silent_laptop() -> None:
     assert info.outcome is Outcome.DROPPED
     assert receiver_state(info, s) == "dropped"
     assert receiver_reason(info) == "silent for 3 s: dropped"
+
+
+def test_a_delta_laptop_is_comparing_until_its_report_is_in_and_counts_used_blocks() -> None:
+    s = session(used_runs=((0, 2),))  # 2 of the 4 blocks used
+    info = laptop(1.0)
+    info.delta = True
+    assert receiver_state(info, s) == "comparing"
+    info.lacked = [(1, 2)]
+    info.blocks_done = 1
+    assert receiver_state(info, s) == "joining"
+    info.blocks_done = 2  # every used block: it checks them now
+    assert receiver_state(info, s) == "verifying"

@@ -154,3 +154,15 @@ def test_a_missing_or_broken_secret_stops_the_receiver_before_any_socket(
         assert capsys.readouterr().err == (
             f"mcast-receive: {path} has a 3-byte secret; it must be 32.\n")
     assert received == []
+
+
+def test_delta_and_from_image_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["/tmp/never-written", "--delta", "--from-image", "x.mci"])
+    assert exit_info.value.code == 2
+    assert "--delta compares the disk with a session's manifest" in capsys.readouterr().err
+
+
+def test_delta_reaches_the_session_config() -> None:
+    args = cli.build_parser().parse_args(["/tmp/never-written", "--delta"])
+    assert cli.receiver_config(args, None, None).delta

@@ -437,6 +437,21 @@ def test_verify_blocks_edge_cases(tmp_path: Path) -> None:
             target.verify_blocks([(MiB, 4096, bytes(32))])
 
 
+def test_a_kept_file_yields_the_blocks_it_already_holds(tmp_path: Path) -> None:
+    """A delta receiver's comparison: the file is kept as it is, and the blocks whose bytes
+    match are named, the others not."""
+    path = tmp_path / "d.img"
+    image = sample_image(USED_IMAGE_SIZE)
+    old = bytearray(image)
+    old[USED[1][0] + 7] ^= 0xFF  # an earlier version differs in one block
+    path.write_bytes(bytes(old[: 4 * MiB]))  # ...and is shorter: the last block is missing
+    listed = [(i, off, n, digest) for i, (off, n, digest) in enumerate(block_map(image, USED))]
+    seen: list[int] = []
+    with Target(check_target(str(path)), len(image), keep=True) as target:
+        assert list(target.matching_blocks(iter(listed), seen.append)) == [0, 2, 3]
+    assert seen[-1] == sum(n for _, n in USED)
+
+
 # -- a real block device: a loop device over a sparse file (root only) ------------------------
 
 DEVICE_SIZE = 64 * MiB
