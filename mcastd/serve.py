@@ -76,6 +76,7 @@ class SenderDaemon:
             kind, payload, repairs = await self.worker.run(self._encode, index)
         except ImageError as exc:
             self.error = str(exc)
+            self.session.abort(self.error, trio.current_time())  # the laptops are told
             self.driver.stop()
             return
         self.session.feed_block(index, kind, payload, repairs)
@@ -184,11 +185,13 @@ class SenderDaemon:
 
 
 # How a finished receiver shows in the table.
-_FINISHED_STATE = {Outcome.VERIFIED: "done", Outcome.FAILED: "failed", Outcome.DROPPED: "dropped"}
+_FINISHED_STATE = {Outcome.VERIFIED: "done", Outcome.FAILED: "failed", Outcome.DROPPED: "dropped",
+                   Outcome.DISK_ERROR: "disk error"}
 
 
 def receiver_state(info: ReceiverInfo, session: SenderSession) -> str:
-    """joining, comparing, receiving, lagging, verifying, done, failed or dropped."""
+    """joining, comparing, receiving, lagging, verifying, done, failed, disk error or
+    dropped."""
     if info.outcome is not None:
         return _FINISHED_STATE[info.outcome]
     if info.comparing:

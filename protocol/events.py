@@ -39,6 +39,7 @@ class Outcome(Enum):
 
     VERIFIED = "verified"  # DONE with the image's SHA-256
     FAILED = "failed"  # DONE without it: it gave up, or its image does not match
+    DISK_ERROR = "disk error"  # DONE without it because the laptop's own disk failed
     DROPPED = "dropped"  # silent for receiver_timeout, or stalled although served
 
 

@@ -68,12 +68,13 @@ from .events import (
 from .receiver_stats import ReceiverStats
 from .seal import Sealer, is_sealed
 from .transfer import AWAITING_CHUNK, FIRST_DATA, NEW_LOSS, Transfer
-from .trust import NONCE_SIZE, accept_payload, verify
+from .trust import NONCE_SIZE, abort_payload, accept_payload, verify
 from .wire import (
     DATA_HEADER,
     DATA_HEADER_SIZE,
     MAGIC,
     PROTOCOL_VERSION,
+    Abort,
     Accept,
     Announce,
     Done,
@@ -300,6 +301,8 @@ class ReceiverSession:
             self._on_accept(msg, now)
         elif isinstance(msg, LacksAck) and msg.receiver_id == self.receiver_id:
             self._on_lacks_ack(msg)
+        elif isinstance(msg, Abort):
+            self._on_abort(msg)
         elif (
             isinstance(msg, DoneAck)
             and msg.receiver_id == self.receiver_id
@@ -428,9 +431,10 @@ class ReceiverSession:
         self._send_done(now)
         self._rearm()
 
-    def fail(self, reason: str, now: float) -> None:
-        """The driver cannot go on (full disk, write error): tell the sender and stop."""
-        self._fail(reason)
+    def fail(self, reason: str, now: float, cause: str = "") -> None:
+        """The driver cannot go on (full disk, write error: ``cause`` CAUSE_DISK): tell the
+        sender and stop."""
+        self._fail(reason, cause)
 
     # --- states -----------------------------------------------------------------------------
 
@@ -515,14 +519,15 @@ class ReceiverSession:
         reads back."""
         return self._followed("used_blocks").used_blocks()
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, cause: str = "") -> None:
         if self._state is ReceiverState.FINISHED:
             return
         self.result = (False, reason)
         if self.session_id >= 0:
             # We stop right after this, with no retries: send it a few times so one lost
             # datagram does not leave the admin reading "silent" instead of the reason.
-            done = Done(self.session_id, self.receiver_id, False, b"", reason).encode()
+            done = Done(self.session_id, self.receiver_id, False, b"", reason,
+                        cause=cause).encode()
             self._out.extend([(done, self.sender_addr)] * FAIL_REPORT_COPIES)
         self._finish(False, reason)
         self._rearm()
@@ -643,6 +648,19 @@ class ReceiverSession:
             self._start_verify()
         elif compare and transfer.map_known:  # (else once the map is in)
             self._when_chunks_in(CompareDisk())
+
+    def _on_abort(self, msg: Abort) -> None:
+        """The sender stopped mid-way and says why; what we stored stays (the journal), so a
+        sender of the same image started again serves only the rest."""
+        key = self.sender_key
+        if key and not verify(key, abort_payload(self.session_id, msg.reason), msg.signature):
+            self.stats.garbled += 1  # not from the key that signed the session
+            return
+        if self._state in (ReceiverState.DISCOVERING, ReceiverState.REPORTING,
+                           ReceiverState.FINISHED):
+            return  # (reporting: our image is verified already, whatever the sender does)
+        self.sender_lost = True
+        self._finish(False, f"the sender stopped: {msg.reason.rstrip('.')}")
 
     def _on_lacks_ack(self, msg: LacksAck) -> None:
         """The sender took our report (nothing missing), or names pieces it lacks."""

@@ -68,10 +68,12 @@ from .repairs import RepairQueues
 from .roster import ReceiverInfo, Roster
 from .seal import SEAL_OVERHEAD, Sealer
 from .sender_stats import SenderStats
-from .trust import Signer, accept_payload, announce_payload
+from .trust import Signer, abort_payload, accept_payload, announce_payload
 from .usedmap import UsedBlocks
 from .wire import (
+    CAUSE_DISK,
     FLAG_REPAIR,
+    Abort,
     Accept,
     Announce,
     Done,
@@ -110,6 +112,7 @@ class SenderState(Enum):
 class _Trigger(Enum):
     START = "start"
     ALL_FINISHED = "all finished"
+    ABORT = "abort"
 
 
 # The states and what moves the session on. Every change of state goes through
@@ -121,11 +124,15 @@ class _Trigger(Enum):
 # START: ``min_receivers`` joined, or ``max_wait`` ran out with at least one (or the first to
 # join after it). ALL_FINISHED: every receiver that joined has an Outcome (its DONE, or it was
 # dropped) and the late-join window is closed. COMPLETE is final: no receiver is taken, no
-# data or timer is due; only a repeated DONE is still acknowledged.
+# data or timer is due; only a repeated DONE is still acknowledged. ABORT: the driver cannot
+# go on (its image failed to read); the laptops are told why and keep what they have.
 _TRANSITIONS: dict[tuple[SenderState, _Trigger], SenderState] = {
     (SenderState.WAITING, _Trigger.START): SenderState.SENDING,
     (SenderState.SENDING, _Trigger.ALL_FINISHED): SenderState.COMPLETE,
+    (SenderState.WAITING, _Trigger.ABORT): SenderState.COMPLETE,
+    (SenderState.SENDING, _Trigger.ABORT): SenderState.COMPLETE,
 }
+ABORT_COPIES = 3  # an ABORT is sent this many times: nothing comes after it to ask again
 
 
 def overhead_for_loss(loss: float) -> float:
@@ -336,6 +343,19 @@ class SenderSession:
         self.rate.rate = min(self.rate.rate, rate_bps)
         self.rate.floor = min(self.rate.floor, rate_bps)
         self._pacer.set_rate(self.rate.rate / 8.0, now)
+
+    def abort(self, reason: str, now: float) -> None:
+        """The driver cannot go on: tell the laptops ``reason`` (signed, as the session is) and
+        end. They keep what they stored, so a sender of the same image started again goes on
+        from there."""
+        if self._state is SenderState.COMPLETE:
+            return
+        self._transition(_Trigger.ABORT)
+        signature = (self.signer.sign(abort_payload(self.session_id, reason))
+                     if self.signer is not None else b"")
+        abort = Abort(self.session_id, reason, signature).encode()
+        self._control.extend([(abort, self.config.data_addr)] * ABORT_COPIES)
+        self._delta_pass = None
 
     def accepting(self, now: float) -> bool:
         """Whether a new receiver may still join."""
@@ -852,7 +872,9 @@ class SenderSession:
             return  # a repeated DONE: our ACK was lost
         ok = msg.ok and msg.digest == self.config.image_sha256
         reason = msg.reason or ("" if ok else "its image does not match the SHA-256")
-        self._finish_receiver(info, Outcome.VERIFIED if ok else Outcome.FAILED, reason, now)
+        outcome = (Outcome.VERIFIED if ok else
+                   Outcome.DISK_ERROR if msg.cause == CAUSE_DISK else Outcome.FAILED)
+        self._finish_receiver(info, outcome, reason, now)
 
     def _drop_silent(self, now: float) -> None:
         """Drop the receivers that went silent or stalled (Roster.to_drop)."""

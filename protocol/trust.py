@@ -26,6 +26,7 @@ NONCE_SIZE = 16
 _ANNOUNCE_DOMAIN = b"mcastd announce v1\0"
 _ACCEPT_DOMAIN = b"mcastd accept v1\0"
 _IMAGE_DOMAIN = b"mcastd prepared image v1\0"
+_ABORT_DOMAIN = b"mcastd abort v1\0"
 _ACCEPT = struct.Struct("<QQ")
 
 
@@ -76,3 +77,8 @@ def image_payload(header: bytes) -> bytes:
 def accept_payload(session_id: int, receiver_id: int, nonce: bytes) -> bytes:
     """What an ACCEPT's proof covers: this session takes this receiver, for its fresh nonce."""
     return _ACCEPT_DOMAIN + _ACCEPT.pack(session_id, receiver_id) + nonce
+
+
+def abort_payload(session_id: int, reason: str) -> bytes:
+    """What an ABORT's signature covers: this session stops, for this reason."""
+    return _ABORT_DOMAIN + struct.pack("<Q", session_id) + reason.encode()

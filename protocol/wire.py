@@ -48,6 +48,8 @@ DATA_HEADER_SIZE = DATA_HEADER.size  # 32
 DEFAULT_SYMBOL_SIZE = 1500 - 20 - 8 - DATA_HEADER_SIZE  # 1440
 MAX_CONTROL_SIZE = 65507
 
+CAUSE_DISK = "disk"  # a DONE's cause: the laptop's own disk failed (receiver/faults.py)
+
 FLAG_AUTHENTICATED = 0x01
 FLAG_REPAIR = 0x02
 
@@ -67,6 +69,7 @@ class PacketType(IntEnum):
     USED_MAP = 12  # a piece of the used-block map (protocol/usedmap.py)
     LACKS = 13  # a piece of a delta receiver's report of what its disk lacks (protocol/delta.py)
     LACKS_ACK = 14  # the sender's answer: the pieces it still lacks (none: the report is in)
+    ABORT = 15  # the sender stops mid-way (its image failed to read): the laptops stop too
 
 
 def data_header(
@@ -135,7 +138,15 @@ class Control:
     session_id: int
 
     def encode(self) -> bytes:
-        body = {f.name: getattr(self, f.name) for f in fields(self)}
+        """The prefix and the msgpack map; a field at its default is left out (the decoder
+        gives it back), so a field added later changes nothing on the wire until it is used."""
+        body = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.default is not MISSING and value == f.default or (
+                    f.default_factory is not MISSING and value == f.default_factory()):
+                continue
+            body[f.name] = value
         return PREFIX.pack(MAGIC, PROTOCOL_VERSION, self.TYPE) + msgpack.packb(body)
 
 
@@ -240,6 +251,7 @@ class Done(Control):
     digest: bytes = b""
     reason: str = ""
     verified_bytes: int = 0  # bytes of the image read back from the disk and found right
+    cause: str = ""  # what failed, for the admin's summary: CAUSE_DISK, or "" (anything else)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,9 +312,19 @@ class LacksAck(Control):
     missing: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Abort(Control):
+    """Sender → data group: the session stops here, for ``reason`` (one sentence). Signed as
+    the session is (protocol/trust.py abort_payload): a stranger cannot stop a room."""
+
+    TYPE: ClassVar[PacketType] = PacketType.ABORT
+    reason: str
+    signature: bytes = b""
+
+
 CONTROL_TYPES: dict[int, type[Control]] = {
     cls.TYPE: cls for cls in (Announce, Sync, Join, Accept, Status, Done, DoneAck, Refuse,
-                              ManifestChunk, UsedMapPiece, Lacks, LacksAck)
+                              ManifestChunk, UsedMapPiece, Lacks, LacksAck, Abort)
 }
 
 _MAX_LIST = 4096

@@ -33,6 +33,7 @@ from protocol.events import (
 from protocol.receiver import ReceiverSession, ReceiverState
 from protocol.resume import JOURNAL_FLUSH_INTERVAL
 from protocol.trust import fingerprint
+from protocol.wire import CAUSE_DISK
 
 from .journal import Journal, JournalError
 from .net import ReceiverNet
@@ -172,7 +173,10 @@ class ReceiverDaemon:
             if event.data_addr not in self._groups:
                 data = self.net.open_group(event.data_addr)
                 self._groups.add(event.data_addr)
-        except (TargetError, NetworkError) as exc:
+        except TargetError as exc:
+            self._fail_disk(exc)
+            return
+        except NetworkError as exc:
             self._fail(str(exc))
             return
         if stored:
@@ -231,7 +235,7 @@ class ReceiverDaemon:
         try:
             await self.worker.run(journal.flush, target.sync)
         except TargetError as exc:
-            self._fail(str(exc))  # the disk itself failed
+            self._fail_disk(exc)  # the disk itself failed
         except OSError as exc:
             # The state directory failed (a full stick): the imaging goes on, not resumably.
             self.journal = None
@@ -289,7 +293,7 @@ class ReceiverDaemon:
         try:
             ok = await self.worker.run(self._decode_and_write, event)
         except TargetError as exc:
-            self._fail(str(exc))
+            self._fail_disk(exc)
             return
         finally:
             self._unwritten -= 1
@@ -334,7 +338,7 @@ class ReceiverDaemon:
         try:
             digest = await self.worker.run(target.sha256)
         except TargetError as exc:
-            self._fail(str(exc))
+            self._fail_disk(exc)
             return
         if self.session.state is ReceiverState.FINISHED:
             return  # it ended while we hashed (the sender went silent): it said why already
@@ -360,7 +364,7 @@ class ReceiverDaemon:
         try:
             matching = await self.worker.run(target.matching_blocks, blocks, progress)
         except TargetError as exc:
-            self._fail(str(exc))
+            self._fail_disk(exc)
             return
         finally:
             self._compare_progress = None
@@ -385,7 +389,7 @@ class ReceiverDaemon:
                 if start < size:
                     await self.worker.run(target.discard, start, min(length, size - start))
         except TargetError as exc:
-            self._fail(str(exc))
+            self._fail_disk(exc)
 
     async def _verify_blocks(self) -> None:
         """Read every used block back from the disk and check it against the manifest; then
@@ -398,19 +402,19 @@ class ReceiverDaemon:
         try:
             result = await self.worker.run(target.verify_blocks, self.session.used_blocks())
         except TargetError as exc:
-            self._fail(str(exc))
+            self._fail_disk(exc)
             return
         if self.session.state is ReceiverState.FINISHED:
             return
         if not result.ok:
             self._fail(f"{self.target_info.path} returned other bytes than were written at "
                        f"byte {result.first_bad} ({result.bad_blocks} block(s)): the disk "
-                       "does not keep what it is given; replace it")
+                       "does not keep what it is given; replace it", CAUSE_DISK)
             return
         try:
             await self.worker.run(self._fit_to_disk, target)
         except ResizeError as exc:
-            self._fail(str(exc))
+            self._fail_disk(exc)
             return
         self._verified_at = trio.current_time()
         self.session.image_verified(announce.image_sha256, self._verified_at,
@@ -454,9 +458,13 @@ class ReceiverDaemon:
                 "running on this network?"
             )
 
-    def _fail(self, reason: str) -> None:
-        self.session.fail(reason, trio.current_time())
+    def _fail(self, reason: str, cause: str = "") -> None:
+        self.session.fail(reason, trio.current_time(), cause)
         self.driver.poke()
+
+    def _fail_disk(self, exc: Exception) -> None:
+        """The target failed (receiver/faults.py said how): a disk error for the sender."""
+        self._fail(str(exc), CAUSE_DISK)
 
     # --- progress -------------------------------------------------------------------------
 

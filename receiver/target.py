@@ -32,6 +32,7 @@ from receiver.blockio import (
 )
 from receiver.blockio import discard as discard_device
 from receiver.directio import ALIGN, AlignedBuffers, aligned_length, open_direct
+from receiver.faults import Disk, fault_sentence
 
 PWrite = Callable[[int, memoryview, int], int]
 Discard = Callable[[int, int, int], None]  # (fd, offset, length)
@@ -321,7 +322,7 @@ class Target:
             self._discard(self._fd, start, end - start)
         except OSError as exc:
             if exc.errno not in UNSUPPORTED:
-                raise self._write_error(exc, start) from exc
+                raise self._write_error(exc, start, "discarding") from exc
             self._discard_supported = False  # no TRIM, or no holes under a loop device
             return
         self._discard_supported = True
@@ -332,7 +333,7 @@ class Target:
         try:
             os.fsync(self._fd)
         except OSError as exc:
-            raise self._write_error(exc, None) from exc
+            raise self._write_error(exc, None, "flushing") from exc
 
     def sha256(self, progress: Callable[[int], None] | None = None) -> bytes:
         """SHA-256 of the first ``image_size`` bytes as the disk returns them.
@@ -500,9 +501,7 @@ class Target:
                 if direct and exc.errno == errno.EINVAL:
                     self._use_direct = False  # an odd disk after all: buffered from now on
                     continue
-                raise TargetError(f"reading {self.info.path} back at byte {done} failed "
-                                  f"({exc.strerror}): the disk may be failing; "
-                                  "choose another target.") from exc
+                raise self._write_error(exc, done, "reading back") from exc
             if got == 0:
                 raise TargetError(f"{self.info.path} ends at byte {done}, before the end of "
                                   f"the {format_bytes(self.image_size)} image: was it changed "
@@ -515,24 +514,8 @@ class Target:
         with contextlib.suppress(OSError):  # advice only: hashing works through the cache too
             drop_cache(self._fd, offset, length)
 
-    def _write_error(self, exc: OSError, at: int | None) -> TargetError:
-        path, image = self.info.path, format_bytes(self.image_size)
-        where = "" if at is None else f" at byte {at}"
-        progress = f"after writing {format_bytes(self.bytes_written)} of {image}"
-        if exc.errno == errno.ENOSPC and self.info.is_block_device:
-            return TargetError(f"{path} ended{where} before the {image} image did: "
-                               "use a larger disk.")
-        if exc.errno == errno.ENOSPC:
-            return TargetError(f"the disk holding {path} is full {progress}: "
-                               "free space or choose another target.")
-        if exc.errno == errno.EDQUOT:
-            return TargetError(f"the disk quota for {path} is used up {progress}: "
-                               "free space or choose another target.")
-        if exc.errno == errno.EFBIG:
-            return TargetError(f"the file system holding {path} cannot hold a {image} file: "
-                               "choose a target on another file system.")
-        if exc.errno == errno.EIO:
-            return TargetError(f"writing {path}{where} failed with an input/output error: "
-                               "the disk may be failing; choose another target.")
-        return TargetError(f"writing {path}{where} failed ({exc.strerror}): "
-                           "check the disk or choose another target.")
+    def _write_error(self, exc: OSError, at: int | None,
+                     operation: str = "writing") -> TargetError:
+        info = self.info
+        disk = Disk(info.path, info.is_block_device, info.size, self.image_size)
+        return TargetError(fault_sentence(disk, exc, operation, at, self.bytes_written))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,12 +69,14 @@ async def run_room(
     replayed: bytes | None = None,
     sender_delay: float = 0.0,
     manifest_of: Callable[[bytes], bytes] | None = None,
+    shrink_after: float | None = None,
 ) -> Room:
     """``secret``: the sender encrypts with it, and so do laptops not in ``laptop_secrets``.
     ``signer``: the sender signs and the laptops trust only it. ``replayed``: a datagram a
     rogue host sends to the discovery group every 0.25 s from the start (the sender starts
     ``sender_delay`` later). ``manifest_of``: the signed manifest is made from this function of
-    the image instead (a manifest that does not match the blocks)."""
+    the image instead (a manifest that does not match the blocks). ``shrink_after``: the image
+    file is cut to half its size then, mid-transfer."""
     image = make_image(size, seed, "disklike")
     path = tmp_path / "image.img"
     path.write_bytes(image)
@@ -111,7 +114,13 @@ async def run_room(
                 rogue.send_batch([(data, DISCOVERY_ADDR)])
                 await trio.sleep(0.25)
 
+        async def shrink(after: float) -> None:
+            await trio.sleep(after)
+            os.truncate(path, size // 2)
+
         async with trio.open_nursery() as laptops:
+            if shrink_after is not None:
+                nursery.start_soon(shrink, shrink_after)
             if replayed is not None:
                 nursery.start_soon(replay, replayed)
             for i in range(receivers):

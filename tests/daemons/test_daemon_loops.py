@@ -72,6 +72,23 @@ async def test_a_laptop_that_vanishes_is_dropped_and_the_others_finish(
     assert room.written(0) == room.image and room.written(2) == room.image
 
 
+async def test_an_image_that_shrinks_mid_way_stops_the_sender_and_tells_the_laptops(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(120):
+        # 32 MiB take about a second at 100 Mbit/s: cut to half at 0.6 s, the rest is gone.
+        room = await run_room(tmp_path, receivers=2, size=32 << 20, shrink_after=0.6,
+                              state_dir=tmp_path / "state")
+    assert room.sender is not None and not room.sender.ok
+    assert "shrank while it was being served" in room.sender.message
+    for i in range(2):
+        report = room.receivers[i]
+        assert not report.ok
+        assert report.message.startswith("the sender stopped: ") and "shrank" in report.message
+    # Each laptop kept its journal for the sender started again.
+    assert len(list((tmp_path / "state").iterdir())) == 2
+
+
 async def test_no_sender_gives_up_after_the_timeout(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -92,7 +109,7 @@ async def test_a_disk_too_small_is_refused_before_anything_is_written(
     assert "use a larger disk" in room.receivers[1].message
     assert not (tmp_path / "tiny-disk").exists()
     assert room.sender is not None
-    failed = [r for r in room.sender.receivers if r.state == "failed"]
+    failed = [r for r in room.sender.receivers if r.state == "disk error"]
     assert len(failed) == 1 and "larger disk" in failed[0].reason
     assert room.written(0) == room.image
 

@@ -59,6 +59,8 @@ def test_verifying_done_failed_and_dropped() -> None:
     assert receiver_state(info, s) == "done"
     info.outcome, info.reason = Outcome.FAILED, "the disk is full"
     assert receiver_state(info, s) == "failed" and receiver_reason(info) == "the disk is full"
+    info.outcome, info.reason = Outcome.DISK_ERROR, "writing /dev/sda failed: replace it"
+    assert receiver_state(info, s) == "disk error" and receiver_reason(info) == info.reason
     info.outcome, info.reason = Outcome.DROPPED, "silent for 10 s: dropped"
     assert receiver_state(info, s) == "dropped" and receiver_reason(info) == info.reason
 

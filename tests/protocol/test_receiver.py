@@ -757,14 +757,16 @@ def test_the_receiver_estimates_loss_from_sequence_numbers() -> None:
 
 def test_a_laptop_that_gives_up_tells_the_sender_why_more_than_once() -> None:
     from protocol.receiver import FAIL_REPORT_COPIES
+    from protocol.wire import CAUSE_DISK
 
     sender, _source = make_sender(random_image(2))
     receiver = new_receiver()
     join_session(sender, receiver)
-    receiver.fail("the disk holding /x is full", 1.0)
+    receiver.fail("the disk holding /x is full", 1.0, CAUSE_DISK)
     sent = sent_by(receiver, 1.0)
     assert len(sent) == FAIL_REPORT_COPIES > 1
-    assert all(isinstance(msg, Done) and not msg.ok and "full" in msg.reason for msg, _ in sent)
+    assert all(isinstance(msg, Done) and not msg.ok and "full" in msg.reason
+               and msg.cause == CAUSE_DISK for msg, _ in sent)
     assert receiver.result == (False, "the disk holding /x is full")
 
 

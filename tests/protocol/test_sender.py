@@ -40,6 +40,7 @@ from protocol.sender import (
     overhead_for_loss,
 )
 from protocol.wire import (
+    CAUSE_DISK,
     DATA_HEADER_SIZE,
     FLAG_REPAIR,
     Accept,
@@ -635,6 +636,16 @@ def test_wrong_digest_and_failure_reports_count_as_failed() -> None:
     assert isinstance(evs[2], ReceiverFinished) and evs[2].reason == "disk full"
     assert evs[-1] == SessionComplete(1, 2)
     assert len(done_acks(sender)) == 3
+
+
+def test_a_laptop_whose_disk_failed_is_a_disk_error_with_its_sentence() -> None:
+    sender, _sha = joined(1)
+    why = "writing /dev/sda at byte 5 failed with an input/output error: the disk is failing"
+    sender.receive_datagram(Done(sender.session_id, 1, False, b"", why,
+                                 cause=CAUSE_DISK).encode(), R1, 0.0)
+    evs = events_of(sender)
+    assert evs[0] == ReceiverFinished(1, R1, Outcome.DISK_ERROR, why)
+    assert evs[1] == SessionComplete(0, 1)
 
 
 def test_ok_with_a_wrong_digest_is_not_ok() -> None:

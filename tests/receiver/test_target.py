@@ -243,7 +243,9 @@ def test_full_disk_says_how_far_it_got(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("code", "advice"), [
-    (errno.EIO, "input/output error: the disk may be failing"),
+    (errno.EIO, "writing .* at byte 0 failed with an input/output error: the disk is failing"),
+    (errno.ENODEV, "vanished at byte 0 while writing"),
+    (errno.EROFS, "refused writing at byte 0: it is read-only"),
     (errno.EDQUOT, "disk quota .* is used up after writing 0 B of 1.0 MiB"),
     (errno.EFBIG, "cannot hold a 1.0 MiB file: choose a target on another file system"),
 ])
@@ -361,7 +363,7 @@ def test_a_failing_discard_is_reported(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     with Target(check_target(str(tmp_path / "d.img")), MiB,
                 discard=refusing(errno.EIO, calls)) as target, \
-            pytest.raises(TargetError, match="input/output error: the disk may be failing"):
+            pytest.raises(TargetError, match="discarding .*output error: the disk is failing"):
         target.discard(0, MiB)
 
 
