@@ -1,0 +1,94 @@
+"""Disk faults injected for real, with the real programs in the lab: one laptop's disk fails
+mid-way, another laptop in the same session finishes exactly. The failing laptop says what
+failed, where and what to do; the sender's summary lists it as a disk error with that
+sentence; nothing is ever reported as success. Only loop devices and a tmpfs this test makes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.classroom import LabResult, format_table, run_classroom_lab
+from lab.disks import disks_available, loop_device
+from lab.net import Lab, lab_available
+from netsim.images import write_image
+
+MiB = 1 << 20
+why = lab_available() or disks_available()
+pytestmark = [pytest.mark.lab, pytest.mark.disks, pytest.mark.skipif(why is not None,
+                                                                     reason=why or "")]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "random.img"
+    write_image(path, 48 * MiB, seed=12, kind="random")  # incompressible: it fills the disk
+    return path
+
+
+@contextlib.contextmanager
+def small_tmpfs(size: int) -> Iterator[Path]:
+    """A tmpfs of ``size`` bytes on a fresh directory, unmounted afterwards."""
+    where = Path(tempfile.mkdtemp(prefix="mcastd-tmpfs-"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                   check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+        where.rmdir()
+
+
+def disk_error_rows(result: LabResult) -> list[dict[str, Any]]:
+    assert result.sender is not None and result.sender.final is not None, format_table(result)
+    rows = result.sender.final.get("receivers", [])
+    return [row for row in rows if row["state"] == "disk error"]
+
+
+def assert_one_disk_error(result: LabResult, sentence: str) -> None:
+    failed, healthy = result.receivers
+    assert healthy.ok and healthy.sha_match, format_table(result)
+    assert not failed.ok and failed.returncode == 1, format_table(result)
+    assert sentence in failed.message, failed.message
+    (row,) = disk_error_rows(result)
+    assert sentence in row["reason"]
+
+
+def test_a_device_that_runs_out_of_backing_space_is_not_called_too_small(image: Path) -> None:
+    # A 64 MiB loop device over a file on a 32 MiB tmpfs: thin provisioning, run dry.
+    with small_tmpfs(32 * MiB) as tmpfs:
+        backing = tmpfs / "thin.disk"
+        with open(backing, "wb") as f:
+            f.truncate(64 * MiB)
+        with loop_device(backing) as device:
+            result = run_classroom_lab(image, 2, rate_mbit=200, timeout=120,
+                                       targets={0: Path(device)})
+    assert_one_disk_error(result, "for want of space although it holds 64.0 MiB and the "
+                                  "image only 48.0 MiB: a thin-provisioned device")
+    assert "use a larger disk" not in result.receivers[0].message
+
+
+def test_a_disk_that_turns_read_only_mid_way_says_so(image: Path, tmp_path: Path) -> None:
+    backing = tmp_path / "laptop.disk"
+    with open(backing, "wb") as f:
+        f.truncate(64 * MiB)
+    with loop_device(backing) as device:
+        def set_read_only(_lab: Lab) -> None:  # 2 s into a ~10 s transfer
+            timer = threading.Timer(2.0, subprocess.run, [["blockdev", "--setro", device]])
+            timer.daemon = True
+            timer.start()
+
+        try:
+            result = run_classroom_lab(image, 2, rate_mbit=40, timeout=120,
+                                       targets={0: Path(device)}, extras=set_read_only)
+        finally:
+            subprocess.run(["blockdev", "--setrw", device], check=False)
+    assert_one_disk_error(result, "it is read-only")
