@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 from protocol.config import DISCOVERY_ADDR, Addr, ReceiverConfig, SenderConfig
-from protocol.events import BlockReady, Event, Finished, SessionComplete, SessionFound
+from protocol.events import BlockReady, Event, Finished, Outcome, SessionComplete, SessionFound
 from protocol.manifest import FREE_BLOCK_DIGEST, Manifest, block_digest
 from protocol.receiver import ReceiverSession
 from protocol.seal import Sealer, session_symbol_size
@@ -90,6 +90,7 @@ class ReceiverOutcome:
     crashed: bool = False
     resumed_blocks: int = 0  # taken from its journal after a restart
     compared_blocks: int = 0  # a delta receiver found on its disk as they are
+    outcome: Outcome | None = None  # how the sender saw it end (None: it did not)
     written_blocks: int = 0  # decoded and written by this run
     finished_at: float | None = None
     reason: str = ""
@@ -226,6 +227,7 @@ def run_classroom(
                             disks.setdefault(i, bytearray()),
                             journals.setdefault(i, MemoryJournal()))
         node.sink.truth = expected if decode else None
+        node.sink.fails_at = scenario.disk_fails.get(i)
         if scenario.wait_for_sender:
             node.on_sender_lost = partial(wait_for_sender, i)
         nodes.append((i, node, net.now))
@@ -294,6 +296,7 @@ def run_classroom(
         limited=sum(s.sender.stats.limited for s in senders),
         hostile=hostile,
     )
+    outcomes = {rid: info.outcome for s in senders for rid, info in s.sender.receivers.items()}
     for i, node, joined_at in nodes:
         if id(node) in superseded:
             continue
@@ -311,6 +314,7 @@ def run_classroom(
                 crashed=id(node) in crashed,
                 resumed_blocks=sink.resumed,
                 compared_blocks=sink.compared,
+                outcome=outcomes.get(node.receiver.receiver_id),
                 written_blocks=sink.written,
                 finished_at=sink.finished_at,
                 reason=verdict[1] if verdict is not None else "",

@@ -24,6 +24,7 @@ from protocol.events import (
 from protocol.receiver import ReceiverSession
 from protocol.resume import JOURNAL_FLUSH_INTERVAL
 from protocol.sender import SenderSession
+from protocol.wire import CAUSE_DISK
 
 
 class MemorySource:
@@ -102,6 +103,7 @@ class MemorySink:
         self.journal = journal
         self.resumed = 0  # blocks taken from the journal
         self.compared = 0  # blocks a delta receiver found on its disk already
+        self.fails_at: int | None = None  # a block from which every write fails (a dying disk)
         self.truth: bytes | None = None  # the source image, to count wrong bytes written
         self.forged_bytes = 0  # bytes written that differ from ``truth`` (must stay 0)
         self.written = 0  # blocks written
@@ -121,6 +123,10 @@ class MemorySink:
                 session.block_rejected(event.index)
                 return
             start, length = event.offset, event.length
+            if self.fails_at is not None and event.index >= self.fails_at:
+                session.fail(f"writing the disk at byte {start} failed with an input/output "
+                             "error: the disk is failing; replace it.", now, CAUSE_DISK)
+                return
             raw = bytes(length) if checked is None else checked  # (None: a zero block)
             if self.truth is not None:
                 self.forged_bytes += differing_bytes(raw, self.truth[start : start + length])

@@ -58,6 +58,9 @@ class Scenario:
     # received in full). Laptops in ``fresh`` have blank disks and no --delta among them.
     delta: float | None = None
     fresh: frozenset[int] = frozenset()
+    # receiver -> the block at which its disk fails (every write there and after is an I/O
+    # error, as a dying SSD's are): it must end as a disk error, never a success.
+    disk_fails: Mapping[int, int] = field(default_factory=dict)
 
     def link(self, index: int) -> LinkSpec:
         links = self.links
