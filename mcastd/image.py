@@ -106,9 +106,7 @@ class ImageSource:
                     )
                 data += more
         except OSError as exc:
-            if exc.errno == errno.EIO:
-                raise ImageError(f"reading {self.path} failed with an I/O error.") from exc
-            raise
+            raise ImageError(unreadable(self.path, offset, exc)) from exc
         return data
 
     def sha256(self, cache_dir: Path | None, progress: Callable[[int], None]) -> bytes:
@@ -178,6 +176,14 @@ class ImageSource:
             os.close(self._fd)
 
 
+def unreadable(path: str, offset: int, exc: OSError) -> str:
+    """The sentence for an image that fails to read while it is served."""
+    if exc.errno == errno.EIO:
+        return (f"reading {path} at byte {offset} failed with an I/O error: the disk holding "
+                "the image is failing; copy the image to another disk and serve it again.")
+    return f"reading {path} at byte {offset} failed ({exc.strerror}): check the image's disk."
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "mcastd" / "sha256"
@@ -210,7 +216,7 @@ class PreparedSource:
         except ImageFormatError as exc:
             raise ImageError(str(exc)) from None
         except OSError as exc:
-            raise ImageError(f"reading {self.path} failed: {exc.strerror}.") from None
+            raise ImageError(unreadable(self.path, entry.offset, exc)) from None
 
     def close(self) -> None:
         self.image.close()

@@ -228,6 +228,7 @@ def run_classroom(
                             journals.setdefault(i, MemoryJournal()))
         node.sink.truth = expected if decode else None
         node.sink.fails_at = scenario.disk_fails.get(i)
+        node.sink.lies = dict(scenario.disk_lies.get(i, {}))
         if scenario.wait_for_sender:
             node.on_sender_lost = partial(wait_for_sender, i)
         nodes.append((i, node, net.now))

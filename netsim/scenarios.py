@@ -61,6 +61,9 @@ class Scenario:
     # receiver -> the block at which its disk fails (every write there and after is an I/O
     # error, as a dying SSD's are): it must end as a disk error, never a success.
     disk_fails: Mapping[int, int] = field(default_factory=dict)
+    # receiver -> {block: times it reads back wrong} (a lying or dying SSD; a prepared image's
+    # final check reads every used block back).
+    disk_lies: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
 
     def link(self, index: int) -> LinkSpec:
         links = self.links

@@ -70,6 +70,7 @@ from .seal import Sealer, is_sealed
 from .transfer import AWAITING_CHUNK, FIRST_DATA, NEW_LOSS, Transfer
 from .trust import NONCE_SIZE, abort_payload, accept_payload, verify
 from .wire import (
+    CAUSE_DISK,
     DATA_HEADER,
     DATA_HEADER_SIZE,
     MAGIC,
@@ -96,6 +97,9 @@ FAIL_REPORT_COPIES = 3
 FIRST_JOIN_RETRY = 0.01  # seconds before the first JOIN is repeated (then doubling)
 FIRST_REPORT_DELAY = 0.1  # seconds from the first data datagram to the first STATUS
 REJECT_LIMIT = 10  # decoded copies of one block that fail their check before we give up
+# Times one block is fetched and written again because the disk read it back wrong, before we
+# conclude that the disk does not keep what it is given.
+REWRITE_LIMIT = 3
 
 
 class ReceiverState(Enum):
@@ -116,6 +120,7 @@ class _Input(Enum):
     ACCEPTED_DELTA = "the sender's ACCEPT of a delta receiver"
     COMPARED = "the driver compared the disk"
     ALL_STORED = "the last block stored"
+    READ_BACK_BAD = "blocks read back wrong"
     HASHED = "the driver hashed the whole image"
     FINISH = "the end"
 
@@ -123,7 +128,9 @@ class _Input(Enum):
 # A receiver follows one session at a time and only goes forward:
 #   DISCOVERING --FOLLOW--> JOINING --ACCEPTED--> RECEIVING --ALL_STORED--> VERIFYING
 #   --HASHED--> REPORTING --FINISH--> FINISHED
-# A delta receiver goes JOINING --ACCEPTED_DELTA--> COMPARING --COMPARED--> RECEIVING.
+# A delta receiver goes JOINING --ACCEPTED_DELTA--> COMPARING --COMPARED--> RECEIVING. The one
+# way back: VERIFYING --READ_BACK_BAD--> RECEIVING, blocks the disk returned wrong fetched and
+# written again (at most REWRITE_LIMIT times each).
 # JOINING --FOLLOW--> JOINING: a later session of the same key supersedes ours (a replay);
 # nothing was handed out yet, so it starts afresh with a new Transfer. Blocks stored (or
 # resumed) before the ACCEPT wait for it: all of them stored at the ACCEPT, RECEIVING moves
@@ -139,6 +146,7 @@ _TRANSITIONS: dict[tuple[ReceiverState, _Input], ReceiverState] = {
     (ReceiverState.COMPARING, _Input.COMPARED): ReceiverState.RECEIVING,
     (ReceiverState.RECEIVING, _Input.ALL_STORED): ReceiverState.VERIFYING,
     (ReceiverState.VERIFYING, _Input.HASHED): ReceiverState.REPORTING,
+    (ReceiverState.VERIFYING, _Input.READ_BACK_BAD): ReceiverState.RECEIVING,
     **{(state, _Input.FINISH): ReceiverState.FINISHED
        for state in ReceiverState if state is not ReceiverState.FINISHED},
 }
@@ -186,6 +194,7 @@ class ReceiverSession:
         self._delta = False  # the followed session is received as a delta (config.delta)
         self._lack_pieces: list[bytes] = []  # our LACKS report, once compared
         self._lacks_unacked = False  # sent, and not confirmed by the sender yet
+        self._rewrites: dict[int, int] = {}  # block -> times it read back wrong
         self.verified_bytes = 0  # what the driver read back and found right
         self._out: list[tuple[bytes, Addr]] = []
         self._events: deque[Event] = deque()
@@ -418,6 +427,28 @@ class ReceiverSession:
             self._fail(f"block {index} failed its check {count} times: the image changed "
                        "since `mcastd serve` hashed it, or someone on this LAN keeps forging "
                        "it; nothing unverified was written")
+
+    def read_back_bad(self, blocks: list[int], now: float) -> None:
+        """``VerifyImage(per_block)`` found these blocks other than they were written: fetch
+        and write them again. A block that comes back wrong REWRITE_LIMIT times ends it: the
+        disk does not keep what it is given (a disk error, with the first such block)."""
+        if self._state is not ReceiverState.VERIFYING:
+            raise LocalProtocolError("read_back_bad before VerifyImage")
+        transfer = self._followed("read_back_bad")
+        rewrites = self._rewrites
+        for index in blocks:
+            rewrites[index] = rewrites.get(index, 0) + 1
+        worn = sorted(b for b in blocks if rewrites[b] > REWRITE_LIMIT)
+        if worn:
+            at = worn[0] * transfer.announce.block_size
+            self._fail(f"the disk returned other bytes than were written at byte {at} (block "
+                       f"{worn[0]}) after writing it {REWRITE_LIMIT + 1} times: it does not keep "
+                       "what it is given; replace it", CAUSE_DISK)
+            return
+        transfer.forget(blocks)
+        self._transition(_Input.READ_BACK_BAD)
+        self._arm_nak(now)
+        self._rearm()
 
     def image_verified(self, sha256: bytes, now: float, verified_bytes: int = 0) -> None:
         """The driver hashed the whole target (or, with a used-block map, checked every used

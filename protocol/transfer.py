@@ -288,6 +288,14 @@ class Transfer:
         self.blocks_done += taken
         return taken
 
+    def forget(self, indices: list[int]) -> None:
+        """Stored blocks that read back wrong: missing again, to be asked for and rewritten."""
+        blocks = self._blocks
+        for index in indices:
+            if 0 <= index < self.nblocks and blocks[index] == STORED:
+                blocks[index] = MISSING
+                self.blocks_done -= 1
+
     def drop_pending(self) -> None:
         """The session finished: let go of the blocks still in memory."""
         self._assemblies.clear()

@@ -407,9 +407,14 @@ class ReceiverDaemon:
         if self.session.state is ReceiverState.FINISHED:
             return
         if not result.ok:
-            self._fail(f"{self.target_info.path} returned other bytes than were written at "
-                       f"byte {result.first_bad} ({result.bad_blocks} block(s)): the disk "
-                       "does not keep what it is given; replace it", CAUSE_DISK)
+            self.console.message(
+                f"{self.target_info.path} returned other bytes than were written at byte "
+                f"{result.first_bad} ({result.bad_blocks} block(s)); fetching and writing "
+                "them again", level=logging.WARNING)
+            size = self._block_size
+            self.session.read_back_bad([offset // size for offset in result.bad_offsets],
+                                       trio.current_time())
+            self.driver.poke()
             return
         try:
             await self.worker.run(self._fit_to_disk, target)

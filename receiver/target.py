@@ -49,6 +49,9 @@ class _DirectRefused(Exception):
     """The disk rejects O_DIRECT writes after all (an odd alignment): write buffered."""
 
 
+MAX_BAD_LISTED = 256  # blocks that read back wrong, named at most (they are fetched again)
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     """What ``Target.verify_blocks`` found: ``ok`` when every block matched its digest."""
@@ -57,6 +60,7 @@ class VerifyResult:
     verified_bytes: int  # bytes of the blocks that matched
     first_bad: int | None  # offset of the first block that did not
     bad_blocks: int
+    bad_offsets: tuple[int, ...] = ()  # the first MAX_BAD_LISTED of them
 
 
 @dataclass(frozen=True)
@@ -360,16 +364,17 @@ class Target:
         bytes read so far."""
         self._start_reading_back()
         verified = bad = 0
-        first_bad: int | None = None
+        bad_offsets: list[int] = []
         counter = _ReadCounter(progress)
         for offset, length, expected in blocks:
             if self._digest_at(offset, length, counter) == expected:
                 verified += length
             else:
                 bad += 1
-                if first_bad is None:
-                    first_bad = offset
-        return VerifyResult(bad == 0, verified, first_bad, bad)
+                if len(bad_offsets) < MAX_BAD_LISTED:
+                    bad_offsets.append(offset)
+        return VerifyResult(bad == 0, verified, bad_offsets[0] if bad_offsets else None, bad,
+                            tuple(bad_offsets))
 
     def matching_blocks(self, blocks: Iterable[tuple[int, int, int, bytes]],
                         progress: Callable[[int], None] | None = None) -> array[int]:

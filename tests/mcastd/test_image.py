@@ -84,3 +84,22 @@ def test_a_block_device_is_served_like_a_file(tmp_path: Path) -> None:
         source.close()
     finally:
         subprocess.run(["losetup", "-d", dev], check=False)
+
+
+def test_an_image_that_fails_to_read_names_the_byte_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "img"
+    path.write_bytes(make_image(1 << 20, 1, "random"))
+    source = ImageSource(str(path), 256 << 10)
+
+    def failing(fd: int, length: int, offset: int) -> bytes:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "pread", failing)
+    with pytest.raises(ImageError) as caught:
+        source.read_encoded(2)
+    source.close()
+    assert str(caught.value) == (
+        f"reading {path} at byte 524288 failed with an I/O error: the disk holding the image "
+        "is failing; copy the image to another disk and serve it again.")

@@ -425,7 +425,8 @@ def test_verify_blocks_finds_a_byte_changed_behind_our_back(tmp_path: Path) -> N
             f.write(bytes([image[bad] ^ 0x01]))
         result = target.verify_blocks(iter(block_map(image, USED)))
     assert result == VerifyResult(ok=False, verified_bytes=sum(n for _, n in USED) - MiB,
-                                  first_bad=USED[3][0], bad_blocks=1)
+                                  first_bad=USED[3][0], bad_blocks=1,
+                                  bad_offsets=(USED[3][0],))
 
 
 def test_verify_blocks_edge_cases(tmp_path: Path) -> None:
@@ -638,4 +639,5 @@ def test_loop_device_verify_blocks_reads_what_the_device_holds(
                 f.write(bytes([image[offset] ^ 0xFF]))
         result = target.verify_blocks(iter(blocks))
     assert result == VerifyResult(ok=False, verified_bytes=sum(n for _, n in USED) - 5000 - MiB,
-                                  first_bad=USED[1][0], bad_blocks=2)
+                                  first_bad=USED[1][0], bad_blocks=2,
+                                  bad_offsets=(USED[1][0], USED[3][0]))

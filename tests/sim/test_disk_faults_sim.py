@@ -36,3 +36,24 @@ def test_a_failing_disk_ends_as_a_disk_error_and_slows_no_one(seed: int) -> None
             assert r.ok and r.image_matches and r.outcome is Outcome.VERIFIED
     healthy = run_classroom(replace(ROOM, disk_fails={}), seed, trace=False)
     assert others_done(result) <= 1.05 * others_done(healthy)
+
+
+# A prepared image: its final check reads every used block back.
+PREPARED = replace(ROOM, name="disk_lies", disk_fails={}, used_runs=((0, 20), (24, 32)))
+
+
+def test_a_block_that_reads_back_wrong_twice_is_fetched_again_and_then_holds() -> None:
+    result = run_classroom(replace(PREPARED, disk_lies={1: {5: 2, 30: 1}}), 3, trace=False)
+    flaky = next(r for r in result.receivers if r.index == 1)
+    assert flaky.ok and flaky.image_matches and flaky.outcome is Outcome.VERIFIED
+    assert flaky.written_blocks == 28 + 3  # block 30 written again once, block 5 twice
+
+
+def test_a_disk_that_keeps_lying_fails_naming_the_first_bad_block() -> None:
+    result = run_classroom(replace(PREPARED, disk_lies={1: {7: 99, 9: 99}}), 4, trace=False)
+    liar = next(r for r in result.receivers if r.index == 1)
+    assert liar.ok is False and liar.outcome is Outcome.DISK_ERROR
+    assert liar.reason == ("the disk returned other bytes than were written at byte "
+                           "1835008 (block 7) after writing it 4 times: it does not keep what "
+                           "it is given; replace it")
+    assert all(r.ok for r in result.receivers if r.index != 1)
