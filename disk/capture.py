@@ -33,6 +33,7 @@ from .allocation import AllocationError, DiskUse, disk_use
 from .extents import Extents
 from .imagefile import Header, ImageFormatError, ImageWriter
 from .mounts import block_family, loop_devices_backed_by, read_mounted_users
+from .sourceread import SourceReader, SourceReadError
 from .table import PartitionTable, TableError, read_table
 
 DEFAULT_BLOCK_SIZE = 1 << 20
@@ -130,11 +131,12 @@ def plan(source: SourceDisk) -> DiskUse:
 def capture(source_path: str, image: str, *, name: str = "", note: str = "",
             level: int = DEFAULT_LEVEL, block_size: int = DEFAULT_BLOCK_SIZE,
             threads: int = 2, signer: Signer | None = None,
-            progress: Progress | None = None,
+            progress: Progress | None = None, skip_unreadable: bool = False,
             on_plan: Callable[[DiskUse], None] | None = None,
             clock: Callable[[], float] = time.time) -> CaptureResult:
     """Capture ``source_path`` into the prepared image ``image``. Nothing that looks like an
-    image is left behind if this fails or is interrupted."""
+    image is left behind if this fails or is interrupted. ``skip_unreadable``: bad sectors
+    are taken as zeros and recorded in the metadata (disk/sourceread.py) instead of stopping."""
     started = time.monotonic()
     fd, source = open_source(source_path)
     try:
@@ -148,12 +150,16 @@ def capture(source_path: str, image: str, *, name: str = "", note: str = "",
         blocks = list(used.blocks(block_size))
         used_total = sum(min(block_size, source.size - b * block_size) for b in blocks)
         writer = ImageWriter(image, block_size, source.size)
+        reader = SourceReader(fd, source.path, skip_unreadable)
         try:
-            zero, kept = _encode_all(fd, source, use, blocks, block_size, level, threads,
+            zero, kept = _encode_all(reader, source, use, blocks, block_size, level, threads,
                                      writer, used_total, progress)
             meta = metadata(source, use, name or os.path.basename(source_path), note, level,
                             clock())
+            meta["unreadable"] = [list(r) for r in reader.unreadable]
             header = writer.finish(meta, signer)
+        except SourceReadError as exc:
+            raise CaptureError(str(exc), started=True) from None
         except OSError as exc:
             raise _write_error(exc, image) from None
         finally:
@@ -169,7 +175,7 @@ def capture(source_path: str, image: str, *, name: str = "", note: str = "",
 Encoded = tuple[int, BlockKind, bytes, bytes, bytes] | None  # None: a free block of zeros
 
 
-def _encode_all(fd: int, source: SourceDisk, use: DiskUse, blocks: list[int],
+def _encode_all(reader: SourceReader, source: SourceDisk, use: DiskUse, blocks: list[int],
                 block_size: int, level: int, threads: int, writer: ImageWriter,
                 used_total: int, progress: Progress | None) -> tuple[int, int]:
     """Read, clean, hash and encode the blocks in worker threads; append them in order.
@@ -183,7 +189,7 @@ def _encode_all(fd: int, source: SourceDisk, use: DiskUse, blocks: list[int],
             encoder = local.encoder = BlockEncoder(level)
         start = index * block_size
         length = min(block_size, source.size - start)
-        raw = _read_used(fd, source.path, start, length, used)
+        raw = _read_used(reader, start, length, used)
         kind, payload = encoder.encode(raw)
         if kind == BlockKind.ZERO:
             if not mapped.clip(start, start + length):
@@ -222,33 +228,15 @@ def _encode_all(fd: int, source: SourceDisk, use: DiskUse, blocks: list[int],
     return zero, kept
 
 
-def _read_used(fd: int, path: str, start: int, length: int, used: Extents) -> bytes:
+def _read_used(reader: SourceReader, start: int, length: int, used: Extents) -> bytes:
     """The block at ``start``, with every byte outside the used ranges set to zero."""
     pieces = used.within(start, start + length)
     if pieces == [(0, length)]:
-        return _pread(fd, path, start, length)
+        return reader.read(start, length)
     block = bytearray(length)
     for begin, end in pieces:
-        block[begin:end] = _pread(fd, path, start + begin, end - begin)
+        block[begin:end] = reader.read(start + begin, end - begin)
     return bytes(block)
-
-
-def _pread(fd: int, path: str, offset: int, length: int) -> bytes:
-    data = b""
-    while len(data) < length:
-        try:
-            more = os.pread(fd, length - len(data), offset + len(data))
-        except OSError as exc:
-            if exc.errno == errno.EIO:
-                raise CaptureError(
-                    f"{path} cannot be read at byte {offset + len(data)} (an I/O error: a bad "
-                    "sector?); nothing was captured.", started=True) from None
-            raise
-        if not more:
-            raise CaptureError(f"{path} ended at byte {offset + len(data)} while it was being "
-                               "read: keep the source unchanged during a capture.", started=True)
-        data += more
-    return data
 
 
 def metadata(source: SourceDisk, use: DiskUse, name: str, note: str, level: int,

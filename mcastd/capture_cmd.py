@@ -9,6 +9,7 @@ from pathlib import Path
 
 from disk.allocation import DiskUse
 from disk.capture import DEFAULT_LEVEL, CaptureError, CaptureResult, capture
+from disk.sourceread import unreadable_bytes
 from driver.console import Console, make_console
 from driver.keys import KeyFileError, default_key_path, load_or_create_key
 from driver.options import (
@@ -45,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help="image block: the unit of compression and sending (default 1M)")
     parser.add_argument("--threads", type=positive_int, default=2,
                         help="compression threads (default 2)")
+    parser.add_argument("--skip-unreadable", action="store_true",
+                        help="take sectors that cannot be read as zeros and record them in the "
+                             "image, instead of stopping (laptops are told how many bytes)")
     parser.add_argument("--sign", action="store_true",
                         help="sign the image with the admin's key (see --key)")
     parser.add_argument("--key", type=Path, metavar="FILE",
@@ -70,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         progress = _Progress(console, f"capture {args.source} → {args.image}")
         result = capture(args.source, args.image, name=args.name or "", note=args.note,
                          level=args.level, block_size=args.block_size, threads=args.threads,
-                         signer=signer, progress=progress.update, on_plan=progress.planned)
+                         signer=signer, progress=progress.update, on_plan=progress.planned,
+                         skip_unreadable=args.skip_unreadable)
     except (CaptureError, KeyFileError) as exc:
         console.close()
         print(f"mcastd: {exc}", file=sys.stderr)
@@ -87,14 +92,17 @@ def run(args: argparse.Namespace) -> int:
 def final_report(result: CaptureResult) -> FinalReport:
     disk = result.header.disk_size
     ratio = disk / max(1, result.image_bytes)
+    bad = unreadable_bytes(result.meta)
+    skipped = (f" {format_bytes(bad)} could not be read and are zeros in the image (their "
+               "ranges are in its metadata)." if bad else "")
     return FinalReport(
         role="capture", ok=True, seconds=result.seconds, image_size=disk,
         message=(f"captured {format_bytes(disk)}: {format_bytes(result.used_bytes)} in use, "
                  f"written as {result.image} of {format_bytes(result.image_bytes)} "
-                 f"({ratio:.1f}x smaller than the disk)."),
+                 f"({ratio:.1f}x smaller than the disk).{skipped}"),
         details={"image": result.image, "image_bytes": result.image_bytes,
                  "used_bytes": result.used_bytes, "blocks": result.blocks,
-                 "zero_blocks": result.zero_blocks,
+                 "zero_blocks": result.zero_blocks, "unreadable_bytes": bad,
                  "manifest_root": result.header.manifest_root.hex(),
                  "partitions": result.meta["partitions"]},
     )

@@ -193,11 +193,16 @@ class Serve:
         if isinstance(source, PreparedSource):
             # Its manifest root is its identity: nothing to hash, it serves at once.
             digest, manifest = source.manifest.root, source.manifest
-            prepared = {"used_runs": source.used_runs, "min_size": source.min_size}
+            prepared = {"used_runs": source.used_runs, "min_size": source.min_size,
+                        "unreadable": source.unreadable}
             used = sum(min(source.block_size, source.size - start * source.block_size)
                        for run in source.used_runs for start in range(*run))
             console.message(f"prepared image: {format_bytes(used)} of "
                             f"{format_bytes(source.size)} used")
+            if source.unreadable:
+                console.message(f"{format_bytes(source.unreadable)} of it could not be read "
+                                "from the golden disk and are zeros (--skip-unreadable); the "
+                                "laptops are told", level=logging.WARNING)
         else:
             if not args.all_blocks:
                 prepared = await _find_used(source, console)

@@ -20,6 +20,7 @@ from disk.allocation import DiskUse
 from disk.extents import Extents
 from disk.imagefile import ImageFormatError, PreparedImage, is_prepared_image
 from disk.resize import required_size
+from disk.sourceread import unreadable_bytes
 from protocol.blockcodec import BlockEncoder, BlockKind
 from protocol.manifest import FREE_BLOCK_DIGEST, Manifest
 from protocol.usedmap import runs_of
@@ -205,6 +206,7 @@ class PreparedSource:
             raise ImageError(str(exc)) from None
         self.used_runs = image.used_runs()
         self.min_size = image.min_size
+        self.unreadable = unreadable_bytes(image.meta)
 
     def read_encoded(self, index: int) -> tuple[BlockKind, bytes]:
         entry = self.image.entry(index)

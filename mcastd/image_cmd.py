@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from disk.imagefile import ImageFormatError, PreparedImage
+from disk.sourceread import unreadable_bytes
 from disk.verify import verify_image
 from driver.console import make_console
 from driver.keys import KeyFileError, parse_trust
@@ -116,6 +117,8 @@ def describe(image: PreparedImage) -> dict[str, Any]:
         "partitions": meta.get("partitions", []),
         "manifest_root": header.manifest_root.hex(),
         "signed_by": fingerprint(signature[0]) if signature else "",
+        "unreadable": meta.get("unreadable", []),
+        "unreadable_bytes": unreadable_bytes(meta),
     }
 
 
@@ -137,6 +140,9 @@ def info_lines(d: dict[str, Any]) -> list[str]:
         f"({d['disk_size'] / max(1, d['image_bytes']):.1f}x smaller than the disk; zstd "
         f"level {d['level']})",
         f"signed by  {d['signed_by'] or 'nobody (not signed)'}",
+        *([f"unreadable {format_bytes(d['unreadable_bytes'])} of the golden disk could not be "
+           f"read and are zeros ({len(d['unreadable'])} range(s), --skip-unreadable)"]
+          if d["unreadable_bytes"] else []),
         f"manifest   {d['manifest_root']}",
         f"table      {d['table'].get('label', '?')}, "
         f"{len(d['table'].get('partitions', []))} partition(s)",

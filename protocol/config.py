@@ -61,6 +61,7 @@ class SenderConfig:
     # are free space, never sent; receivers learn them from the used-block map.
     used_runs: tuple[tuple[int, int], ...] | None = None
     min_size: int = 0  # the smallest disk that holds the image (0: image_size)
+    unreadable: int = 0  # bytes the capture could not read from the golden disk (zeros)
 
     def __post_init__(self) -> None:
         if self.image_size < 0:

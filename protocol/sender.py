@@ -578,7 +578,7 @@ class SenderSession:
             self.manifest.root if self.manifest is not None else b"", cfg.created,
             signer.public_key if signer is not None else b"",
             used_map=self.used.digest if self.used is not None else b"",
-            min_size=cfg.min_size,
+            min_size=cfg.min_size, unreadable=cfg.unreadable,
         )
         if signer is None:
             return announce

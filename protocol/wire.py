@@ -175,6 +175,8 @@ class Announce(Control):
     # used), and the smallest disk that holds the image (0: image_size).
     used_map: bytes = b""
     min_size: int = 0
+    # Bytes of the image the capture could not read from the golden disk (zeros in it).
+    unreadable: int = 0
     signature: bytes = b""  # over everything above (protocol/trust.py announce_payload)
 
 

@@ -537,6 +537,10 @@ class ReceiverDaemon:
                     "disk already)" if self.compared else "")
             message = (f"the {format_bytes(self._image_size)} image is written; its "
                        f"{format_bytes(verified)} in use read back and verified{kept}.")
+            announce = session.announce
+            if announce is not None and announce.unreadable:
+                message += (f" {format_bytes(announce.unreadable)} of it could not be read "
+                            "from the golden disk when it was captured and are zeros.")
         else:
             message = (f"the {format_bytes(self._image_size)} image is written and verified."
                        if ok else reason)

@@ -7,6 +7,7 @@ sentence; nothing is ever reported as success. Only loop devices and a tmpfs thi
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import tempfile
 import threading
@@ -92,3 +93,21 @@ def test_a_disk_that_turns_read_only_mid_way_says_so(image: Path, tmp_path: Path
         finally:
             subprocess.run(["blockdev", "--setrw", device], check=False)
     assert_one_disk_error(result, "it is read-only")
+
+
+def test_a_laptop_says_how_much_of_its_image_the_golden_disk_could_not_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from disk.capture import capture
+    from disk.sourceread import SourceReader
+    from tests.disk.test_sourceread import bad_sectors
+
+    golden = tmp_path / "golden.img"
+    write_image(golden, 8 * MiB, seed=13, kind="random")
+    monkeypatch.setattr(SourceReader, "pread", staticmethod(bad_sectors(os.pread)))
+    image = capture(str(golden), str(tmp_path / "golden.mci"), skip_unreadable=True)
+    result = run_classroom_lab(Path(image.image), 1, rate_mbit=200, timeout=60,
+                               compare_bytes=False)
+    assert result.ok, format_table(result)
+    assert ("12.0 KiB of it could not be read from the golden disk when it was captured and "
+            "are zeros." in result.receivers[0].message)
