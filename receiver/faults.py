@@ -31,12 +31,16 @@ class Disk:
 
 
 def fault_sentence(disk: Disk, exc: OSError, operation: str, at: int | None,
-                   written: int) -> str:
+                   written: int, size_now: int | None = None) -> str:
     """One sentence for ``exc`` raised while ``operation`` ("writing", "reading back", ...)
-    ``disk`` at byte ``at`` (None: no one offset), ``written`` bytes of the image stored."""
+    ``disk`` at byte ``at`` (None: no one offset), ``written`` bytes of the image stored.
+    ``size_now``: a block device's size asked again after the error; a removed disk's is 0
+    (the kernel empties it when the device goes), whatever errno the write got."""
     path, image = disk.path, format_bytes(disk.image_size)
     where = "" if at is None else f" at byte {at}"
     code = exc.errno
+    if disk.is_block_device and size_now == 0:
+        code = errno.ENODEV
     if code == errno.ENOSPC and disk.is_block_device:
         if disk.size is not None and (at is None or at < disk.size):
             return (f"{path} refused to store more{where} for want of space although it holds "
@@ -56,7 +60,7 @@ def fault_sentence(disk: Disk, exc: OSError, operation: str, at: int | None,
         return (f"{operation} {path}{where} failed with an input/output error: the disk is "
                 "failing; replace it.")
     if code in VANISHED:
-        return (f"{path} vanished{where} while {operation} ({exc.strerror}): the disk was "
+        return (f"{path} vanished{where} while {operation}: the disk was "
                 "removed or dropped off its bus; reconnect it and start mcast-receive again to "
                 "receive the rest.")
     if code in READ_ONLY and operation != "reading back":

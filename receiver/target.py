@@ -523,4 +523,11 @@ class Target:
                      operation: str = "writing") -> TargetError:
         info = self.info
         disk = Disk(info.path, info.is_block_device, info.size, self.image_size)
-        return TargetError(fault_sentence(disk, exc, operation, at, self.bytes_written))
+        size_now = None
+        if info.is_block_device and self._fd >= 0:
+            try:
+                size_now = device_size(self._fd)
+            except OSError:
+                size_now = 0  # it cannot even say its size: gone
+        return TargetError(fault_sentence(disk, exc, operation, at, self.bytes_written,
+                                          size_now))

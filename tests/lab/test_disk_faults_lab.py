@@ -95,6 +95,30 @@ def test_a_disk_that_turns_read_only_mid_way_says_so(image: Path, tmp_path: Path
     assert_one_disk_error(result, "it is read-only")
 
 
+def test_a_disk_that_vanishes_mid_way_says_so(
+    image: Path, tmp_path: Path
+) -> None:
+    backing = tmp_path / "laptop.disk"
+    with open(backing, "wb") as f:
+        f.truncate(64 * MiB)
+    with loop_device(backing) as device:
+        def unplug(_lab: Lab) -> None:
+            # 2 s into a ~10 s transfer the device goes: as when a disk is removed, its size
+            # falls to 0 under the open descriptor.
+            def gone() -> None:
+                os.truncate(backing, 0)
+                subprocess.run(["losetup", "--set-capacity", device], check=False)
+
+            timer = threading.Timer(2.0, gone)
+            timer.daemon = True
+            timer.start()
+
+        result = run_classroom_lab(image, 2, rate_mbit=40, timeout=120,
+                                   targets={0: Path(device)}, extras=unplug)
+    assert_one_disk_error(result, f"{device} vanished at byte ")
+    assert "reconnect it and start mcast-receive again" in result.receivers[0].message
+
+
 def test_a_laptop_says_how_much_of_its_image_the_golden_disk_could_not_give(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

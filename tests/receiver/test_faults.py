@@ -38,9 +38,9 @@ def test_no_space_past_the_end_of_a_device_is_a_small_disk() -> None:
                            "error: the disk is failing; replace it."),
     (errno.EIO, "reading back", "reading back /dev/sdz at byte 32505856 failed with an "
                                 "input/output error: the disk is failing; replace it."),
-    (errno.ENODEV, "writing", "/dev/sdz vanished at byte 32505856 while writing (No such "
-                              "device): the disk was removed or dropped off its bus; reconnect "
-                              "it and start mcast-receive again to receive the rest."),
+    (errno.ENODEV, "writing", "/dev/sdz vanished at byte 32505856 while writing: the disk was "
+                              "removed or dropped off its bus; reconnect it and start "
+                              "mcast-receive again to receive the rest."),
     (errno.ENXIO, "flushing", "/dev/sdz vanished at byte 32505856 while flushing"),
     (errno.EROFS, "writing", "/dev/sdz refused writing at byte 32505856: it is read-only (a "
                              "write-protect switch, or the kernel set it read-only after "
@@ -57,3 +57,11 @@ def test_a_full_filesystem_under_a_file_target_says_how_far_it_got() -> None:
     assert sentence(FILE, errno.ENOSPC) == (
         "the disk holding /srv/laptop.img is full after writing 31.0 MiB of 48.0 MiB: free "
         "space or choose another target.")
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.ENOSPC])
+def test_a_device_whose_size_fell_to_zero_vanished_whatever_the_write_said(code: int) -> None:
+    # When a disk is removed the kernel sets its size to 0; the write got EIO or ENOSPC.
+    said = fault_sentence(DEVICE, OSError(code, os.strerror(code)), "writing", 31 * MiB,
+                          31 * MiB, size_now=0)
+    assert said.startswith("/dev/sdz vanished at byte 32505856 while writing: the disk was ")
