@@ -138,6 +138,36 @@ async def test_a_full_disk_stops_the_laptop_and_tells_the_sender(
     assert "full" in room.sender.receivers[0].reason
 
 
+async def test_a_disk_that_fails_mid_way_is_a_disk_error_and_keeps_its_journal(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    def failing_first_laptop(info: TargetInfo, size: int, keep: bool = False) -> Target:
+        if not info.path.endswith("r0.img"):
+            return Target(info, size, keep=keep)
+        written = [0]
+
+        def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+            if written[0] >= 8 << 20:  # a dying disk: I/O errors from 8 MiB on
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            written[0] += len(data)
+            return os.pwrite(fd, data, offset)
+
+        return Target(info, size, pwrite=pwrite, keep=keep)
+
+    state = tmp_path / "state"
+    with trio.fail_after(120):
+        room = await run_room(tmp_path, receivers=2, size=32 << 20, state_dir=state,
+                              open_target=failing_first_laptop)
+    failed, healthy = room.receivers[0], room.receivers[1]
+    assert healthy.ok and room.written(1) == room.image
+    assert not failed.ok
+    assert "failed with an input/output error: the disk is failing; replace it" in failed.message
+    assert room.sender is not None
+    rows = {row.state: row.reason for row in room.sender.receivers}
+    assert "writing" in rows["disk error"] and "input/output error" in rows["disk error"]
+    assert list(state.glob("*.journal"))  # what reached the disk stays resumable
+
+
 @pytest.mark.parametrize("seed", [2, 3])
 async def test_every_seed_at_10_percent_loss_verifies(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, seed: int
@@ -161,7 +191,8 @@ async def test_a_slow_disk_keeps_memory_bounded_and_still_gets_everything(
 ) -> None:
     with trio.fail_after(300):
         room = await run_room(tmp_path, receivers=2, size=16 << 20, disk=SlowDisk(1))
-    assert room.sender is not None and room.sender.ok, room.sender.message
+    assert room.sender is not None
+    assert room.sender.ok, room.sender.message
     assert all(room.written(i) == room.image for i in range(2))
     assert 1 < room.peak_unwritten <= MAX_UNWRITTEN_BLOCKS
 
