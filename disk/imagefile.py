@@ -225,9 +225,12 @@ class PreparedImage:
     def read_payload(self, entry: Entry) -> bytes:
         """The stored encoded payload of one block (thread-safe)."""
         data = os.pread(self._fd, entry.length, entry.offset)
-        if len(data) != entry.length:
-            raise ImageFormatError(f"{self.path} ends inside block {entry.index}: the file was "
-                                   "cut short; copy it again.")
+        while len(data) < entry.length:  # a short read: the end of the file, or a bad sector
+            more = os.pread(self._fd, entry.length - len(data), entry.offset + len(data))
+            if not more:  # (a bad sector raises OSError here instead)
+                raise ImageFormatError(f"{self.path} ends inside block {entry.index}: the file "
+                                       "was cut short; copy it again.")
+            data += more
         return data
 
     def signature(self) -> tuple[bytes, bytes] | None:

@@ -139,7 +139,10 @@ class ImageSource:
             want = min(self.block_size, self.size - done)
             got = 0
             while got < want:  # one block, however the device cuts its reads
-                n = os.preadv(self._fd, [view[got:want]], done + got)
+                try:
+                    n = os.preadv(self._fd, [view[got:want]], done + got)
+                except OSError as exc:
+                    raise ImageError(unreadable(self.path, done + got, exc)) from None
                 if n <= 0:
                     raise ImageError(f"{self.path} shrank while it was being hashed.")
                 got += n

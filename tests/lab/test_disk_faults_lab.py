@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -23,10 +24,16 @@ from lab.disks import disks_available, loop_device
 from lab.net import Lab, lab_available
 from netsim.images import write_image
 
+from .faultyfs import FaultyDisk
+
 MiB = 1 << 20
 why = lab_available() or disks_available()
 pytestmark = [pytest.mark.lab, pytest.mark.disks, pytest.mark.skipif(why is not None,
                                                                      reason=why or "")]
+
+
+# The faults only a disk of our own can make (tests/lab/faultyfs.py) need FUSE.
+needs_fuse = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse here")
 
 
 @pytest.fixture(scope="module")
@@ -170,19 +177,56 @@ def test_a_disk_that_keeps_reading_back_other_bytes_is_named_after_a_few_rewrite
                                   f"{5 * MiB} (block 5) after writing it 4 times")
 
 
-def test_a_laptop_says_how_much_of_its_image_the_golden_disk_could_not_give(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from disk.capture import capture
-    from disk.sourceread import SourceReader
-    from tests.disk.test_sourceread import bad_sectors
+@needs_fuse
+def test_a_write_that_fails_with_an_io_error_names_the_byte(image: Path,
+                                                           tmp_path: Path) -> None:
+    with FaultyDisk(tmp_path / "laptop.disk", 64 * MiB,
+                    eio_write=[(20 * MiB, 21 * MiB)]) as faulty, \
+            loop_device(faulty.path) as device:
+        result = run_classroom_lab(image, 2, rate_mbit=200, timeout=120,
+                                   targets={0: Path(device)})
+    assert_one_disk_error(result, f"writing {device} at byte ")
+    assert "failed with an input/output error: the disk is failing; replace it." in \
+        result.receivers[0].message
 
-    golden = tmp_path / "golden.img"
-    write_image(golden, 8 * MiB, seed=13, kind="random")
-    monkeypatch.setattr(SourceReader, "pread", staticmethod(bad_sectors(os.pread)))
-    image = capture(str(golden), str(tmp_path / "golden.mci"), skip_unreadable=True)
-    result = run_classroom_lab(Path(image.image), 1, rate_mbit=200, timeout=60,
-                               compare_bytes=False)
+
+@needs_fuse
+def test_a_golden_disk_with_bad_sectors_is_refused_or_captured_around_them(
+    tmp_path: Path
+) -> None:
+    bad = (3 * MiB + 8192, 3 * MiB + 20480)  # three sectors
+    write_image(tmp_path / "golden.backing", 8 * MiB, seed=13, kind="random")
+    image = tmp_path / "golden.mci"
+    with FaultyDisk(tmp_path / "golden.backing", 8 * MiB, eio_read=[bad]) as golden:
+        capture = [sys.executable, "-m", "mcastd", "capture", str(golden.path), str(image)]
+        stopped = subprocess.run(capture, capture_output=True, text=True, check=False)
+        assert stopped.returncode == 1 and not image.exists()
+        assert (f"cannot be read at bytes {bad[0]}-{bad[1]} (an I/O error: bad sectors); "
+                "nothing was captured.") in stopped.stderr
+        around = subprocess.run([*capture, "--skip-unreadable"], capture_output=True,
+                                text=True, check=False)
+    assert around.returncode == 0, around.stderr
+    assert "12.0 KiB could not be read and are zeros in the image" in around.stdout
+    result = run_classroom_lab(image, 1, rate_mbit=200, timeout=60, compare_bytes=False)
     assert result.ok, format_table(result)
     assert ("12.0 KiB of it could not be read from the golden disk when it was captured and "
             "are zeros." in result.receivers[0].message)
+
+
+@needs_fuse
+def test_an_image_that_turns_unreadable_while_served_stops_the_room_with_its_reason(
+    prepared: Path, tmp_path: Path
+) -> None:
+    # A prepared image is served as stored, nothing read ahead: the bad range is met mid-way.
+    served = tmp_path / "served.backing"
+    served.write_bytes(prepared.read_bytes())
+    size = prepared.stat().st_size
+    with FaultyDisk(served, size, eio_read=[(size * 6 // 10, size * 6 // 10 + 4096)]) as faulty:
+        result = run_classroom_lab(faulty.path, 2, rate_mbit=200, timeout=120,
+                                   compare_bytes=False)
+    assert result.sender is not None and result.sender.returncode == 1, format_table(result)
+    said = f"reading {faulty.path} at byte "
+    assert said in result.sender.message and "failed with an I/O error" in result.sender.message
+    for laptop in result.receivers:
+        assert not laptop.ok, format_table(result)
+        assert laptop.message.startswith(f"the sender stopped: {said}"), laptop.message
