@@ -85,8 +85,15 @@ async def test_an_image_that_shrinks_mid_way_stops_the_sender_and_tells_the_lapt
         report = room.receivers[i]
         assert not report.ok
         assert report.message.startswith("the sender stopped: ") and "shrank" in report.message
-    # Each laptop kept its journal for the sender started again.
+    # Each laptop kept its journal: a sender of the same image started again (the image
+    # whole again) serves only the rest.
     assert len(list((tmp_path / "state").iterdir())) == 2
+    with trio.fail_after(120):
+        again = await run_room(tmp_path, receivers=2, size=32 << 20,
+                               state_dir=tmp_path / "state")
+    for i in range(2):
+        assert again.receivers[i].ok and again.written(i) == again.image
+        assert again.receivers[i].details["resumed_blocks"] > 0
 
 
 async def test_no_sender_gives_up_after_the_timeout(

@@ -39,6 +39,7 @@ ROOT, FILE = 1, 2
 NAME = b"disk"
 MAX_WRITE = 128 * 1024
 MS_NOSUID, MS_NODEV = 2, 4
+FOPEN_DIRECT_IO = 1
 
 Ranges = Sequence[tuple[int, int]]
 
@@ -132,7 +133,11 @@ class FaultyDisk:
             return struct.pack("<QQQQII", FILE, 0, 1, 1, 0, 0) + self._attr(FILE)
         if opcode in (GETATTR, SETATTR):
             return struct.pack("<QII", 1, 0, 0) + self._attr(node)
-        if opcode in (OPEN, OPENDIR):
+        if opcode == OPEN:
+            # FOPEN_DIRECT_IO: no page cache in between, so every read of the file is ours to
+            # answer, also one that follows a write of the same bytes.
+            return struct.pack("<QII", 0, FOPEN_DIRECT_IO, 0)
+        if opcode == OPENDIR:
             return struct.pack("<QII", 0, 0, 0)
         if opcode == READ:
             _fh, offset, size, *_ = READ_IN.unpack_from(body)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,30 +126,6 @@ def test_a_disk_that_vanishes_mid_way_says_so(
     assert "reconnect it and start mcast-receive again" in result.receivers[0].message
 
 
-@contextlib.contextmanager
-def lying_disk(backing: Path, offset: int, for_seconds: float) -> Iterator[None]:
-    """Bytes at ``offset`` of the disk image ``backing`` change behind the laptop's back every
-    millisecond for ``for_seconds``: the disk does not keep what it is given there."""
-    stop = threading.Event()
-
-    def corrupt() -> None:
-        deadline = time.monotonic() + for_seconds
-        with open(backing, "r+b") as f:
-            while not stop.is_set() and time.monotonic() < deadline:
-                f.seek(offset)
-                f.write(os.urandom(16))
-                f.flush()
-                time.sleep(0.001)
-
-    worker = threading.Thread(target=corrupt, daemon=True)
-    worker.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        worker.join()
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A prepared image of 16 MiB of random bytes (no table: every block used), whose final
@@ -162,15 +137,15 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(capture(str(where / "golden.img"), str(where / "golden.mci")).image)
 
 
-def test_a_disk_that_keeps_reading_back_other_bytes_is_named_after_a_few_rewrites(
+@needs_fuse
+def test_a_disk_that_reads_back_other_bytes_is_named_after_a_few_rewrites(
     prepared: Path, tmp_path: Path
 ) -> None:
     """(The simulator shows a block that reads back wrong once or twice being rewritten and
     then holding: tests/sim/test_disk_faults_sim.py.)"""
-    backing = tmp_path / "laptop.disk"
-    with open(backing, "wb") as f:
-        f.truncate(32 * MiB)
-    with loop_device(backing) as device, lying_disk(backing, 5 * MiB + 100, 60.0):
+    with FaultyDisk(tmp_path / "laptop.disk", 32 * MiB,
+                    lie_read=[(5 * MiB + 100, 5 * MiB + 116)]) as faulty, \
+            loop_device(faulty.path) as device:
         result = run_classroom_lab(prepared, 2, rate_mbit=100, timeout=120,
                                    targets={0: Path(device)}, compare_bytes=False)
     assert_one_disk_error(result, f"the disk returned other bytes than were written at byte "
