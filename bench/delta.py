@@ -62,9 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         first = capture(str(golden.path), str(work / "v1.mci"))
         last_term = work / "last-term.img"  # a laptop's disk after the first imaging
         export_image(first.image, str(last_term))
-        root = next(p.number for p, s in zip(golden.table.partitions, golden.specs,
-                                             strict=True) if s.fs == "ext4")
-        changed = update_files(golden, root, round(args.changed * first.blocks),
+        changed = update_files(golden, golden.number_of("ext4"),
+                               round(args.changed * first.blocks),
                                first.header.block_size)
         second = capture(str(golden.path), str(work / "v2.mci"))
         verify = checker(golden)

@@ -30,7 +30,6 @@ from protocol.blockcodec import BlockEncoder, BlockKind
 from protocol.trust import Signer
 
 from .allocation import AllocationError, DiskUse, disk_use
-from .extents import Extents
 from .imagefile import Header, ImageFormatError, ImageWriter
 from .mounts import block_family, loop_devices_backed_by, read_mounted_users
 from .sourceread import SourceReader, SourceReadError
@@ -189,7 +188,7 @@ def _encode_all(reader: SourceReader, source: SourceDisk, use: DiskUse, blocks: 
             encoder = local.encoder = BlockEncoder(level)
         start = index * block_size
         length = min(block_size, source.size - start)
-        raw = _read_used(reader, start, length, used)
+        raw = used.read_masked(reader.read, start, length)
         kind, payload = encoder.encode(raw)
         if kind == BlockKind.ZERO:
             if not mapped.clip(start, start + length):
@@ -226,17 +225,6 @@ def _encode_all(reader: SourceReader, source: SourceDisk, use: DiskUse, blocks: 
                 future.cancel()
             raise
     return zero, kept
-
-
-def _read_used(reader: SourceReader, start: int, length: int, used: Extents) -> bytes:
-    """The block at ``start``, with every byte outside the used ranges set to zero."""
-    pieces = used.within(start, start + length)
-    if pieces == [(0, length)]:
-        return reader.read(start, length)
-    block = bytearray(length)
-    for begin, end in pieces:
-        block[begin:end] = reader.read(start + begin, end - begin)
-    return bytes(block)
 
 
 def metadata(source: SourceDisk, use: DiskUse, name: str, note: str, level: int,

@@ -8,7 +8,7 @@ domain log, a GNU ddrescue mapfile, parses into one.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 
 class MapfileError(ValueError):
@@ -82,6 +82,19 @@ class Extents:
     def within(self, start: int, end: int) -> list[tuple[int, int]]:
         """The covered ranges inside ``[start, end)``, relative to ``start``."""
         return [(s - start, e - start) for s, e in self.clip(start, end)]
+
+    def read_masked(self, read: Callable[[int, int], bytes], start: int,
+                    length: int) -> bytes:
+        """The ``length`` bytes at ``start``, read with ``read(offset, length)`` where covered
+        and zero elsewhere (the old data no filesystem owns): what capture keeps and a raw
+        disk's serve sends."""
+        pieces = self.within(start, start + length)
+        if pieces == [(0, length)]:
+            return read(start, length)
+        block = bytearray(length)
+        for begin, end in pieces:
+            block[begin:end] = read(start + begin, end - begin)
+        return bytes(block)
 
 
 def parse_mapfile(text: str, *, status: str = "+") -> Extents:

@@ -86,6 +86,15 @@ class GoldenDisk:
     def partition(self, number: int) -> Partition:
         return next(p for p in self.table.partitions if p.number == number)
 
+    def spec(self, number: int) -> PartSpec:
+        """How partition ``number`` was made."""
+        return self.specs[[p.number for p in self.table.partitions].index(number)]
+
+    def number_of(self, fs: str) -> int:
+        """The first partition holding filesystem ``fs``."""
+        return next(p.number for p, s in zip(self.table.partitions, self.specs, strict=True)
+                    if s.fs == fs)
+
 
 def build_disk(path: Path, size: int, parts: Sequence[PartSpec], *, label: str = "gpt",
                seed: int = 1, old_data: bool = True) -> GoldenDisk:
@@ -277,7 +286,7 @@ def update_files(golden: GoldenDisk, number: int, blocks: int, block_size: int,
     with bytes of other files there (as a new version of a program is like the old), in
     rounds, until at least ``blocks`` of the disk's ``block_size`` blocks differ from before
     (the filesystem's own metadata and journal count too). Returns how many differ."""
-    spec = golden.specs[[p.number for p in golden.table.partitions].index(number)]
+    spec = golden.spec(number)
     before = block_digests(golden.path, block_size)
     rng = random.Random(seed)
     changed = 0

@@ -87,13 +87,7 @@ class ImageSource:
         """A block as it is served: with a map, its bytes no filesystem uses set to zero."""
         if self.used is None:
             return self._read_exactly(offset, length)
-        pieces = self.used.within(offset, offset + length)
-        if pieces == [(0, length)]:
-            return self._read_exactly(offset, length)
-        block = bytearray(length)
-        for start, end in pieces:
-            block[start:end] = self._read_exactly(offset + start, end - start)
-        return bytes(block)
+        return self.used.read_masked(self._read_exactly, offset, length)
 
     def _read_exactly(self, offset: int, length: int) -> bytes:
         try:

@@ -407,7 +407,7 @@ class ReceiverSession:
         if self._state is not ReceiverState.COMPARING:
             raise LocalProtocolError("compared before CompareDisk")
         transfer = self._followed("compared")
-        taken = transfer.resume(list(matching))
+        taken = transfer.resume(matching)
         self._transition(_Input.COMPARED)
         self._lack_pieces = transfer.lack_report()
         self._lacks_unacked = True
@@ -687,8 +687,7 @@ class ReceiverSession:
         if key and not verify(key, abort_payload(self.session_id, msg.reason), msg.signature):
             self.stats.garbled += 1  # not from the key that signed the session
             return
-        if self._state in (ReceiverState.DISCOVERING, ReceiverState.REPORTING,
-                           ReceiverState.FINISHED):
+        if self._state in (ReceiverState.REPORTING, ReceiverState.FINISHED):
             return  # (reporting: our image is verified already, whatever the sender does)
         self.sender_lost = True
         self._finish(False, f"the sender stopped: {msg.reason.rstrip('.')}")

@@ -295,7 +295,8 @@ class SenderSession:
             out = [(sealer.seal(datagram), addr) for datagram, addr in out]
         overhead = FRAME_OVERHEAD + (SEAL_OVERHEAD if sealer is not None else 0)
         limit = self.config.batch_max
-        paced = self._send_delta_pass(out, now, limit, overhead) if self._delta_pass else 0
+        paced = (self._send_delta_pass(out, now, limit, overhead)
+                 if self._delta_pass is not None else 0)
         if self._state is not SenderState.SENDING:
             return out
         data_addr = self.config.data_addr

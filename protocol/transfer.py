@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from .assembly import ADD_COMPLETE, ADD_DUPLICATE, BlockAssembly
 from .blockcodec import DIGEST_SIZE, BlockKind
@@ -277,7 +277,7 @@ class Transfer:
         count = self._rejections[index] = self._rejections.get(index, 0) + 1
         return count
 
-    def resume(self, blocks: list[int]) -> int:
+    def resume(self, blocks: Iterable[int]) -> int:
         """Blocks an earlier run stored: they count as stored. Returns how many were taken."""
         taken = 0
         for index in blocks:

@@ -143,13 +143,16 @@ def test_a_disk_that_reads_back_other_bytes_is_named_after_a_few_rewrites(
 ) -> None:
     """(The simulator shows a block that reads back wrong once or twice being rewritten and
     then holding: tests/sim/test_disk_faults_sim.py.)"""
+    healthy = tmp_path / "healthy.img"
     with FaultyDisk(tmp_path / "laptop.disk", 32 * MiB,
                     lie_read=[(5 * MiB + 100, 5 * MiB + 116)]) as faulty, \
             loop_device(faulty.path) as device:
         result = run_classroom_lab(prepared, 2, rate_mbit=100, timeout=120,
-                                   targets={0: Path(device)}, compare_bytes=False)
+                                   targets={0: Path(device), 1: healthy},
+                                   compare_bytes=False)
     assert_one_disk_error(result, f"the disk returned other bytes than were written at byte "
                                   f"{5 * MiB} (block 5) after writing it 4 times")
+    assert healthy.read_bytes() == (prepared.parent / "golden.img").read_bytes()
 
 
 @needs_fuse
@@ -182,8 +185,13 @@ def test_a_golden_disk_with_bad_sectors_is_refused_or_captured_around_them(
                                 text=True, check=False)
     assert around.returncode == 0, around.stderr
     assert "12.0 KiB could not be read and are zeros in the image" in around.stdout
-    result = run_classroom_lab(image, 1, rate_mbit=200, timeout=60, compare_bytes=False)
+    laptop = tmp_path / "laptop.img"
+    result = run_classroom_lab(image, 1, rate_mbit=200, timeout=60, compare_bytes=False,
+                               targets={0: laptop})
     assert result.ok, format_table(result)
+    golden_bytes = bytearray((tmp_path / "golden.backing").read_bytes())
+    golden_bytes[bad[0] : bad[1]] = bytes(bad[1] - bad[0])  # the unreadable sectors: zeros
+    assert laptop.read_bytes() == golden_bytes
     assert ("12.0 KiB of it could not be read from the golden disk when it was captured and "
             "are zeros." in result.receivers[0].message)
 
