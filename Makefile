@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict protocol driver disk mcastd receiver netsim lab bench
+	$(BIN)/mypy --strict protocol driver disk mcastd receiver netsim lab bench stick
 
 pytest: $(STAMP) $(DEBS)
 	$(BIN)/pytest -q

@@ -52,7 +52,7 @@ from protocol.seal import Sealer, session_symbol_size
 from protocol.sender import SenderSession
 from protocol.trust import Signer
 
-from . import capture_cmd, image_cmd
+from . import capture_cmd, image_cmd, stick_cmd
 from .image import ImageError, ImageSource, PreparedSource, default_cache_dir, open_image
 from .serve import SenderDaemon
 
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "the new one)")
     capture_cmd.add_parser(sub)
     image_cmd.add_parser(sub)
+    stick_cmd.add_parser(sub)
     return parser
 
 
@@ -337,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return capture_cmd.run(args)
     if args.command == "image":
         return image_cmd.run(args)
+    if args.command == "stick":
+        return stick_cmd.run(args)
     level = verbosity(args)
     console = make_console(json_mode=args.json, verbosity=level)
     setup_logging(console, level)

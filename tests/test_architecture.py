@@ -19,15 +19,17 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # the trio runtime both programs share: loop, sockets, console, options, key files
     "driver": frozenset({"protocol", "trio", "rich", "cryptography"}),
     # the sender program and the `mcastd` command
-    "mcastd": frozenset({"protocol", "driver", "disk", "trio"}),
+    "mcastd": frozenset({"protocol", "driver", "disk", "trio", "stick"}),
     # the receiver program: target safety, disk writing, journal
     "receiver": frozenset({"protocol", "driver", "disk", "trio"}),
     # disks as data: partition tables, used ranges (driving partclone), the image format
     "disk": frozenset({"protocol", "msgpack", "xxhash"}),
+    # the boot stick: its builder (admin's machine), its agent and post-deploy hooks (laptop)
+    "stick": frozenset({"protocol", "driver"}),
     # the pure, seeded simulator: no root, no real sockets, no trio
     "netsim": frozenset({"protocol"}),
     # the root-only kernel lab and the hostile real-socket hosts
-    "lab": frozenset({"protocol", "driver", "disk", "mcastd", "receiver", "netsim",
+    "lab": frozenset({"protocol", "driver", "disk", "mcastd", "receiver", "netsim", "stick",
                       "pyroute2"}),
 }
 # benchmarks, against the peers in the same lab: everything
@@ -112,6 +114,7 @@ def test_the_installed_distribution_is_the_programs_alone() -> None:
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = set(config["tool"]["setuptools"]["packages"])
-    assert packages == {"protocol", "driver", "disk", "mcastd", "receiver"}
+    assert packages == {"protocol", "driver", "disk", "mcastd", "receiver", "stick",
+                        "stick.agent", "stick.hooks", "stick.build"}
     dependencies = " ".join(config["project"]["dependencies"])
     assert "pyroute2" not in dependencies

@@ -1,0 +1,1 @@
+"""What runs on each laptop from the boot stick."""

@@ -1,0 +1,152 @@
+"""The laptop side of the boot stick: settings, network, target, receive, verdict, hooks, then.
+
+Started by the RAM system's /init on tty1 with no login. Every refusal is one sentence on the
+screen and the serial console, and a failed laptop waits there: it never reboots into a loop.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ..config import CONFIG_NAME, ConfigError, StickConfig, parse_config
+from . import disks, network
+from .hooks import hook_environment, partitions_of, reread_partition_table, run_hooks
+from .hostnames import HostnamesError, name_for
+from .receive import receiver_argv, run_receiver
+from .screen import Screen
+from .stickfs import Stick, StickError, boot_args, mount_stick, unmount_stick
+
+NETWORK_RETRY = 5.0
+DISK_RESCAN = 5.0
+
+
+class Failed(Exception):
+    """This laptop cannot go on; the message is the sentence on its screen."""
+
+
+def fat_name(mac: str) -> str:
+    """A MAC as a FAT file name (no colons there)."""
+    return mac.replace(":", "-").lower()
+
+
+class Agent:
+    def __init__(self, screen: Screen) -> None:
+        self.screen = screen
+
+    def run(self) -> bool:
+        screen = self.screen
+        args = boot_args(Path("/proc/cmdline").read_text())
+        screen.log("starting")
+        try:
+            stick = mount_stick(args.volume_id)
+        except StickError as exc:
+            raise Failed(str(exc)) from None
+        config = self._config(stick)
+        screen.title = f"mcastd boot stick: {config.session or 'first session announced'}"
+        link = self._network()
+        screen.fact("network", f"{link.ifname} {link.mac} {link.address} ({link.how})")
+        target = self._target(config, stick)
+        screen.fact("disk", target.describe())
+        journal = stick.path / "journals" / f"{fat_name(link.mac)}-{target.serial or target.name}"
+        report = stick.path / "reports" / f"{fat_name(link.mac)}.json"
+        (stick.path / "reports").mkdir(exist_ok=True)
+        screen.log(f"receiving onto {target.device}")
+        received = run_receiver(
+            receiver_argv(config, stick.path, target.device, link.ifname, journal, report),
+            self._progress, lambda level, text: screen.log(text))
+        if not received.ok:
+            raise Failed(received.message)
+        self._hooks(stick, target.device, link.mac)
+        screen.verdict(True, f"{received.message} ({received.seconds:.0f} s)")
+        self._then(config.then)
+        return True
+
+    def _config(self, stick: Stick) -> StickConfig:
+        try:
+            return parse_config((stick.path / CONFIG_NAME).read_text(encoding="utf-8-sig"))
+        except FileNotFoundError:
+            raise Failed(f"the stick has no {CONFIG_NAME}: build it again with mcastd stick "
+                         "build.") from None
+        except ConfigError as exc:
+            raise Failed(str(exc)) from None
+
+    def _network(self) -> network.Link:
+        said = False
+        while True:
+            links = network.bring_up(self.screen.log if not said else lambda _line: None)
+            if links:
+                return links[0]
+            if not said:  # said once; the laptop keeps trying quietly
+                said = True
+                self.screen.log("no network: plug a cable into this laptop's wired port "
+                                f"(trying again every {NETWORK_RETRY:.0f} s)")
+            time.sleep(NETWORK_RETRY)
+
+    def _target(self, config: StickConfig, stick: Stick) -> disks.Disk:
+        waiting = ""
+        while True:
+            found = disks.list_disks()
+            choice = disks.choose(config.target, found, stick.disk)
+            if choice.disk is not None:
+                self.screen.log(f"target: {choice.reason}")
+                return choice.disk
+            if choice.reason != waiting:  # said once, not every rescan
+                waiting = choice.reason
+                self.screen.log(choice.reason)
+                for number, disk in enumerate(found, 1):
+                    self.screen.log(f"  {number}. {disk.describe()}")
+            key = self.screen.read_key(DISK_RESCAN)
+            if key is not None and key.isdigit() and 1 <= int(key) <= len(found):
+                picked = found[int(key) - 1]
+                if picked.name != stick.disk and not picked.read_only:
+                    self.screen.log(f"target: {picked.device}, chosen at the keyboard")
+                    return picked
+
+    def _progress(self, event: dict[str, Any]) -> None:
+        self.screen.show_progress(str(event.get("state", "")), float(event.get("percent") or 0),
+                                  float(event.get("rate_bps") or 0), event.get("eta"))
+
+    def _hooks(self, stick: Stick, device: str, mac: str) -> None:
+        hooks_dir = stick.path / "post-deploy"
+        if not hooks_dir.is_dir() or not any(hooks_dir.iterdir()):
+            return
+        try:
+            name = name_for(mac, stick.path / "hostnames.csv")
+        except HostnamesError as exc:
+            raise Failed(f"the image verified, but {exc}") from None
+        reread_partition_table(device, log=self.screen.log)
+        env = hook_environment(device, partitions_of(device), mac, name)
+        for result in run_hooks(hooks_dir, env, self.screen.log):
+            self.screen.log(f"post-deploy {result.name}: {result.message}")
+            if result.failed:
+                raise Failed(f"the image verified, but post-deploy hook {result.name} failed: "
+                             f"{result.message}")
+
+    def _then(self, action: str) -> None:
+        unmount_stick()
+        if action == "wait":
+            self.screen.log("done; this laptop may be switched off")
+            while True:
+                time.sleep(3600)
+        self.screen.log(f"{action} in 3 s")
+        time.sleep(3)
+        subprocess.run(["busybox", action, "-f"], check=False)
+
+
+def main() -> int:
+    screen = Screen()
+    try:
+        Agent(screen).run()
+    except Failed as exc:
+        screen.verdict(False, str(exc))
+    except Exception:  # a bug must still end on the FAILED screen, with the evidence
+        for line in traceback.format_exc().splitlines():
+            screen.log(line)
+        screen.verdict(False, "the stick's program failed: the lines above say where.")
+    unmount_stick()
+    while True:  # a failed laptop waits on its verdict for the admin
+        time.sleep(3600)

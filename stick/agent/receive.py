@@ -1,0 +1,60 @@
+"""Run `mcast-receive` and follow its JSON lines: progress for the screen, messages for the
+log, and the final report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import SECRET_NAME, TRUST_NAME, StickConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    ok: bool
+    message: str
+    seconds: float
+    final: dict[str, Any]
+
+
+def receiver_argv(config: StickConfig, stick: Path, target: str, ifname: str,
+                  journal_dir: Path, report: Path) -> list[str]:
+    argv = ["mcast-receive", target, "--json", "--interface", ifname, "--state-dir",
+            str(journal_dir), "--report", str(report)]
+    if config.session:
+        argv += ["--session", config.session]
+    if config.trust:
+        argv += ["--trust", str(stick / TRUST_NAME)]
+    if config.secret:
+        argv += ["--encrypt", str(stick / SECRET_NAME)]
+    return argv
+
+
+def run_receiver(argv: list[str], on_progress: Callable[[dict[str, Any]], None],
+                 on_message: Callable[[str, str], None]) -> Received:
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, bufsize=1)
+    final: dict[str, Any] | None = None
+    assert process.stdout is not None
+    for line in process.stdout:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            on_message("info", line.strip())
+            continue
+        kind = event.get("event")
+        if kind == "progress":
+            on_progress(event)
+        elif kind == "message":
+            on_message(str(event.get("level", "info")), str(event.get("text", "")))
+        elif kind == "final":
+            final = event
+    code = process.wait()
+    if final is None:
+        return Received(False, f"mcast-receive stopped (exit {code}) without a report.", 0.0, {})
+    return Received(bool(final.get("ok")) and code == 0, str(final.get("message", "")),
+                    float(final.get("seconds") or 0.0), final)

@@ -1,0 +1,176 @@
+"""The boot stick, end to end on virtual laptops (make vm-test): qemu under TCG boots the
+stick on UEFI (one with Secure Boot on) and BIOS, receives the golden disk from a real
+`mcastd serve` in the lab, reboots; then each laptop boots from its NVMe disk alone and its
+serial console must show the golden disk's marker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.net import IFNAME
+from lab.vm.golden import GOLDEN_HOSTNAME, MARKER
+from lab.vm.qemu import Laptop
+from lab.vm.room import VmRoom, vm_room
+from stick.build.system import System
+
+from .conftest import GOLDEN_SIZE, Golden
+from .stickcopy import (
+    build_stick,
+    copy_stick,
+    empty_disk,
+    is_all_zero,
+    range_digest,
+    report,
+    set_stick_file,
+    stick_file,
+)
+
+pytestmark = pytest.mark.vm
+MIB = 1 << 20
+DISK_SIZE = GOLDEN_SIZE + 256 * MIB  # larger than the golden disk: the GPT is fixed up
+BOOT_TIMEOUT = 240.0  # power-on to receiving, under TCG
+DEPLOY_TIMEOUT = 600.0
+
+
+@pytest.fixture
+def room(tmp_path: Path) -> Iterator[VmRoom]:
+    with vm_room(tmp_path) as r:
+        yield r
+
+
+def serve(room: VmRoom, golden: Golden, receivers: int, *extra: str) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "mcastd", "serve", str(golden.image), "--interface", IFNAME,
+            "--min-receivers", str(receivers), "--key", str(golden.key), "--json",
+            "--name", "room-12", *extra]
+    return room.lab.popen(room.sender, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def final_of(sender: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    out, err = sender.communicate(timeout=timeout)
+    for line in reversed(out.decode().splitlines()):
+        event = json.loads(line)
+        if event.get("event") == "final":
+            return event  # type: ignore[no-any-return]
+    raise AssertionError(f"the sender gave no final report: {err.decode()[-2000:]}")
+
+
+def boots_golden(room: VmRoom, laptop: Laptop) -> str:
+    """Boot from the NVMe disk alone; the golden marker's line."""
+    room.boot(laptop, stick=False)
+    line = laptop.wait_for(MARKER + r" firmware=(\w+) hostname=(\S+)", BOOT_TIMEOUT)
+    laptop.wait_off(60)
+    return line.group(0)
+
+
+def test_a_room_of_uefi_secure_boot_and_bios_laptops_is_imaged_and_named(
+        room: VmRoom, golden: Golden, stick_system: System, cache: Path, tmp_path: Path) -> None:
+    firmwares = ["uefi", "uefi-secure-boot", "bios"]
+    names = ["lab-pc-01", "lab-pc-02", "lab-pc-03"]
+    macs = [f"52:54:00:4d:43:{i:02x}" for i in range(3)]
+    hostnames = tmp_path / "hostnames.csv"
+    hostnames.write_text("MAC;name\r\n" + "".join(f"{m.upper()};{n}\r\n"
+                                                  for m, n in zip(macs, names, strict=True)))
+    stick = build_stick(tmp_path / "stick.img", cache, "--trust", str(golden.trust),
+                        "--hostnames", str(hostnames), "--then", "reboot")
+    laptops = []
+    for i, firmware in enumerate(firmwares):
+        own = copy_stick(stick, tmp_path / f"stick{i}.img")
+        disk = empty_disk(tmp_path / f"nvme{i}.img", DISK_SIZE)
+        laptops.append(room.laptop(f"pc{i}", firmware, own, [disk]))
+    sender = serve(room, golden, len(laptops))
+    for laptop in laptops:
+        room.boot(laptop)
+    for laptop in laptops:
+        laptop.wait_for(r"mcastd-stick: receiving onto /dev/nvme0n1", BOOT_TIMEOUT)
+    for laptop in laptops:
+        laptop.wait_for(r"mcastd-stick: OK: ", DEPLOY_TIMEOUT)
+        laptop.wait_off(120)  # rebooted: qemu runs with -no-reboot
+    final = final_of(sender, 60)
+    assert final["ok"], final["message"]
+    rows = {row["host"]["mac"]: row for row in final["receivers"]}
+    for laptop, name, firmware in zip(laptops, names, firmwares, strict=True):
+        row = rows[laptop.mac]
+        assert row["state"] == "done"
+        assert row["host"]["disk_serial"] == laptop.disk_serial(0)
+        assert row["host"]["dmi_serial"] == f"{laptop.name.upper()}-SERIAL"
+        facts = report(laptop.stick or Path(), laptop.mac)
+        assert facts["result"] == "ok" and facts["bytes_verified"] > 0
+        assert facts["disk_serial"] == laptop.disk_serial(0)
+        line = boots_golden(room, laptop)
+        want = "bios" if firmware == "bios" else "uefi"
+        assert line == f"{MARKER} firmware={want} hostname={name}"
+    esp = (2 * MIB, 48 * MIB)  # the golden ESP arrived byte for byte
+    for laptop in laptops:
+        assert range_digest(laptop.disks[0], *esp) == range_digest(golden.disk, *esp)
+        verify = subprocess.run(["sgdisk", "-v", str(laptop.disks[0])], capture_output=True,
+                                text=True, check=False)
+        assert "No problems found" in verify.stdout
+
+
+def test_two_internal_disks_wait_for_the_stick_to_name_one(
+        room: VmRoom, golden: Golden, stick_system: System, cache: Path, tmp_path: Path) -> None:
+    stick = build_stick(tmp_path / "stick.img", cache, "--trust", str(golden.trust),
+                        "--then", "poweroff")
+    disks = [empty_disk(tmp_path / f"nvme{i}.img", DISK_SIZE) for i in range(2)]
+    laptop = room.laptop("dual", "uefi", stick, disks)
+    room.boot(laptop)
+    laptop.wait_for(r"target auto cannot choose: this laptop has 2 internal disks", BOOT_TIMEOUT)
+    laptop.wait_for(r"serial DUAL-NVME1", 30)  # the list names model, size and serial
+    laptop.power_cut()
+    assert all(is_all_zero(d) for d in disks)
+    conf = stick_file(stick, "mcastd.conf").decode()
+    conf = conf.replace('target = "auto"', f'target = "serial={laptop.disk_serial(1)}"')
+    set_stick_file(stick, "mcastd.conf", conf.encode(), tmp_path / "conf")
+    sender = serve(room, golden, 1)
+    room.boot(laptop)
+    laptop.wait_for(r"target: /dev/nvme1n1 as mcastd.conf says", BOOT_TIMEOUT)
+    laptop.wait_for(r"mcastd-stick: OK: ", DEPLOY_TIMEOUT)
+    laptop.wait_off(120)
+    assert final_of(sender, 60)["ok"]
+    assert is_all_zero(disks[0])
+    assert boots_golden(room, laptop).endswith(f"hostname={GOLDEN_HOSTNAME}")
+
+
+def test_a_power_cut_mid_way_resumes_from_the_sticks_journal(
+        room: VmRoom, golden: Golden, stick_system: System, cache: Path, tmp_path: Path) -> None:
+    stick = build_stick(tmp_path / "stick.img", cache, "--trust", str(golden.trust),
+                        "--then", "poweroff")
+    laptop = room.laptop("cut", "uefi", stick, [empty_disk(tmp_path / "nvme.img", DISK_SIZE)])
+    # Slow enough to cut in the middle, and the sender stays for the laptop to boot again:
+    # in a classroom the other laptops keep the session going.
+    sender = serve(room, golden, 1, "--rate", "4M", "--fixed-rate", "--late-join-window", "900")
+    room.boot(laptop)
+    laptop.wait_for(r"mcastd-stick: receiving [3-9]\d %", BOOT_TIMEOUT + 300)
+    laptop.power_cut()
+    room.boot(laptop)
+    resumed = laptop.wait_for(r"resuming: (\d+) of (\d+) blocks", BOOT_TIMEOUT)
+    assert int(resumed.group(1)) > 0
+    laptop.wait_for(r"mcastd-stick: OK: ", DEPLOY_TIMEOUT)
+    laptop.wait_off(120)
+    sender.kill()
+    sender.wait()
+    assert boots_golden(room, laptop).endswith(f"hostname={GOLDEN_HOSTNAME}")
+
+
+def test_a_stick_that_trusts_another_key_writes_nothing(
+        room: VmRoom, golden: Golden, stick_system: System, cache: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.key"
+    subprocess.run([sys.executable, "-m", "mcastd", "keygen", "--key", str(other)], check=True,
+                   capture_output=True)
+    stick = build_stick(tmp_path / "stick.img", cache, "--trust", str(other) + ".pub")
+    disk = empty_disk(tmp_path / "nvme.img", DISK_SIZE)
+    laptop = room.laptop("untrusting", "uefi", stick, [disk])
+    sender = serve(room, golden, 1, "--max-wait", "600")
+    room.boot(laptop)
+    laptop.wait_for(r"ignored session 'room-12' from \S+: .*", BOOT_TIMEOUT)
+    laptop.power_cut()
+    sender.kill()
+    sender.wait()
+    assert is_all_zero(disk)
