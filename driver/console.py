@@ -166,6 +166,27 @@ def seconds_text(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f}"
 
 
+def verified_text(row: ReceiverRow) -> str:
+    return f"{format_bytes(row.verified_bytes)} verified" if row.verified_bytes else ""
+
+
+def host_text(host: dict[str, str]) -> str:
+    """Who a laptop is, in short: ``52:54:00:12:34:56 · serial ABC · disk QEMU NVMe Ctrl
+    (NVME0001)``; what it did not say is left out."""
+    parts = [host["mac"]] if "mac" in host else []
+    if "dmi_serial" in host:
+        parts.append(f"serial {host['dmi_serial']}")
+    model, serial = host.get("disk_model", ""), host.get("disk_serial", "")
+    if model or serial:
+        parts.append("disk " + (f"{model} ({serial})" if model and serial else model or serial))
+    return " · ".join(parts)
+
+
+def host_short(host: dict[str, str]) -> str:
+    """The one name for the live table: the serial on the laptop's sticker, else its MAC."""
+    return host.get("dmi_serial") or host.get("mac", "")
+
+
 def headline(report: FinalReport) -> str:
     return report.message if report.ok else f"FAILED: {report.message}"
 
@@ -181,8 +202,9 @@ def summary_lines(report: FinalReport, *, verbosity: int = 0) -> list[str]:
     for row in report.receivers:
         ok, reason = outcome(row)
         secs = seconds_text(row.seconds) + (" s" if row.seconds is not None else "")
-        lines.append(f"  {row.addr:<{width}}  {'ok' if ok else 'FAILED':<6}  {secs:>8}  {reason}"
-                     .rstrip())
+        cells = [f"{row.addr:<{width}}", f"{'ok' if ok else 'FAILED':<6}", f"{secs:>8}",
+                 verified_text(row), host_text(row.host), reason]
+        lines.append("  " + "  ".join(cell for cell in cells if cell).rstrip())
     if verbosity >= 1 and report.details:
         lines.append("  " + details_text(report))
     return lines
@@ -407,14 +429,20 @@ class _SenderView:
         yield _receiver_table(rows, hidden, width, style)
 
 
+LAPTOP_WIDTH = 20  # a longer serial ends in an ellipsis in the live table (the summary has it all)
+
+
 def _receiver_columns(rows: list[ReceiverRow], width: int) -> tuple[list[str], int, int]:
     """The columns that fit ``width``, the bar width inside "done" (0: no bar) and the room
     left for the reason.
 
-    A narrow terminal loses the bar, then rate, loss and reason — never address, done or state.
+    A narrow terminal loses the bar, then the laptop's name, rate, loss and reason — never
+    address, done or state.
     """
     sizes = {
         "receiver": max(len("receiver"), *(len(row.addr) for row in rows)),
+        "laptop": min(LAPTOP_WIDTH, max(len("laptop"),
+                                        *(len(host_short(row.host)) for row in rows))),
         "done": 17,  # 10-cell bar, a space, "100.0%"
         "rate": max(len(format_rate(row.rate_bps)) for row in rows),
         "loss": 6,
@@ -422,6 +450,8 @@ def _receiver_columns(rows: list[ReceiverRow], width: int) -> tuple[list[str], i
         "reason": 12,  # at least this much, or the column is not worth showing
     }
     columns = ["receiver", "done", "rate", "loss", "state"]
+    if any(row.host for row in rows):
+        columns.insert(1, "laptop")
     if any(row.reason for row in rows):
         columns.append("reason")
 
@@ -430,7 +460,7 @@ def _receiver_columns(rows: list[ReceiverRow], width: int) -> tuple[list[str], i
 
     if not fits():
         sizes["done"] = 6
-    for name in ("rate", "loss", "reason"):
+    for name in ("laptop", "rate", "loss", "reason"):
         if not fits() and name in columns:
             columns.remove(name)
     used = sum(sizes[name] for name in columns if name != "reason") + 2 * (len(columns) - 1)
@@ -447,10 +477,12 @@ def _receiver_table(rows: list[ReceiverRow], hidden: list[ReceiverRow], width: i
         # Rich squeezes "wrappable" columns first, so reason and then address give way
         # before done and state; their cells still end in an ellipsis rather than wrap.
         table.add_column(name, justify=justify, no_wrap=name not in ("receiver", "reason"),
-                         max_width=reason_width if name == "reason" else None)
+                         max_width=(reason_width if name == "reason" else
+                                    LAPTOP_WIDTH if name == "laptop" else None))
     for row in rows:
         values: dict[str, RenderableType] = {
             "receiver": _cell(row.addr),
+            "laptop": _cell(host_short(row.host)),
             "done": _percent_cell(row.percent, bar_width, style),
             "rate": _cell(format_rate(row.rate_bps)),
             "loss": _cell(f"{row.loss * 100:.1f}%"),
@@ -507,27 +539,47 @@ class _TaskView:
 def _summary(report: FinalReport, verbosity: int, width: int) -> RenderableType:
     title = Text(headline(report), style="bold green" if report.ok else "bold red")
     parts: list[RenderableType] = [title]
-    addr_width = max((len(row.addr) for row in report.receivers), default=0)
-    if report.receivers and addr_width + 6 + 7 + 12 + 9 > width:
+    rows = report.receivers
+    addr_width = max((len(row.addr) for row in rows), default=0)
+    # The narrowest the columns may be (the laptop's column folds its text), with padding.
+    need = (addr_width + 6 + 7 + 12 + 9 + (12 if any(row.verified_bytes for row in rows) else 0)
+            + (27 if any(row.host for row in rows) else 0))
+    if rows and need > width:
         # Too narrow for columns: the plain lines, wrapped, still say everything.
         for row in report.receivers:
             ok, reason = outcome(row)
+            rest = [seconds_text(row.seconds), verified_text(row), host_text(row.host), reason]
             parts.append(Text.assemble(row.addr, " ", ("ok", "green") if ok else ("FAILED", "red"),
-                                       f" {seconds_text(row.seconds)} {reason}".rstrip()))
+                                       "".join(f" {cell}" for cell in rest if cell)))
     elif report.receivers:
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        table.add_column("receiver", no_wrap=True)
-        table.add_column("outcome", no_wrap=True)
-        table.add_column("seconds", justify="right", no_wrap=True)
-        table.add_column("reason", overflow="fold")  # the reason matters more than tidiness
-        for row in report.receivers:
-            ok, reason = outcome(row)
-            table.add_row(Text(row.addr), Text("ok", "green") if ok else Text("FAILED", "red"),
-                          Text(seconds_text(row.seconds)), Text(reason))
-        parts.append(table)
+        parts.append(_summary_table(report.receivers))
     if verbosity >= 1 and report.details:
         parts.append(Text(details_text(report), style="dim"))
     return Group(*parts)
+
+
+def _summary_table(rows: list[ReceiverRow]) -> Table:
+    """One row per laptop; the verified and laptop columns only when some row has them."""
+    verified, hosts = any(row.verified_bytes for row in rows), any(row.host for row in rows)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("receiver", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("seconds", justify="right", no_wrap=True)
+    if verified:
+        table.add_column("verified", justify="right", no_wrap=True)
+    if hosts:
+        table.add_column("laptop", overflow="fold")
+    table.add_column("reason", overflow="fold")  # the reason matters more than tidiness
+    for row in rows:
+        ok, reason = outcome(row)
+        cells = [Text(row.addr), Text("ok", "green") if ok else Text("FAILED", "red"),
+                 Text(seconds_text(row.seconds))]
+        if verified:
+            cells.append(Text(format_bytes(row.verified_bytes) if row.verified_bytes else "-"))
+        if hosts:
+            cells.append(Text(host_text(row.host)))
+        table.add_row(*cells, Text(reason))
+    return table
 
 
 def _copy(snapshot: Snapshot) -> Snapshot:

@@ -21,6 +21,9 @@ class ReceiverRow:
     loss: float  # 0..1, datagrams it lost as far as it reported
     reason: str = ""  # why it failed or was dropped
     seconds: float | None = None  # from transfer start to its verified image
+    verified_bytes: int = 0  # what a verified one read back and found right (0: not verified)
+    # Who it says it is (receiver/identity.py): mac, dmi_serial, disk_model, disk_serial.
+    host: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ from protocol.events import (
     SessionComplete,
     TransferStarted,
 )
+from protocol.layout import raw_block_length
 from protocol.roster import ReceiverInfo
 from protocol.sender import SenderSession, SenderState
 
@@ -136,15 +137,17 @@ class SenderDaemon:
         seconds = None
         if info.finished_at is not None and session.started_at is not None:
             seconds = info.finished_at - session.started_at
+        verified = info.outcome is Outcome.VERIFIED
         return ReceiverRow(
             addr=_addr(info.addr),
             state=receiver_state(info, session),
-            percent=(100.0 if info.outcome is Outcome.VERIFIED
-                     else 100.0 * info.blocks_done / max(1, session.nblocks)),
+            percent=100.0 if verified else 100.0 * info.blocks_done / max(1, session.nblocks),
             rate_bps=rate if info.outcome is None else 0.0,
             loss=info.loss,
             reason=receiver_reason(info),
             seconds=seconds,
+            verified_bytes=verified_size(session) if verified else 0,
+            host=dict(info.host),
         )
 
     def final_report(self) -> FinalReport:
@@ -201,6 +204,20 @@ def receiver_state(info: ReceiverInfo, session: SenderSession) -> str:
     if session.state is SenderState.WAITING or not info.delivery.sampled:
         return "joining"
     return "lagging" if info.lagging else "receiving"
+
+
+def verified_size(session: SenderSession) -> int:
+    """What a laptop that verified the image read back and found right, as the receiver
+    checks it: every used block of an image with a used-block map (the last may be short),
+    else the whole image, whose SHA-256 it compared."""
+    config, used = session.config, session.used
+    if used is None:
+        return config.image_size
+    size = session.used_count * config.block_size
+    last = session.nblocks - 1
+    if last >= 0 and used.flags[last]:
+        size -= config.block_size - raw_block_length(last, config.image_size, config.block_size)
+    return size
 
 
 def receiver_reason(info: ReceiverInfo) -> str:

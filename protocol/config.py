@@ -88,6 +88,9 @@ class ReceiverConfig:
     # The disk may hold an earlier version of the image: compare it with the manifest first
     # and receive only what differs (protocol/delta.py).
     delta: bool = False
+    # Who this laptop is (receiver/identity.py), as (key, value) pairs: told to the sender in
+    # JOIN and DONE for the admin's summary. Pairs, not a dict: the config stays immutable.
+    host: tuple[tuple[str, str], ...] = ()
     join_interval: float = 0.25
     # Heartbeat STATUS even when nothing is missing: it also carries what arrived, from which
     # the sender adapts its rate, so not too rare.

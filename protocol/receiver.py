@@ -558,7 +558,7 @@ class ReceiverSession:
             # We stop right after this, with no retries: send it a few times so one lost
             # datagram does not leave the admin reading "silent" instead of the reason.
             done = Done(self.session_id, self.receiver_id, False, b"", reason,
-                        cause=cause).encode()
+                        cause=cause, host=dict(self.config.host)).encode()
             self._out.extend([(done, self.sender_addr)] * FAIL_REPORT_COPIES)
         self._finish(False, reason)
         self._rearm()
@@ -706,7 +706,7 @@ class ReceiverSession:
     def _send_join(self, now: float) -> None:
         echo, heard = self._echo
         join = Join(self.session_id, self.receiver_id, echo, now - heard if echo >= 0 else 0.0,
-                    self._nonce, self._delta)
+                    self._nonce, self._delta, dict(self.config.host))
         self._out.append((join.encode(), self.sender_addr))
         # Every complete block is held until the ACCEPT, so a lost one must cost milliseconds:
         # retry soon, then back off to join_interval (a sender that is not there yet).
@@ -753,7 +753,7 @@ class ReceiverSession:
     def _send_done(self, now: float) -> None:
         ok, reason = self._report()
         done = Done(self.session_id, self.receiver_id, ok, self._digest, reason,
-                    self.verified_bytes)
+                    self.verified_bytes, host=dict(self.config.host))
         self._out.append((done.encode(), self.sender_addr))
         self._done_sent += 1
         # Resend soon on a fast LAN (the ACK may simply have been lost), never hammer.

@@ -39,12 +39,14 @@ class ReceiverInfo:
         "received", "dropped", "loss", "naks", "outcome", "reason", "finished_at",
         "delivery", "progress_at", "reported", "status_tokens", "status_at",
         "repair_credit", "credit_seq", "credit_arrived", "join_seq", "delta", "lacks",
-        "lacked",
+        "lacked", "host",
     )
 
-    def __init__(self, receiver_id: int, addr: Addr, now: float) -> None:
+    def __init__(self, receiver_id: int, addr: Addr, now: float,
+                 host: dict[str, str] | None = None) -> None:
         self.receiver_id = receiver_id
         self.addr = addr
+        self.host = host or {}  # who it says it is (JOIN.host): for the admin's summary only
         self.joined_at = now
         self.last_heard = now
         self.rtt: float | None = None
@@ -100,10 +102,10 @@ class Roster:
     # --- taking receivers -----------------------------------------------------------------
 
     def add(self, receiver_id: int, addr: Addr, now: float,
-            next_seq: int | None) -> ReceiverInfo:
+            next_seq: int | None, host: dict[str, str] | None = None) -> ReceiverInfo:
         """A new receiver, joining when ``next_seq`` was the data seq sent next (None: it
-        never joined, its DONE came first)."""
-        info = ReceiverInfo(receiver_id, addr, now)
+        never joined, its DONE came first), naming itself ``host``."""
+        info = ReceiverInfo(receiver_id, addr, now, host)
         if next_seq is not None:
             info.delivery.begin(next_seq)
             info.join_seq = next_seq

@@ -721,7 +721,7 @@ class SenderSession:
                 self._control.append((Refuse(self.session_id, msg.receiver_id, reason).encode(),
                                       addr))
                 return
-            info = roster.add(msg.receiver_id, addr, now, self._seq)
+            info = roster.add(msg.receiver_id, addr, now, self._seq, msg.host)
             self._take_kind(info, msg.delta and self.manifest is not None)
             self._events.append(ReceiverJoined(msg.receiver_id, addr))
         roster.heard(info, msg.echo_time, msg.hold, now)
@@ -865,7 +865,7 @@ class SenderSession:
                 return
             # A laptop that gave up before its JOIN arrived (its disk is too small, say):
             # the admin must still see it, as failed.
-            info = roster.add(msg.receiver_id, addr, now, None)
+            info = roster.add(msg.receiver_id, addr, now, None, msg.host)
             self._events.append(ReceiverJoined(msg.receiver_id, addr))
         self._control.append((DoneAck(self.session_id, msg.receiver_id).encode(), addr))
         info.last_heard = now

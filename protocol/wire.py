@@ -205,6 +205,9 @@ class Join(Control):
     # A delta receiver: its disk may hold an earlier version of the image. It compares its
     # disk with the manifest and reports what it lacks (LACKS) before the sender starts.
     delta: bool = False
+    # Who the laptop is, for the admin's summary: "mac", "dmi_serial", "disk_model",
+    # "disk_serial" (receiver/identity.py); at most HOST_MAX_ENTRIES, each HOST_MAX_CHARS.
+    host: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +257,8 @@ class Done(Control):
     reason: str = ""
     verified_bytes: int = 0  # bytes of the image read back from the disk and found right
     cause: str = ""  # what failed, for the admin's summary: CAUSE_DISK, or "" (anything else)
+    # As in JOIN: a laptop that fails before its JOIN arrives is still named in the summary.
+    host: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +335,8 @@ CONTROL_TYPES: dict[int, type[Control]] = {
 }
 
 _MAX_LIST = 4096
+HOST_MAX_ENTRIES = 8
+HOST_MAX_CHARS = 64
 
 
 def _is_int(v: object) -> bool:
@@ -354,6 +361,13 @@ def _check_pairs(v: object, inner_list: bool) -> bool:
     return True
 
 
+def _check_host(v: object) -> bool:
+    """host: a few short printable str → str (it ends up on the admin's terminal)."""
+    return isinstance(v, dict) and len(v) <= HOST_MAX_ENTRIES and all(
+        isinstance(text, str) and len(text) <= HOST_MAX_CHARS and text.isprintable()
+        for item in v.items() for text in item)
+
+
 def _valid(name: str, value: object, expected: object) -> bool:
     # With postponed annotations, dataclass field types are the annotation strings.
     if expected == "int":
@@ -372,6 +386,8 @@ def _valid(name: str, value: object, expected: object) -> bool:
     if expected == "list[bytes]":
         return isinstance(value, list) and len(value) <= 40 and all(
             isinstance(v, bytes) and len(v) <= 64 for v in value)
+    if expected == "dict[str, str]":
+        return _check_host(value)
     if name == "need":
         return _check_pairs(value, True)
     if name == "whole":

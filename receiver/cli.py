@@ -9,6 +9,7 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -38,8 +39,10 @@ from protocol.seal import Sealer
 
 from .daemon import ReceiverDaemon
 from .export import ExportError, export_image
+from .identity import host_identity
 from .journal import default_state_dir
 from .net import KernelNet
+from .report_file import report_record, write_report
 from .target import TargetError, TargetInfo, check_target
 
 
@@ -92,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "uses); then only sessions encrypted with it are followed (default: "
                              f"{SECRET_FILE_NAME} next to this program, else "
                              "/etc/mcastd/secret.key, else sessions in the clear)")
+    parser.add_argument("--report", type=Path, metavar="FILE",
+                        help="at the end, whatever the outcome, write this laptop's result to "
+                             "FILE as one JSON object (MAC, serial numbers, seconds, result, "
+                             "bytes verified), atomically: e.g. on the boot stick")
     return parser
 
 
@@ -112,11 +119,12 @@ def trusted_keys(values: Sequence[str] | None) -> frozenset[str] | None:
 
 
 def receiver_config(
-    args: argparse.Namespace, trusted: frozenset[str] | None, image: bytes | None
+    args: argparse.Namespace, trusted: frozenset[str] | None, image: bytes | None,
+    host: dict[str, str] | None = None,
 ) -> ReceiverConfig:
     return ReceiverConfig(discovery_addr=(args.discovery_group, args.discovery_port),
                           session_name=args.session, image_sha256=image, trusted=trusted,
-                          delta=args.delta)
+                          delta=args.delta, host=tuple((host or {}).items()))
 
 
 async def receive(
@@ -129,6 +137,7 @@ async def receive(
     state_dir = None if args.no_resume else args.state_dir or default_state_dir()
     rng = random.Random(secrets.randbits(64))
     image: bytes | None = None  # after a lost sender: only a session of the same image will do
+    host = host_identity(ifname, info.path)  # told to the sender, for the admin's summary
     try:
         console.message(f"listening for sessions on {ifname} ({discovery[0]}:{discovery[1]})")
         if trusted:
@@ -137,7 +146,7 @@ async def receive(
         if secret is not None:
             console.message(f"following only sessions encrypted with the secret in {secret[1]}")
         while True:
-            config = receiver_config(args, trusted, image)
+            config = receiver_config(args, trusted, image, host)
             # Nonces from the system's generator: they must never repeat under the key.
             sealer = Sealer(secret[0], random.SystemRandom()) if secret is not None else None
             session = ReceiverSession(config, random.Random(rng.getrandbits(64)),
@@ -156,8 +165,20 @@ async def receive(
     finally:
         net.close()
     _explain_lost_sender(report, session, state_dir is not None)
+    if args.report is not None:
+        save_report(args.report, report, console)
     console.final(report)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def save_report(path: Path, report: FinalReport, console: Console) -> None:
+    """--report: written before the final line, so a script that saw that line finds it. A
+    stick that cannot take it does not change the laptop's outcome: an error is shown."""
+    try:
+        write_report(path, report_record(report, datetime.now(UTC)))
+    except OSError as exc:
+        console.message(f"could not write the report {path}: {exc.strerror or exc}",
+                        level=logging.ERROR)
 
 
 def _explain_lost_sender(report: FinalReport, session: ReceiverSession, resumable: bool) -> None:
@@ -175,8 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.from_image is not None and args.delta:
         parser.error("--delta compares the disk with a session's manifest; --from-image "
                      "writes the whole image: use one of them")
+    if args.from_image is not None and args.report is not None:
+        parser.error("--report records a network run; --from-image prints its result")
     if args.from_image is not None:
         return from_image(args, level)
+    if args.report is not None and not args.report.parent.is_dir():
+        # Found out now, not after the transfer.
+        print(f"mcast-receive: {args.report.parent} (for --report) is not a directory",
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         # All before any socket: a typo in --trust or a mounted disk is refused at once.
         trusted = trusted_keys(args.trust)

@@ -91,6 +91,7 @@ class ReceiverDaemon:
         self._started = trio.current_time()
         self._joined_at: float | None = None
         self._verified_at: float | None = None
+        self._hashed_whole = False  # the whole image was hashed (no used-block map)
         self._rate = RateMeter(self._started, 0, interval=REPORT_INTERVAL)  # image bits stored
         self._name = ""
         self._image_size = 0
@@ -343,6 +344,7 @@ class ReceiverDaemon:
         if self.session.state is ReceiverState.FINISHED:
             return  # it ended while we hashed (the sender went silent): it said why already
         self._verified_at = trio.current_time()
+        self._hashed_whole = True
         self.session.image_verified(digest, self._verified_at)
         self.driver.poke()
 
@@ -530,14 +532,13 @@ class ReceiverDaemon:
         start = next(t for t in (session.first_data_at, self._joined_at, self._started)
                      if t is not None)
         end = self._verified_at if self._verified_at is not None else trio.current_time()
-        stats = session.stats
+        stats, announce = session.stats, session.announce
         verified = session.verified_bytes
         if ok and verified:
             kept = (f" ({format_bytes(self.compared * self._block_size)} of it was on this "
                     "disk already)" if self.compared else "")
             message = (f"the {format_bytes(self._image_size)} image is written; its "
                        f"{format_bytes(verified)} in use read back and verified{kept}.")
-            announce = session.announce
             if announce is not None and announce.unreadable:
                 message += (f" {format_bytes(announce.unreadable)} of it could not be read "
                             "from the golden disk when it was captured and are zeros.")
@@ -553,10 +554,15 @@ class ReceiverDaemon:
             details={
                 "session": self._name,
                 "target": self.target_info.path,
+                "image_sha256": announce.image_sha256.hex() if announce is not None else "",
+                "host": dict(session.config.host),
                 "blocks": session.nblocks,
                 "resumed_blocks": self.resumed,
                 "compared_blocks": self.compared,
-                "verified_bytes": session.verified_bytes,
+                # What was read back and found right: the used blocks of a prepared image,
+                # else the whole image its SHA-256 covers.
+                "verified_bytes": (0 if not ok else self._image_size if self._hashed_whole
+                                   else verified),
                 "discarded_bytes": self.target.bytes_discarded if self.target else 0,
                 "datagrams": stats.received,
                 "duplicates": stats.duplicates,

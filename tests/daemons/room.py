@@ -70,13 +70,15 @@ async def run_room(
     sender_delay: float = 0.0,
     manifest_of: Callable[[bytes], bytes] | None = None,
     shrink_after: float | None = None,
+    hosts: dict[int, dict[str, str]] | None = None,
 ) -> Room:
     """``secret``: the sender encrypts with it, and so do laptops not in ``laptop_secrets``.
     ``signer``: the sender signs and the laptops trust only it. ``replayed``: a datagram a
     rogue host sends to the discovery group every 0.25 s from the start (the sender starts
     ``sender_delay`` later). ``manifest_of``: the signed manifest is made from this function of
     the image instead (a manifest that does not match the blocks). ``shrink_after``: the image
-    file is cut to half its size then, mid-transfer."""
+    file is cut to half its size then, mid-transfer. ``hosts``: who some laptops say they are
+    (as receiver/identity.py would find)."""
     image = make_image(size, seed, "disklike")
     path = tmp_path / "image.img"
     path.write_bytes(image)
@@ -96,7 +98,8 @@ async def run_room(
             key = (laptop_secrets or {}).get(i, secret)
             sealer = Sealer(key, random.Random(seed * 200 + i)) if key is not None else None
             trusted = frozenset({signer.fingerprint}) if signer is not None else None
-            session = ReceiverSession(ReceiverConfig(trusted=trusted),
+            host = tuple((hosts or {}).get(i, {}).items())
+            session = ReceiverSession(ReceiverConfig(trusted=trusted, host=host),
                                       random.Random(seed * 100 + i),
                                       trio.current_time(), sealer=sealer)
             lan = FakeReceiverNet(net, f"10.0.1.{i + 2}", DISCOVERY_ADDR)

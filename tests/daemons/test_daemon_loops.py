@@ -4,8 +4,10 @@ trio's MockClock: whole transfers in virtual time, with real files as targets.""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, TypeVarTuple
 
@@ -15,6 +17,7 @@ import trio.testing
 
 from driver.loop import Worker
 from receiver.daemon import MAX_UNWRITTEN_BLOCKS
+from receiver.report_file import report_record
 from receiver.target import Target, TargetInfo
 
 from .room import run_room
@@ -119,6 +122,36 @@ async def test_a_disk_too_small_is_refused_before_anything_is_written(
     failed = [r for r in room.sender.receivers if r.state == "disk error"]
     assert len(failed) == 1 and "larger disk" in failed[0].reason
     assert room.written(0) == room.image
+
+
+async def test_the_senders_summary_and_each_laptops_report_name_the_laptop(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    hosts = {i: {"mac": f"52:54:00:00:00:0{i}", "dmi_serial": f"SN{i}",
+                 "disk_model": "QEMU NVMe Ctrl", "disk_serial": f"NVME000{i}"} for i in range(2)}
+    fake_disk = TargetInfo(str(tmp_path / "tiny-disk"), True, 1 << 20, None)
+    with trio.fail_after(60):
+        room = await run_room(tmp_path, receivers=2, infos={1: fake_disk}, hosts=hosts)
+    assert room.sender is not None
+    # The sender's --json final line: who each laptop is, and what it verified.
+    rows = {row["addr"].split(":")[0]: row for row in room.sender.to_json()["receivers"]}
+    ok, small = rows["10.0.1.2"], rows["10.0.1.3"]
+    assert (ok["host"], ok["state"], ok["verified_bytes"]) == (hosts[0], "done", len(room.image))
+    # Named although it gave up at once: its DONE says who it is too.
+    assert (small["host"], small["state"], small["verified_bytes"]) == (
+        hosts[1], "disk error", 0)
+    # What each laptop's --report file would hold.
+    records = [report_record(room.receivers[i], datetime.now(UTC)) for i in range(2)]
+    assert records[0] | {"finished_at": None} == {
+        **hosts[0], "target": str(tmp_path / "r0.img"), "session": "image",
+        "image_sha256": hashlib.sha256(room.image).hexdigest(),
+        "seconds": round(room.receivers[0].seconds, 3), "result": "ok",
+        "message": room.receivers[0].message, "bytes_verified": len(room.image),
+        "finished_at": None,
+    }
+    assert (records[1]["mac"], records[1]["result"], records[1]["bytes_verified"]) == (
+        hosts[1]["mac"], "failed", 0)
+    assert "use a larger disk" in records[1]["message"]
 
 
 async def test_a_full_disk_stops_the_laptop_and_tells_the_sender(

@@ -14,6 +14,7 @@ from driver.console import (
     JsonConsole,
     PlainConsole,
     RichConsole,
+    host_text,
     make_console,
     progress_line,
 )
@@ -47,6 +48,21 @@ def rows() -> list[ReceiverRow]:
         ReceiverRow("10.77.0.3:41234", "done", 100.0, 0.0, 0.0, seconds=23.1),
         ReceiverRow("10.77.0.4:41234", "failed", 12.5, 0.0, 0.1, "disk write error"),
         ReceiverRow("10.77.0.5:41234", "dropped", 50.0, 0.0, 0.0, "silent for 10 s"),
+    ]
+
+
+HOST = {"mac": "52:54:00:12:34:56", "dmi_serial": "PF2ABCDE", "disk_model": "QEMU NVMe Ctrl",
+        "disk_serial": "NVME0001"}
+WHO = "52:54:00:12:34:56 · serial PF2ABCDE · disk QEMU NVMe Ctrl (NVME0001)"
+
+
+def named_rows() -> list[ReceiverRow]:
+    """Laptops that said who they are: one verified, one failed."""
+    return [
+        ReceiverRow("10.77.0.6:41234", "done", 100.0, 0.0, 0.0, seconds=20.5,
+                    verified_bytes=256 * MiB, host=HOST),
+        ReceiverRow("10.77.0.7:41234", "failed", 10.0, 0.0, 0.0, "disk write error",
+                    host={"mac": "52:54:00:00:00:07"}),
     ]
 
 
@@ -147,6 +163,23 @@ def test_plain_final_summary_lists_every_receiver() -> None:
     assert by_addr["10.77.0.5:41234"] == ["FAILED", "-  silent for 10 s"]
 
 
+def test_host_text_leaves_out_what_a_laptop_did_not_say() -> None:
+    assert host_text(HOST) == WHO
+    assert host_text({"mac": "m", "disk_serial": "S1"}) == "m · disk S1"
+    assert host_text({"disk_model": "M"}) == "disk M"
+    assert host_text({}) == ""
+
+
+def test_plain_final_summary_names_each_laptop_and_what_it_verified() -> None:
+    console, out, _, _ = plain()
+    console.final(FinalReport("sender", False, "1 of 2 did not verify", 21.0, 256 * MiB,
+                              receivers=named_rows()))
+    assert out.getvalue().splitlines()[1:] == [
+        f"  10.77.0.6:41234  ok        20.5 s  256.0 MiB verified  {WHO}",
+        "  10.77.0.7:41234  FAILED         -  52:54:00:00:00:07  disk write error",
+    ]
+
+
 def test_plain_final_details_only_when_verbose() -> None:
     console, out, _, _ = plain(verbosity=1)
     console.final(sender_report())
@@ -201,6 +234,15 @@ def test_json_every_line_is_json_and_final_is_last() -> None:
     assert err == "warning: laptop slow\n"
 
 
+def test_json_final_carries_who_each_laptop_is() -> None:
+    out = io.StringIO()
+    console = make_console(json_mode=True, verbosity=0, stream=out, err=io.StringIO())
+    console.final(FinalReport("sender", False, "1 of 2", 21.0, 256 * MiB, receivers=named_rows()))
+    rows = json.loads(out.getvalue())["receivers"]
+    assert [(r["host"], r["verified_bytes"]) for r in rows] == [
+        (HOST, 256 * MiB), ({"mac": "52:54:00:00:00:07"}, 0)]
+
+
 def test_json_verbose_adds_debug_and_quiet_keeps_final() -> None:
     events, _ = json_run(verbosity=1)
     assert {"event": "message", "level": "debug", "text": "debug detail"} in events
@@ -253,6 +295,15 @@ def test_rich_sender_view_shows_every_receiver_and_summary() -> None:
     assert all(row.addr in summary for row in rows()) and "23.1" in summary
 
 
+def test_rich_names_each_laptop_live_and_in_the_summary() -> None:
+    report = FinalReport("sender", False, "1 of 2 did not verify", 21.0, 256 * MiB,
+                         receivers=named_rows())
+    text = rich_run(160, sender(receivers=named_rows()), report, terminal=False)
+    live, summary = text.split("FAILED: 1 of 2 did not verify")
+    assert "laptop" in live and "PF2ABCDE" in live and "52:54:00:00:00:07" in live
+    assert WHO in summary and "256.0 MiB" in summary and "disk write error" in summary
+
+
 def test_rich_receiver_view() -> None:
     text = rich_run(100, receiver(), receiver_report())
     assert "107.0/256.0 MiB" in text and "11.2 MB/s" in text and "loss 2.1%" in text
@@ -263,7 +314,9 @@ def test_rich_receiver_view() -> None:
 def test_rich_fits_narrow_terminals(width: int) -> None:
     long_reason = ReceiverRow("[fe80::1234:5678:9abc:def0]:41234", "failed", 3.0, 1e6, 0.5,
                               "the disk went away in the middle of block 123456 " * 2)
+    named = FinalReport("sender", False, "1 of 2", 21.0, 256 * MiB, receivers=named_rows())
     for snapshot, report in ((sender(receivers=[*rows(), long_reason]), sender_report()),
+                             (sender(receivers=[*rows(), *named_rows()]), named),
                              (receiver(), receiver_report())):
         text = rich_run(width, snapshot, report, terminal=False)
         lines = text.splitlines()

@@ -44,6 +44,8 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=1000,
 KEY = Signer.from_raw(bytes(range(32)))
 CONTROL = ("10.0.0.1", 9000)
 IMAGE = bytes(300_000)
+HOST = {"mac": "52:54:00:12:34:56", "dmi_serial": "PF2ABCDE", "disk_model": "QEMU NVMe Ctrl",
+        "disk_serial": "NVME0001"}
 
 
 def sender() -> SenderSession:
@@ -61,11 +63,11 @@ def valid_datagrams() -> list[bytes]:
     nonce = bytes(16)
     return [
         announce,
-        Join(sid, 7, 0.0, 0.0, nonce).encode(),
+        Join(sid, 7, 0.0, 0.0, nonce, host=HOST).encode(),
         Accept(sid, 7, KEY.sign(accept_payload(sid, 7, nonce))).encode(),
         Status(sid, 7, 0.0, 0.0, 100, 1, [(0, [3, 2])], [(1, 3)], 5, 0, 1000, 90, 2).encode(),
         Sync(sid, 0.1, 0.01, 2, 100, 0.01, 3).encode(),
-        Done(sid, 7, True, bytes(32), "").encode(),
+        Done(sid, 7, True, bytes(32), "", host=HOST).encode(),
         DoneAck(sid, 7).encode(),
         Refuse(sid, 7, "full").encode(),
         data_header(0, 2, sid, 1, 0, 0, 2000, 5) + bytes(1200),

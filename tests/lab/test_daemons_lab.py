@@ -4,6 +4,7 @@ nftables loss, tbf links, loop devices — every copy hashed by the runner itsel
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -69,9 +70,11 @@ def test_a_block_device_target_gets_the_image(image: Path, tmp_path: Path) -> No
 
 
 def test_a_disk_smaller_than_the_image_is_refused(image: Path, tmp_path: Path) -> None:
+    reports = [tmp_path / "r0.json", tmp_path / "r1.json"]  # as a boot stick keeps them
     with loop_device(tmp_path / "small", 8 << 20) as dev:
         before = dev.read_bytes()
-        result = run_classroom_lab(image, 2, timeout=120, targets={1: dev})
+        result = run_classroom_lab(image, 2, timeout=120, targets={1: dev}, receiver_args_for={
+            i: ["--report", str(path)] for i, path in enumerate(reports)})
         assert dev.read_bytes() == before  # nothing written
     assert result.receivers[0].ok
     small = result.receivers[1]
@@ -79,6 +82,18 @@ def test_a_disk_smaller_than_the_image_is_refused(image: Path, tmp_path: Path) -
     assert "use a larger disk" in small.message
     assert result.sender is not None and result.sender.returncode == 1
     assert "1 of 2" in result.sender.message
+    # Each laptop's report, and the sender's summary, which names the failed one too.
+    ok, failed = (json.loads(path.read_text()) for path in reports)
+    size = image.stat().st_size
+    assert (ok["result"], ok["bytes_verified"], ok["message"]) == (
+        "ok", size, result.receivers[0].message)
+    assert (failed["result"], failed["bytes_verified"], failed["target"]) == ("failed", 0, str(dev))
+    assert failed["disk_model"] is None  # a loop device has none
+    assert result.sender.final is not None
+    rows = {row["addr"].split(":")[0]: row for row in result.sender.final["receivers"]}
+    for laptop, record in zip(result.receivers, (ok, failed), strict=True):
+        assert record["mac"] and rows[laptop.ip]["host"]["mac"] == record["mac"]
+    assert rows[result.receivers[0].ip]["verified_bytes"] == size
 
 
 def test_a_garbage_spraying_host_does_not_disturb_the_transfer(tmp_path: Path) -> None:

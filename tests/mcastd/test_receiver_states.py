@@ -91,3 +91,19 @@ def test_a_delta_laptop_is_comparing_until_its_report_is_in_and_counts_used_bloc
     assert receiver_state(info, s) == "joining"
     info.blocks_done = 2  # every used block: it checks them now
     assert receiver_state(info, s) == "verifying"
+
+
+def test_a_verified_laptop_read_back_the_used_blocks_or_the_whole_image() -> None:
+    from mcastd.serve import verified_size
+
+    MiB = 1 << 20
+    assert verified_size(session()) == 4 << 20  # no used-block map: the SHA-256 of it all
+
+    def used(*runs: tuple[int, int]) -> int:
+        config = SenderConfig(image_size=3 * MiB + MiB // 2, image_sha256=bytes(32),
+                              control_addr=("10.0.0.1", 9000), block_size=MiB, used_runs=runs)
+        return verified_size(SenderSession(config, random.Random(1), 0.0))
+
+    assert used((0, 1), (3, 4)) == MiB + MiB // 2  # the last block is short
+    assert used((1, 2)) == MiB
+    assert used() == 0

@@ -770,6 +770,24 @@ def test_a_laptop_that_gives_up_tells_the_sender_why_more_than_once() -> None:
     assert receiver.result == (False, "the disk holding /x is full")
 
 
+def test_the_laptop_names_itself_in_every_join_and_done() -> None:
+    host = (("mac", "52:54:00:12:34:56"), ("disk_serial", "NVME0001"))
+    image = mixed_image()
+    sender, receiver, datagrams = setup(image, rcv={"host": host})
+    assert sender.receivers[receiver.receiver_id].host == dict(host)  # its JOIN said so
+    feed(receiver, datagrams)
+    for ev in events_of(receiver):
+        if isinstance(ev, BlockReady):
+            receiver.block_stored(ev.index)
+    receiver.image_verified(hashlib.sha256(image).digest(), 1.0)
+    ((done, _),) = sent_by(receiver, 1.0)
+    assert isinstance(done, Done) and done.ok and done.host == dict(host)
+    failing = new_receiver(host=host)
+    join_session(make_sender(random_image(2))[0], failing)
+    failing.fail("the disk is full", 1.0)
+    assert all(msg.host == dict(host) for msg, _ in sent_by(failing, 1.0))
+
+
 # --- resume from an earlier run ------------------------------------------------------------------
 
 

@@ -648,6 +648,22 @@ def test_a_laptop_whose_disk_failed_is_a_disk_error_with_its_sentence() -> None:
     assert evs[1] == SessionComplete(0, 1)
 
 
+HOST = {"mac": "52:54:00:12:34:56", "dmi_serial": "PF2ABCDE", "disk_model": "QEMU NVMe Ctrl",
+        "disk_serial": "NVME0001"}
+
+
+def test_the_roster_keeps_who_each_laptop_says_it_is() -> None:
+    sender, _ = sender_for(random_image(100_000), min_receivers=2)
+    sid = sender.session_id
+    sender.receive_datagram(Join(sid, 1, host=HOST).encode(), R1, 0.0)
+    join(sender, 2, R2, 0.0)  # one that does not say
+    # A laptop that failed before its JOIN arrived (a disk too small) is named by its DONE.
+    sender.receive_datagram(Done(sid, 3, False, b"", "too small", host={"mac": "m3"}).encode(),
+                            R3, 0.0)
+    assert {rid: info.host for rid, info in sender.receivers.items()} == {
+        1: HOST, 2: {}, 3: {"mac": "m3"}}
+
+
 def test_ok_with_a_wrong_digest_is_not_ok() -> None:
     sender, sha = joined(1)
     done(sender, 1, R1, sha[:-1] + bytes([sha[-1] ^ 1]), ok=True)
@@ -699,6 +715,7 @@ def test_garbled_and_foreign_datagrams_change_nothing() -> None:
         b"MC\x02\x04" + Join(sid, 9).encode()[4:],  # a future protocol version
         b"MC\x01\x01" + bytes(40),  # DATA is not for the sender
         b"MC\x01\x06\x93\x01\x02\x03",  # STATUS that is a list, not a map
+        Join(sid, 9, host={f"k{i}": "v" for i in range(9)}).encode(),  # too much of a host
     ]
     foreign = [
         Join(sid ^ 1, 9).encode(),

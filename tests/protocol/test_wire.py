@@ -15,6 +15,8 @@ from protocol.wire import (
     DATA_HEADER_SIZE,
     DEFAULT_SYMBOL_SIZE,
     FLAG_REPAIR,
+    HOST_MAX_CHARS,
+    HOST_MAX_ENTRIES,
     MAGIC,
     PREFIX,
     PROTOCOL_VERSION,
@@ -37,6 +39,10 @@ u32 = st.integers(0, 2**32 - 1)
 u16 = st.integers(0, 2**16 - 1)
 times = st.floats(0, 1e9, allow_nan=False)
 text = st.text(max_size=40)
+# What a laptop may say of itself: printable (a space is, other separators and controls not).
+printable = st.text(st.characters(exclude_categories=("C", "Z")) | st.just(" "),
+                    max_size=HOST_MAX_CHARS)
+hosts = st.dictionaries(printable, printable, max_size=HOST_MAX_ENTRIES)
 
 
 def test_default_symbol_fits_a_1500_byte_mtu() -> None:
@@ -69,14 +75,14 @@ announces = st.builds(
     st.integers(1, 9000), text, u16, text, u16, times, st.booleans(),
 )
 syncs = st.builds(Sync, u64, times, times, u32, st.integers(-1, 2**32), times)
-joins = st.builds(Join, u64, u64, times, times)
+joins = st.builds(Join, u64, u64, times, times, host=hosts)
 accepts = st.builds(Accept, u64, u64)
 statuses = st.builds(
     Status, u64, u64, times, times, st.integers(-1, 2**32), u32,
     st.lists(st.tuples(u32, st.lists(st.integers(0, 256), max_size=20)), max_size=30),
     st.lists(st.tuples(u32, u32), max_size=30), u32, u32,
 )
-dones = st.builds(Done, u64, u64, st.booleans(), st.binary(max_size=32), text)
+dones = st.builds(Done, u64, u64, st.booleans(), st.binary(max_size=32), text, host=hosts)
 acks = st.builds(DoneAck, u64, u64)
 controls = st.one_of(announces, syncs, joins, accepts, statuses, dones, acks)
 
@@ -112,6 +118,38 @@ def test_wrong_field_type_is_bad_packet() -> None:
         decode_control_untrusted(encoded[: PREFIX.size] + msgpack.packb(body))
 
 
+def test_an_empty_host_leaves_the_join_as_it_was() -> None:
+    """A field at its default stays off the wire: the simulator's traces do not change."""
+    body = {"session_id": 1, "receiver_id": 2}
+    assert Join(1, 2).encode() == PREFIX.pack(MAGIC, PROTOCOL_VERSION, PacketType.JOIN) + \
+        msgpack.packb(body)
+    host = {"mac": "52:54:00:12:34:56", "disk_model": "QEMU NVMe Ctrl"}
+    assert decode_control_untrusted(Join(1, 2, host=host).encode()) == Join(1, 2, host=host)
+
+
+def with_host(host: object) -> bytes:
+    body = {"session_id": 1, "receiver_id": 2, "host": host}
+    return PREFIX.pack(MAGIC, PROTOCOL_VERSION, PacketType.JOIN) + msgpack.packb(body)
+
+
+@pytest.mark.parametrize("host", [
+    [], "52:54:00:12:34:56", {"mac": 5}, {b"mac": "x"}, {"mac": b"x"}, {"mac": None},
+    {f"k{i}": "v" for i in range(HOST_MAX_ENTRIES + 1)},
+    {"k" * (HOST_MAX_CHARS + 1): "v"}, {"mac": "v" * (HOST_MAX_CHARS + 1)},
+    {"mac": "\x1b[2J"}, {"mac": "a\nb"},  # bound for the admin's terminal
+], ids=repr)
+def test_a_host_that_is_not_a_few_short_printable_strings_is_bad_packet(host: object) -> None:
+    with pytest.raises(BadPacket):
+        decode_control_untrusted(with_host(host))
+
+
+def test_the_largest_host_is_taken() -> None:
+    host = {f"{i}".ljust(HOST_MAX_CHARS, "k"): "v" * HOST_MAX_CHARS
+            for i in range(HOST_MAX_ENTRIES)}
+    msg = decode_control_untrusted(with_host(host))
+    assert isinstance(msg, Join) and msg.host == host
+
+
 def test_decode_as_checks_the_type() -> None:
     with pytest.raises(BadPacket):
         decode_control_as_untrusted(Accept(1, 2).encode(), Join)
@@ -143,11 +181,12 @@ def test_garbage_after_a_valid_prefix_raises_only_bad_packet(ptype: int, tail: b
     st.sampled_from(sorted(CONTROL_TYPES)),
     st.dictionaries(
         st.sampled_from(["session_id", "receiver_id", "need", "whole", "name", "ok", "grtt",
-                         "image_sha256", "echo_time", "seq_seen", "cursor", "x"]),
+                         "image_sha256", "echo_time", "seq_seen", "cursor", "host", "x"]),
         st.recursive(
             st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | text
             | st.binary(max_size=40),
-            lambda children: st.lists(children, max_size=4),
+            lambda children: st.lists(children, max_size=4)
+            | st.dictionaries(text, children, max_size=4),
             max_leaves=12,
         ),
     ),

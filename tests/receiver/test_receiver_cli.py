@@ -166,3 +166,43 @@ def test_delta_and_from_image_together_are_refused(capsys: pytest.CaptureFixture
 def test_delta_reaches_the_session_config() -> None:
     args = cli.build_parser().parse_args(["/tmp/never-written", "--delta"])
     assert cli.receiver_config(args, None, None).delta
+
+
+def test_report_and_from_image_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["/tmp/never-written", "--report", "r.json", "--from-image", "x.mci"])
+    assert exit_info.value.code == 2
+    assert "--report records a network run" in capsys.readouterr().err
+
+
+def test_a_report_nowhere_to_go_is_refused_before_any_socket(
+    tmp_path: Path, no_default_trust: Path, received: list[frozenset[str] | None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "stick" / "reports"
+    assert cli.main([str(tmp_path / "t.img"), "--report", str(missing / "m.json")]) == 2
+    assert capsys.readouterr().err == (
+        f"mcast-receive: {missing} (for --report) is not a directory\n")
+    assert received == []
+
+
+def test_a_laptop_that_finds_no_sender_still_writes_its_report(
+    tmp_path: Path, no_default_trust: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Real sockets on the loopback interface, where no session is announced."""
+    import json
+
+    report = tmp_path / "r.json"
+    code = cli.main([str(tmp_path / "t.img"), "--interface", "lo", "--timeout", "0.2",
+                     "--discovery-port", "29770", "--no-resume", "--json",
+                     "--report", str(report)])
+    assert code == 1
+    final = json.loads(capsys.readouterr().out.splitlines()[-1])
+    record = json.loads(report.read_text())
+    mac = Path("/sys/class/net/lo/address").read_text().strip()
+    assert final["details"]["host"]["mac"] == record["mac"] == mac
+    assert record["result"] == "failed" and final["ok"] is False
+    assert record["message"] == final["message"] and "no session was announced" in final["message"]
+    assert record["bytes_verified"] == final["details"]["verified_bytes"] == 0
+    assert record["target"] == str(tmp_path / "t.img") and record["session"] is None
+    assert not (tmp_path / "r.json.tmp").exists()
