@@ -79,11 +79,11 @@ class Laptop:
             self.stick = None
         try:
             self.serial_log.write_bytes(b"")
-            self.process = subprocess.Popen(["ip", "netns", "exec", netns, *self.argv()],
-                                            stdin=subprocess.DEVNULL,
-                                            stdout=(self.workdir / f"{self.name}.qemu.log")
-                                            .open("ab"), stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            with (self.workdir / f"{self.name}.qemu.log").open("ab") as log:
+                self.process = subprocess.Popen(["ip", "netns", "exec", netns, *self.argv()],
+                                                stdin=subprocess.DEVNULL, stdout=log,
+                                                stderr=subprocess.STDOUT,
+                                                start_new_session=True)
         finally:
             self.stick = keep
 

@@ -13,7 +13,7 @@ from pathlib import Path
 SECTOR = 512  # /sys/block/*/size counts 512-byte units whatever the disk's sector size
 _NOT_DISKS = ("loop", "ram", "zram", "sr", "fd", "dm-", "md", "nbd", "mtdblock")
 _NOT_WHOLE = ("boot0", "boot1", "rpmb")  # an eMMC's hardware boot areas
-MIN_SIZE = 1 << 30  # smaller devices are card readers and boot areas, not a laptop's disk
+MIN_SIZE = 32 << 20  # an empty card reader reports 0 bytes; no laptop disk is this small
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,19 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _vpd_serial(path: Path) -> str:
+    """The serial number in SCSI VPD page 0x80 (SATA and USB disks): a binary page, a 4-byte
+    header whose bytes 2-3 are the length, then the serial in ASCII, often space-padded."""
+    try:
+        page = path.read_bytes()
+    except OSError:
+        return ""
+    if len(page) < 4 or page[1] != 0x80:
+        return ""
+    length = int.from_bytes(page[2:4], "big")
+    return page[4:4 + length].decode("ascii", errors="replace").strip(" \x00")
+
+
 def list_disks(sysfs: Path = Path("/sys")) -> list[Disk]:
     disks = []
     block = sysfs / "block"
@@ -58,13 +71,15 @@ def list_disks(sysfs: Path = Path("/sys")) -> list[Disk]:
         if name.startswith(_NOT_DISKS) or name.endswith(_NOT_WHOLE):
             continue
         device = entry / "device"
-        serial = _read(device / "serial") or _read(entry / "serial") or _read(
-            device / "vpd_pg80").lstrip("\x00 ")
+        serial = (_read(device / "serial") or _read(entry / "serial")
+                  or _vpd_serial(device / "vpd_pg80"))
         resolved = str(entry.resolve())
         disks.append(Disk(
             name=name, size=int(_read(entry / "size") or 0) * SECTOR,
             model=" ".join(_read(device / "model").split()), serial=serial.strip(),
-            removable=_read(entry / "removable") == "1", usb="/usb" in resolved,
+            # An SD card in a built-in reader is an mmcblk like an eMMC, but removable.
+            removable=_read(entry / "removable") == "1" or _read(device / "type") == "SD",
+            usb="/usb" in resolved,
             read_only=_read(entry / "ro") == "1",
         ))
     return disks

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CONFIG_NAME, ConfigError, StickConfig, parse_config
-from . import disks, network
+from . import capture, disks, network
 from .hooks import hook_environment, partitions_of, reread_partition_table, run_hooks
 from .hostnames import HostnamesError, name_for
 from .receive import receiver_argv, run_receiver
@@ -46,10 +46,12 @@ class Agent:
         except StickError as exc:
             raise Failed(str(exc)) from None
         config = self._config(stick)
+        if args.mode == "capture":
+            return self._capture(stick)
         screen.title = f"mcastd boot stick: {config.session or 'first session announced'}"
         link = self._network()
         screen.fact("network", f"{link.ifname} {link.mac} {link.address} ({link.how})")
-        target = self._target(config, stick)
+        target = self._target(config.target, stick, "write")
         screen.fact("disk", target.describe())
         journal = stick.path / "journals" / f"{fat_name(link.mac)}-{target.serial or target.name}"
         report = stick.path / "reports" / f"{fat_name(link.mac)}.json"
@@ -63,6 +65,27 @@ class Agent:
         self._hooks(stick, target.device, link.mac)
         screen.verdict(True, f"{received.message} ({received.seconds:.0f} s)")
         self._then(config.then)
+        return True
+
+    def _capture(self, stick: Stick) -> bool:
+        """The golden laptop: its one internal disk (or the one chosen) becomes an image.
+        It then waits whatever mcastd.conf says: rebooting into the stick's default entry
+        would receive a session onto the golden disk itself."""
+        self.screen.title = "mcastd boot stick: capture this laptop (golden)"
+        source = self._target("auto", stick, "capture")
+        self.screen.fact("disk", source.describe())
+        where = capture.destination(disks.list_disks(), stick.disk, stick.path, self.screen.log)
+        out = where.directory / capture.image_name(source, time.time())
+        self.screen.log(f"capturing {source.device} into {out.name} on {where.what}")
+        ok, message = capture.run_capture(source, out, self._progress, self.screen.log)
+        if not where.on_stick:
+            capture.unmount_images()
+        if not ok:
+            hint = (f"; {capture.FAT32_LIMIT}: plug in a second USB disk (ext4, exFAT or NTFS) "
+                    "for the image" if where.on_stick and "large" in message.lower() else "")
+            raise Failed(message.rstrip(".") + hint + ".")
+        self.screen.verdict(True, f"{message} The image is {out.name} on {where.what}.")
+        self._then("wait")
         return True
 
     def _config(self, stick: Stick) -> StickConfig:
@@ -86,13 +109,14 @@ class Agent:
                                 f"(trying again every {NETWORK_RETRY:.0f} s)")
             time.sleep(NETWORK_RETRY)
 
-    def _target(self, config: StickConfig, stick: Stick) -> disks.Disk:
+    def _target(self, target: str, stick: Stick, purpose: str) -> disks.Disk:
+        """The disk to ``purpose`` (write, capture); waits for the admin when not clear."""
         waiting = ""
         while True:
             found = disks.list_disks()
-            choice = disks.choose(config.target, found, stick.disk)
+            choice = disks.choose(target, found, stick.disk)
             if choice.disk is not None:
-                self.screen.log(f"target: {choice.reason}")
+                self.screen.log(f"{purpose}: {choice.reason}")
                 return choice.disk
             if choice.reason != waiting:  # said once, not every rescan
                 waiting = choice.reason
@@ -103,7 +127,7 @@ class Agent:
             if key is not None and key.isdigit() and 1 <= int(key) <= len(found):
                 picked = found[int(key) - 1]
                 if picked.name != stick.disk and not picked.read_only:
-                    self.screen.log(f"target: {picked.device}, chosen at the keyboard")
+                    self.screen.log(f"{purpose}: {picked.device}, chosen at the keyboard")
                     return picked
 
     def _progress(self, event: dict[str, Any]) -> None:

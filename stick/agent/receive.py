@@ -36,24 +36,28 @@ def receiver_argv(config: StickConfig, stick: Path, target: str, ifname: str,
 
 def run_receiver(argv: list[str], on_progress: Callable[[dict[str, Any]], None],
                  on_message: Callable[[str, str], None]) -> Received:
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, bufsize=1)
     final: dict[str, Any] | None = None
-    assert process.stdout is not None
-    for line in process.stdout:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            on_message("info", line.strip())
-            continue
-        kind = event.get("event")
-        if kind == "progress":
-            on_progress(event)
-        elif kind == "message":
-            on_message(str(event.get("level", "info")), str(event.get("text", "")))
-        elif kind == "final":
-            final = event
-    code = process.wait()
+    # errors="replace": a stray byte that is not UTF-8 must not stop the agent mid-transfer.
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          errors="replace", bufsize=1) as process:  # closes the pipe, waits
+        assert process.stdout is not None
+        for line in process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if not isinstance(event, dict):  # not one of its JSON objects: a stray line
+                if line.strip():
+                    on_message("info", line.strip())
+                continue
+            kind = event.get("event")
+            if kind == "progress":
+                on_progress(event)
+            elif kind == "message":
+                on_message(str(event.get("level", "info")), str(event.get("text", "")))
+            elif kind == "final":
+                final = event
+    code = process.returncode
     if final is None:
         return Received(False, f"mcast-receive stopped (exit {code}) without a report.", 0.0, {})
     return Received(bool(final.get("ok")) and code == 0, str(final.get("message", "")),

@@ -130,7 +130,7 @@ def test_two_internal_disks_wait_for_the_stick_to_name_one(
     set_stick_file(stick, "mcastd.conf", conf.encode(), tmp_path / "conf")
     sender = serve(room, golden, 1)
     room.boot(laptop)
-    laptop.wait_for(r"target: /dev/nvme1n1 as mcastd.conf says", BOOT_TIMEOUT)
+    laptop.wait_for(r"write: /dev/nvme1n1 as mcastd.conf says", BOOT_TIMEOUT)
     laptop.wait_for(r"mcastd-stick: OK: ", DEPLOY_TIMEOUT)
     laptop.wait_off(120)
     assert final_of(sender, 60)["ok"]
