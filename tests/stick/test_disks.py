@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stick.agent.disks import Disk, choose, list_disks
+from stick.agent.disks import MIN_SIZE, Disk, choose, list_disks
 
 GiB = 1 << 30
 PCI = "pci0000:00"
@@ -16,7 +16,7 @@ PCI = "pci0000:00"
 
 def add_disk(sysfs: Path, name: str, bus: str, *, size: int = 256 * GiB, model: str = "",
              serial: str = "", serial_at_block: str = "", vpd_pg80: bytes | None = None,
-             removable: bool = False, ro: bool = False) -> None:
+             removable: bool = False, ro: bool = False, card_type: str = "") -> None:
     """sysfs as the kernel lays it out: /sys/block/NAME is a link into /sys/devices, and
     NAME/device links to the device that holds model and serial."""
     device = sysfs / "devices" / bus
@@ -34,6 +34,8 @@ def add_disk(sysfs: Path, name: str, bus: str, *, size: int = 256 * GiB, model: 
         (node / "serial").write_text(serial_at_block + "\n")
     if vpd_pg80 is not None:
         (device / "vpd_pg80").write_bytes(vpd_pg80)
+    if card_type:
+        (device / "type").write_text(card_type + "\n")
     (sysfs / "block").mkdir(exist_ok=True)
     (sysfs / "block" / name).symlink_to(os.path.relpath(node, sysfs / "block"))
 
@@ -46,7 +48,7 @@ def vpd_page(serial: bytes) -> bytes:
 @pytest.fixture
 def laptop(tmp_path: Path) -> Path:
     """A laptop booted from a USB stick (sdb) with one NVMe disk, a SATA disk behind libata,
-    a USB disk, a card reader, and every kind of block device that is no disk to write."""
+    a USB disk, an eMMC, an SD card, and every kind of block device that is no disk to write."""
     sysfs = tmp_path / "sys"
     add_disk(sysfs, "nvme0n1", f"{PCI}/0000:00:1d.0/nvme/nvme0",
              model="Samsung SSD 980 1TB     ", serial="S64ANS0T123456")
@@ -58,7 +60,9 @@ def laptop(tmp_path: Path) -> Path:
     add_disk(sysfs, "sdc", f"{PCI}/0000:00:14.0/usb2/2-2/2-2:1.0/host7/target7:0:0/7:0:0:0",
              size=1000 * GiB, model="Elements 25A2", vpd_pg80=vpd_page(b"575834314131"))
     add_disk(sysfs, "mmcblk0", f"{PCI}/0000:00:1a.0/mmc_host/mmc0/mmc0:0001",
-             size=32 * GiB, serial="0x1234abcd", removable=True)
+             size=32 * GiB, serial="0x1234abcd", card_type="MMC")  # a cheap laptop's eMMC
+    add_disk(sysfs, "mmcblk1", f"{PCI}/0000:00:1b.0/mmc_host/mmc1/mmc1:aaaa",
+             size=64 * GiB, serial="0x5678", card_type="SD")  # says removable 0, yet is
     add_disk(sysfs, "vda", f"{PCI}/0000:00:02.0/virtio1", size=8 * GiB, serial_at_block="VD1",
              ro=True)
     for name in ("loop0", "sr0", "zram0", "ram0", "dm-0", "md127", "nbd0"):
@@ -82,14 +86,15 @@ STICK = disk("sdb", size=16 * GiB, removable=True, usb=True)
 
 def test_every_disk_is_read_with_its_model_serial_and_kind(laptop: Path) -> None:
     by_name = {d.name: d for d in list_disks(laptop)}
-    assert sorted(by_name) == ["mmcblk0", "nvme0n1", "sda", "sdb", "sdc", "vda"]
+    assert sorted(by_name) == ["mmcblk0", "mmcblk1", "nvme0n1", "sda", "sdb", "sdc", "vda"]
     assert by_name["nvme0n1"] == Disk("nvme0n1", 256 * GiB, "Samsung SSD 980 1TB",
                                       "S64ANS0T123456", removable=False, usb=False,
                                       read_only=False)
     assert by_name["sda"].serial == "WD-WX21A1234567"  # from the binary VPD page
     assert by_name["sdb"].usb and by_name["sdb"].removable
     assert by_name["sdc"].usb and not by_name["sdc"].removable
-    assert by_name["mmcblk0"].removable and not by_name["mmcblk0"].usb
+    assert not by_name["mmcblk0"].removable and not by_name["mmcblk0"].usb
+    assert by_name["mmcblk1"].removable  # an SD card in a built-in reader
     assert by_name["vda"].serial == "VD1" and by_name["vda"].read_only
 
 
@@ -116,19 +121,22 @@ def test_a_disk_describes_itself_for_the_screen(laptop: Path) -> None:
 
 
 def test_auto_takes_the_one_internal_disk(laptop: Path) -> None:
-    """sda here is a second internal disk; without it the NVMe disk is the only one."""
-    disks = [d for d in list_disks(laptop) if d.name != "sda"]
+    """sda and mmcblk0 are internal disks too; without them the NVMe disk is the only one."""
+    disks = [d for d in list_disks(laptop) if d.name not in ("sda", "mmcblk0")]
     choice = choose("auto", disks, stick_disk="sdb")
     assert choice.disk is not None and choice.disk.name == "nvme0n1"
     assert choice.reason == "/dev/nvme0n1, the one internal disk"
 
 
 def test_auto_with_two_internal_disks_names_both_and_says_how_to_choose(laptop: Path) -> None:
-    choice = choose("auto", list_disks(laptop), stick_disk="sdb")
+    disks = [d for d in list_disks(laptop) if d.name != "mmcblk0"]
+    choice = choose("auto", disks, stick_disk="sdb")
     assert choice.disk is None
     assert choice.reason == (
         "target auto cannot choose: this laptop has 2 internal disks (/dev/nvme0n1, /dev/sda); "
         "set target in mcastd.conf or press a disk's number.")
+    three = choose("auto", list_disks(laptop), stick_disk="sdb")
+    assert "has 3 internal disks (/dev/mmcblk0, /dev/nvme0n1, /dev/sda)" in three.reason
 
 
 def test_auto_with_no_internal_disk_says_so() -> None:
@@ -146,8 +154,8 @@ def test_auto_never_takes_the_stick_even_when_it_looks_internal() -> None:
 
 @pytest.mark.parametrize("other", [
     disk("sdc", removable=True), disk("sdc", usb=True), disk("sdc", read_only=True),
-    disk("mmcblk1", size=GiB // 2),
-], ids=["removable", "usb", "read-only", "too-small"])
+    disk("mmcblk1", size=MIN_SIZE - 512), disk("mmcblk1", size=0),
+], ids=["removable", "usb", "read-only", "too-small", "empty-card-reader"])
 def test_auto_passes_over_removable_usb_read_only_and_tiny_disks(other: Disk) -> None:
     choice = choose("auto", [other, NVME, STICK], stick_disk="sdb")
     assert choice.disk == NVME
