@@ -5,16 +5,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
 
-.PHONY: test test-disks demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security bench-capture bench-disks bench-delta clean
+.PHONY: test test-disks vm-test demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security bench-capture bench-disks bench-delta clean
 
 # Debian packages: the kernel lab (nftables for per-link loss, iproute2 for namespaces and tbf),
 # udpcast (the peer the benchmark measures us against), and for real disks partclone (used
 # ranges), sfdisk/sgdisk (partition tables) and the mkfs, fsck and mount tools of every
 # filesystem the tests make. Installed only where we are root; elsewhere those tests skip.
 DEB_PACKAGES := nftables iproute2 mount udpcast partclone fdisk gdisk e2fsprogs ntfs-3g \
-	dosfstools exfatprogs exfat-fuse btrfs-progs xfsprogs mtools
+	dosfstools exfatprogs exfat-fuse btrfs-progs xfsprogs mtools grub-pc-bin grub-common cpio \
+	zstd kmod
 DEB_COMMANDS := nft ip losetup udp-sender partclone.extfs sfdisk sgdisk mkfs.ext4 mkfs.ntfs \
-	mkfs.vfat mkfs.exfat mount.exfat-fuse mkfs.btrfs mkfs.xfs mcopy
+	mkfs.vfat mkfs.exfat mount.exfat-fuse mkfs.btrfs mkfs.xfs mcopy grub-mkimage cpio zstd depmod
 $(DEBS):
 	@mkdir -p $(VENV)
 	@if for c in $(DEB_COMMANDS); do command -v $$c >/dev/null || exit 1; done; then \
@@ -43,6 +44,32 @@ pytest: $(STAMP) $(DEBS)
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# The boot stick's Debian packages: mmdebstrap builds its system, Debian's signed shim and GRUB
+# boot it on UEFI (Secure Boot too) and grub-pc-bin on BIOS; qemu and OVMF run the virtual
+# laptops of `make vm-test`. Only `mcastd stick build` and the VM tests need them.
+STICK_PACKAGES := mmdebstrap shim-signed grub-efi-amd64-signed qemu-system-x86 ovmf
+STICK_COMMANDS := mmdebstrap qemu-system-x86_64
+STICK_DEBS := $(VENV)/.stick-debs
+$(STICK_DEBS): $(DEBS)
+	@if for c in $(STICK_COMMANDS); do command -v $$c >/dev/null || exit 1; done \
+		&& [ -e /usr/lib/shim/shimx64.efi.signed ] && [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] \
+		&& [ -e /usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed ] \
+		&& [ -e /usr/lib/grub/i386-pc/boot.img ]; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			$(STICK_PACKAGES) >/dev/null; \
+	else \
+		echo "note: not root: the boot stick's VM tests will be skipped"; \
+	fi
+	touch $(STICK_DEBS)
+
+# The boot stick on virtual laptops: builds the stick (about 2 minutes the first time, then
+# cached) and a golden disk, then boots qemu laptops (TCG) from it in a private lab network:
+# UEFI, UEFI with Secure Boot and BIOS; two disks; a power cut; a wrong key; hostnames.
+vm-test: $(STAMP) $(DEBS) $(STICK_DEBS)
+	$(BIN)/pytest -q -m vm tests/vm
 
 # The real-disk suite: golden disks made with mkfs over old data, captured, written to other
 # disks, fsck'd and compared (root; a few minutes). .ci/run runs it after `make test`.
@@ -97,4 +124,4 @@ bench-security: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.security
 
 clean:
-	rm -rf $(VENV) .demo .bench-images .bench-logs .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .demo .bench-images .bench-logs .vm-logs .mypy_cache .pytest_cache .ruff_cache .hypothesis

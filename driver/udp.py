@@ -35,6 +35,8 @@ SK_MEMINFO_DROPS = 8  # ... the datagrams dropped because the receive buffer was
 # (robustness 2 × query interval 125 s + 10 s), and Linux sends an unsolicited membership
 # report only when a socket joins: a receiver re-joins once a minute to stay well inside that.
 IGMP_REASSERT_INTERVAL = 60.0
+# Send errors that mean "no way there right now", not a broken socket.
+UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN})
 
 MAX_GSO_SEGMENTS = 64
 MAX_GSO_BYTES = 65000  # one UDP datagram's payload limit, with room for headers
@@ -88,6 +90,7 @@ class UdpEndpoint:
         self.gro = gro
         # The ip_mreqn of the group this socket joined (set by open_group_listener), else None.
         self.membership: bytes | None = None
+        self.unreachable = 0  # datagrams lost to ENETUNREACH and the like
         if gro:
             sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
         self._buf = bytearray(RECV_BUFFER)
@@ -133,6 +136,7 @@ class UdpEndpoint:
         socket buffer is full: await ``wait_writable`` and call again from there)."""
         sock = self.sock
         i, n = start, len(datagrams)
+        end = i
         try:
             while i < n:
                 data, addr = datagrams[i]
@@ -148,6 +152,11 @@ class UdpEndpoint:
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
+            if exc.errno in UNREACHABLE:
+                # A cable pulled or a route not up yet: these datagrams are lost, as on a
+                # wire; the protocol's timers send again. Not a reason to stop the program.
+                self.unreachable += end - i
+                return end
             if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
                 raise
         return i

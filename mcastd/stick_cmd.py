@@ -8,7 +8,7 @@ from pathlib import Path
 
 from driver.options import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from driver.units import format_bytes, parse_size
-from stick.build.stick_image import StickOptions, build
+from stick.build.stick_image import StickOptions, build, check_inputs
 from stick.build.system import default_cache
 from stick.build.tools import BuildError
 from stick.config import THEN_ACTIONS, ConfigError, StickConfig
@@ -67,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     options = StickOptions(config=config, size=args.size, trust=args.trust, secret=args.secret,
                            capture=args.capture, hostnames=args.hostnames)
+    try:
+        check_inputs(options)  # a typo is refused now, not after minutes of building
+    except BuildError as exc:
+        print(f"mcastd stick build: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         result = build(args.out, options, args.cache,
                        lambda line: print(f"mcastd stick build: {line}", flush=True))

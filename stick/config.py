@@ -37,9 +37,10 @@ class StickConfig:
         if not _TARGET.fullmatch(self.target):
             raise ConfigError(f"{CONFIG_NAME}: target = {self.target!r} is not auto, a device "
                               "such as /dev/nvme0n1, or serial=SERIAL.")
-        if any(c.isspace() for c in self.session) or len(self.session) > 64:
+        if (not self.session.isprintable() or any(c.isspace() for c in self.session)
+                or len(self.session) > 64):
             raise ConfigError(f"{CONFIG_NAME}: session = {self.session!r} must be one word "
-                              "of at most 64 characters.")
+                              "of at most 64 printable characters.")
 
     def render(self) -> str:
         def quoted(value: str) -> str:

@@ -107,7 +107,8 @@ def _link_local(ifname: str, mac: str, log: Callable[[str], None]) -> Link | Non
             log(f"{ifname}: {address} is taken on this network; trying another")
             continue
         _ip("addr", "add", f"{address}/16", "dev", ifname, "scope", "link")
-        if not _ip("route", "show", "default").stdout.strip():
+        routes = _ip("route", "show").stdout.splitlines()  # busybox ip filters nothing
+        if not any(line.startswith("default") for line in routes):
             _ip("route", "add", "default", "dev", ifname, "scope", "link")
         return Link(ifname, mac, f"{address}/16", "link-local")
     log(f"{ifname}: no free link-local address")

@@ -35,11 +35,14 @@ def receiver_argv(config: StickConfig, stick: Path, target: str, ifname: str,
 
 
 def run_receiver(argv: list[str], on_progress: Callable[[dict[str, Any]], None],
-                 on_message: Callable[[str, str], None]) -> Received:
+                 on_message: Callable[[str, str], None],
+                 errors: Path = Path("/run/mcast-receive.stderr")) -> Received:
+    """``errors`` keeps the program's stderr: a crash's traceback goes to the log."""
     final: dict[str, Any] | None = None
     # errors="replace": a stray byte that is not UTF-8 must not stop the agent mid-transfer.
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                          errors="replace", bufsize=1) as process:  # closes the pipe, waits
+    with errors.open("w") as stderr, subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=stderr, text=True, errors="replace",
+            bufsize=1) as process:  # closes the pipe, waits
         assert process.stdout is not None
         for line in process.stdout:
             try:
@@ -58,7 +61,9 @@ def run_receiver(argv: list[str], on_progress: Callable[[dict[str, Any]], None],
             elif kind == "final":
                 final = event
     code = process.returncode
-    if final is None:
+    if final is None:  # it crashed: its traceback is the evidence
+        for line in errors.read_text(errors="replace").splitlines()[-30:]:
+            on_message("error", line)
         return Received(False, f"mcast-receive stopped (exit {code}) without a report.", 0.0, {})
     return Received(bool(final.get("ok")) and code == 0, str(final.get("message", "")),
                     float(final.get("seconds") or 0.0), final)

@@ -25,6 +25,7 @@ from .tools import BuildError, missing_host_tools
 
 LABEL = "MCASTD"
 MIN_FREE = 16 * MIB  # room for journals and reports
+MIN_SIZE = 128 * MIB  # the system alone is ~55 MiB: refused before minutes of building
 DIRECTORIES = (EFI_DIR, "mcastd", "journals", "reports", "post-deploy")
 CAPTURE_ARG = "mcastd.mode=capture"
 README = """\
@@ -66,8 +67,7 @@ def build(out: Path, options: StickOptions, cache: Path, log: Log) -> StickResul
     if missing:
         raise BuildError(f"building a stick needs Debian packages that are missing: apt-get "
                          f"install {' '.join(missing)}")
-    trust = _read_trust(options.trust)
-    secret = _read_secret(options.secret)
+    trust, secret = check_inputs(options)
     built = system(cache, log)
     needed = built.vmlinuz.stat().st_size + built.initrd.stat().st_size + 8 * MIB + MIN_FREE
     if options.size < needed + 2 * MIB:
@@ -112,6 +112,14 @@ def build(out: Path, options: StickOptions, cache: Path, log: Log) -> StickResul
         bios_core(core, volume_id, scratch)
         embed_bios_core(out, core, bios_boot)
     return StickResult(out, options.size, built, time.monotonic() - started)
+
+
+def check_inputs(options: StickOptions) -> tuple[str | None, bytes | None]:
+    """The trust file's text and the secret, checked; and a size that can hold a system."""
+    if options.size < MIN_SIZE:
+        raise BuildError(f"--size {options.size // MIB}M is too small for the system: give at "
+                         f"least {MIN_SIZE // MIB}M.")
+    return _read_trust(options.trust), _read_secret(options.secret)
 
 
 def _read_trust(path: Path | None) -> str | None:

@@ -4,6 +4,7 @@ explicitly (with TTL 0): nothing here may leave the host (the rest is tested in 
 
 from __future__ import annotations
 
+import errno
 import select
 import socket
 import struct
@@ -172,3 +173,22 @@ def test_reasserting_is_a_no_op_without_a_group_and_a_sentence_on_failure() -> N
     listener.close()
     with pytest.raises(NetworkError, match=f"cannot renew membership of .* group {LO_GROUP}"):
         listener.reassert_membership()
+
+
+class _NoRouteSocket(socket.socket):
+    """A socket whose destination has no route, as after a cable is pulled."""
+
+    def sendto(self, *args: object) -> int:  # type: ignore[override]
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+
+def test_an_unreachable_network_loses_the_datagrams_and_goes_on() -> None:
+    sock = _NoRouteSocket(socket.AF_INET, socket.SOCK_DGRAM)
+    endpoint = UdpEndpoint(sock)
+    try:
+        batch = [(b"x", ("127.0.0.1", 9)), (b"y", ("127.0.0.1", 9))]
+        assert endpoint.send_batch(batch) == 1  # the first is lost, not the program
+        assert endpoint.send_batch(batch, 1) == 2
+        assert endpoint.unreachable == 2
+    finally:
+        sock.close()

@@ -14,7 +14,7 @@ CONFIG_SENTENCES = {
     "--target": ("/etc/passwd", "mcastd stick build: target = '/etc/passwd' is not auto, a "
                                 "device such as /dev/nvme0n1, or serial=SERIAL."),
     "--session": ("two words", "mcastd stick build: session = 'two words' must be one word of "
-                               "at most 64 characters."),
+                               "at most 64 printable characters."),
 }
 
 

@@ -6,6 +6,7 @@ serial console must show the golden disk's marker."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,10 +40,25 @@ BOOT_TIMEOUT = 240.0  # power-on to receiving, under TCG
 DEPLOY_TIMEOUT = 600.0
 
 
+LOGS = Path(__file__).resolve().parents[2] / ".vm-logs"  # serial logs kept for a look
+
+
 @pytest.fixture
-def room(tmp_path: Path) -> Iterator[VmRoom]:
-    with vm_room(tmp_path) as r:
+def room(request: pytest.FixtureRequest) -> Iterator[VmRoom]:
+    """The laptops' disks, sticks and serial logs live in .vm-logs/<test>; the disk images
+    go when the test passes, the logs stay until the next run."""
+    workdir = LOGS / request.node.name
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    with vm_room(workdir) as r:
         yield r
+    for image in workdir.glob("*.img"):
+        image.unlink()
+
+
+def stop(sender: subprocess.Popen[bytes]) -> None:
+    sender.kill()
+    sender.communicate()
 
 
 def serve(room: VmRoom, golden: Golden, receivers: int, *extra: str) -> subprocess.Popen[bytes]:
@@ -70,19 +86,19 @@ def boots_golden(room: VmRoom, laptop: Laptop) -> str:
 
 
 def test_a_room_of_uefi_secure_boot_and_bios_laptops_is_imaged_and_named(
-        room: VmRoom, golden: Golden, stick_system: System, cache: Path, tmp_path: Path) -> None:
+        room: VmRoom, golden: Golden, stick_system: System, cache: Path) -> None:
     firmwares = ["uefi", "uefi-secure-boot", "bios"]
     names = ["lab-pc-01", "lab-pc-02", "lab-pc-03"]
     macs = [f"52:54:00:4d:43:{i:02x}" for i in range(3)]
-    hostnames = tmp_path / "hostnames.csv"
+    hostnames = room.workdir / "hostnames.csv"
     hostnames.write_text("MAC;name\r\n" + "".join(f"{m.upper()};{n}\r\n"
                                                   for m, n in zip(macs, names, strict=True)))
-    stick = build_stick(tmp_path / "stick.img", cache, "--trust", str(golden.trust),
+    stick = build_stick(room.workdir / "stick.img", cache, "--trust", str(golden.trust),
                         "--hostnames", str(hostnames), "--then", "reboot")
     laptops = []
     for i, firmware in enumerate(firmwares):
-        own = copy_stick(stick, tmp_path / f"stick{i}.img")
-        disk = empty_disk(tmp_path / f"nvme{i}.img", DISK_SIZE)
+        own = copy_stick(stick, room.workdir / f"stick{i}.img")
+        disk = empty_disk(room.workdir / f"nvme{i}.img", DISK_SIZE)
         laptops.append(room.laptop(f"pc{i}", firmware, own, [disk]))
     sender = serve(room, golden, len(laptops))
     for laptop in laptops:
@@ -115,10 +131,10 @@ def test_a_room_of_uefi_secure_boot_and_bios_laptops_is_imaged_and_named(
 
 
 def test_two_internal_disks_wait_for_the_stick_to_name_one(
-        room: VmRoom, golden: Golden, stick_system: System, cache: Path, tmp_path: Path) -> None:
-    stick = build_stick(tmp_path / "stick.img", cache, "--trust", str(golden.trust),
+        room: VmRoom, golden: Golden, stick_system: System, cache: Path) -> None:
+    stick = build_stick(room.workdir / "stick.img", cache, "--trust", str(golden.trust),
                         "--then", "poweroff")
-    disks = [empty_disk(tmp_path / f"nvme{i}.img", DISK_SIZE) for i in range(2)]
+    disks = [empty_disk(room.workdir / f"nvme{i}.img", DISK_SIZE) for i in range(2)]
     laptop = room.laptop("dual", "uefi", stick, disks)
     room.boot(laptop)
     laptop.wait_for(r"target auto cannot choose: this laptop has 2 internal disks", BOOT_TIMEOUT)
@@ -127,7 +143,7 @@ def test_two_internal_disks_wait_for_the_stick_to_name_one(
     assert all(is_all_zero(d) for d in disks)
     conf = stick_file(stick, "mcastd.conf").decode()
     conf = conf.replace('target = "auto"', f'target = "serial={laptop.disk_serial(1)}"')
-    set_stick_file(stick, "mcastd.conf", conf.encode(), tmp_path / "conf")
+    set_stick_file(stick, "mcastd.conf", conf.encode(), room.workdir / "conf")
     sender = serve(room, golden, 1)
     room.boot(laptop)
     laptop.wait_for(r"write: /dev/nvme1n1 as mcastd.conf says", BOOT_TIMEOUT)
@@ -139,10 +155,10 @@ def test_two_internal_disks_wait_for_the_stick_to_name_one(
 
 
 def test_a_power_cut_mid_way_resumes_from_the_sticks_journal(
-        room: VmRoom, golden: Golden, stick_system: System, cache: Path, tmp_path: Path) -> None:
-    stick = build_stick(tmp_path / "stick.img", cache, "--trust", str(golden.trust),
+        room: VmRoom, golden: Golden, stick_system: System, cache: Path) -> None:
+    stick = build_stick(room.workdir / "stick.img", cache, "--trust", str(golden.trust),
                         "--then", "poweroff")
-    laptop = room.laptop("cut", "uefi", stick, [empty_disk(tmp_path / "nvme.img", DISK_SIZE)])
+    laptop = room.laptop("cut", "uefi", stick, [empty_disk(room.workdir / "nvme.img", DISK_SIZE)])
     # Slow enough to cut in the middle, and the sender stays for the laptop to boot again:
     # in a classroom the other laptops keep the session going.
     sender = serve(room, golden, 1, "--rate", "4M", "--fixed-rate", "--late-join-window", "900")
@@ -154,23 +170,21 @@ def test_a_power_cut_mid_way_resumes_from_the_sticks_journal(
     assert int(resumed.group(1)) > 0
     laptop.wait_for(r"mcastd-stick: OK: ", DEPLOY_TIMEOUT)
     laptop.wait_off(120)
-    sender.kill()
-    sender.wait()
+    stop(sender)
     assert boots_golden(room, laptop).endswith(f"hostname={GOLDEN_HOSTNAME}")
 
 
 def test_a_stick_that_trusts_another_key_writes_nothing(
-        room: VmRoom, golden: Golden, stick_system: System, cache: Path, tmp_path: Path) -> None:
-    other = tmp_path / "other.key"
+        room: VmRoom, golden: Golden, stick_system: System, cache: Path) -> None:
+    other = room.workdir / "other.key"
     subprocess.run([sys.executable, "-m", "mcastd", "keygen", "--key", str(other)], check=True,
                    capture_output=True)
-    stick = build_stick(tmp_path / "stick.img", cache, "--trust", str(other) + ".pub")
-    disk = empty_disk(tmp_path / "nvme.img", DISK_SIZE)
+    stick = build_stick(room.workdir / "stick.img", cache, "--trust", str(other) + ".pub")
+    disk = empty_disk(room.workdir / "nvme.img", DISK_SIZE)
     laptop = room.laptop("untrusting", "uefi", stick, [disk])
     sender = serve(room, golden, 1, "--max-wait", "600")
     room.boot(laptop)
     laptop.wait_for(r"ignored session 'room-12' from \S+: .*", BOOT_TIMEOUT)
     laptop.power_cut()
-    sender.kill()
-    sender.wait()
+    stop(sender)
     assert is_all_zero(disk)
