@@ -21,14 +21,22 @@ def host_identity(interface: str, target: str, sysfs: Path = Path("/sys")) -> di
     }
     disk = _disk_dir(target, sysfs)
     if disk is not None:
-        # NVMe: the namespace's device is the controller, which has both. SATA/SCSI/USB:
-        # model, and the serial in VPD page 0x80. eMMC calls its model "name"; virtio-blk
-        # keeps its serial on the disk itself.
-        device = disk / "device"
-        found["disk_model"] = _read(device / "model") or _read(device / "name")
-        found["disk_serial"] = (_read(device / "serial") or _vpd_serial(device / "vpd_pg80")
-                                or _read(disk / "serial"))
+        found["disk_model"], found["disk_serial"] = disk_model_and_serial(disk)
     return {key: value for key, value in found.items() if value}
+
+
+def disk_model_and_serial(disk: Path) -> tuple[str, str]:
+    """A whole disk's model and serial from its sysfs directory (class/block/X); "" unknown.
+
+    NVMe: the namespace's device is the controller, which has both. SATA/SCSI/USB: model, and
+    the serial in VPD page 0x80. eMMC calls its model "name"; virtio-blk keeps its serial on
+    the disk itself.
+    """
+    device = disk / "device"
+    model = _read(device / "model") or _read(device / "name")
+    serial = (_read(device / "serial") or _vpd_serial(device / "vpd_pg80")
+              or _read(disk / "serial"))
+    return model, serial
 
 
 def clean(raw: bytes) -> str:

@@ -25,7 +25,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # disks as data: partition tables, used ranges (driving partclone), the image format
     "disk": frozenset({"protocol", "msgpack", "xxhash"}),
     # the boot stick: its builder (admin's machine), its agent and post-deploy hooks (laptop)
-    "stick": frozenset({"protocol", "driver"}),
+    "stick": frozenset({"protocol", "driver", "receiver"}),
     # the pure, seeded simulator: no root, no real sockets, no trio
     "netsim": frozenset({"protocol"}),
     # the root-only kernel lab and the hostile real-socket hosts

@@ -25,6 +25,7 @@ GOLDEN_HOSTNAME = "golden"
 _INIT = f"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
+echo /bin/modprobe > /proc/sys/kernel/modprobe  # the kernel asks for crc32c by alias
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 for round in 1 2 3; do
@@ -32,7 +33,7 @@ for round in 1 2 3; do
         | xargs modprobe -ab 2>/dev/null
     sleep 1
 done
-modprobe ext4
+modprobe -a crc32c_generic ext4
 mkdir -p /root
 name=none
 for part in /dev/nvme0n1p3 /dev/sda3 /dev/vda3; do

@@ -29,6 +29,7 @@ class Laptop:
     mac: str
     tap: str
     stick: Path | None = None
+    usb_disks: list[Path] = field(default_factory=list)  # more USB disks, after the stick
     memory_mib: int = 1536
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -40,7 +41,10 @@ class Laptop:
         return f"{self.name.upper()}-NVME{index}"
 
     def argv(self) -> list[str]:
-        argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", str(self.memory_mib), "-smp", "1",
+        # -cpu max: the instruction sets TCG emulates (SSE4, AES, ...), as a laptop has them;
+        # the default qemu64 model lacks what the wheels' C extensions use (SIGILL).
+        argv = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m",
+                str(self.memory_mib), "-smp", "1",
                 "-display", "none", "-monitor", "none", "-no-reboot",
                 "-serial", f"file:{self.serial_log}",
                 "-smbios", f"type=1,serial={self.name.upper()}-SERIAL"]
@@ -62,6 +66,9 @@ class Laptop:
         if self.stick is not None:
             argv += ["-drive", f"if=none,id=stick,format=raw,file={self.stick}",
                      "-device", "usb-storage,bus=xhci.0,drive=stick,removable=on,bootindex=0"]
+        for index, disk in enumerate(self.usb_disks):
+            argv += ["-drive", f"if=none,id=usb{index},format=raw,file={disk}",
+                     "-device", f"usb-storage,bus=xhci.0,drive=usb{index},removable=on"]
         for index, disk in enumerate(self.disks):
             argv += ["-drive", f"if=none,id=nvme{index},format=raw,file={disk}",
                      "-device", f"nvme,drive=nvme{index},serial={self.disk_serial(index)},"

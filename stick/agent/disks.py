@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from receiver.identity import disk_model_and_serial
+
 SECTOR = 512  # /sys/block/*/size counts 512-byte units whatever the disk's sector size
 _NOT_DISKS = ("loop", "ram", "zram", "sr", "fd", "dm-", "md", "nbd", "mtdblock")
 _NOT_WHOLE = ("boot0", "boot1", "rpmb")  # an eMMC's hardware boot areas
@@ -50,19 +52,6 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _vpd_serial(path: Path) -> str:
-    """The serial number in SCSI VPD page 0x80 (SATA and USB disks): a binary page, a 4-byte
-    header whose bytes 2-3 are the length, then the serial in ASCII, often space-padded."""
-    try:
-        page = path.read_bytes()
-    except OSError:
-        return ""
-    if len(page) < 4 or page[1] != 0x80:
-        return ""
-    length = int.from_bytes(page[2:4], "big")
-    return page[4:4 + length].decode("ascii", errors="replace").strip(" \x00")
-
-
 def list_disks(sysfs: Path = Path("/sys")) -> list[Disk]:
     disks = []
     block = sysfs / "block"
@@ -71,12 +60,11 @@ def list_disks(sysfs: Path = Path("/sys")) -> list[Disk]:
         if name.startswith(_NOT_DISKS) or name.endswith(_NOT_WHOLE):
             continue
         device = entry / "device"
-        serial = (_read(device / "serial") or _read(entry / "serial")
-                  or _vpd_serial(device / "vpd_pg80"))
+        model, serial = disk_model_and_serial(entry)  # as the report and the sender see it
         resolved = str(entry.resolve())
         disks.append(Disk(
             name=name, size=int(_read(entry / "size") or 0) * SECTOR,
-            model=" ".join(_read(device / "model").split()), serial=serial.strip(),
+            model=" ".join(model.split()), serial=serial,
             # An SD card in a built-in reader is an mmcblk like an eMMC, but removable.
             removable=_read(entry / "removable") == "1" or _read(device / "type") == "SD",
             usb="/usb" in resolved,

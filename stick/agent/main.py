@@ -18,7 +18,7 @@ from .hooks import hook_environment, partitions_of, reread_partition_table, run_
 from .hostnames import HostnamesError, name_for
 from .receive import receiver_argv, run_receiver
 from .screen import Screen
-from .stickfs import Stick, StickError, boot_args, mount_stick, unmount_stick
+from .stickfs import Stick, StickError, boot_args, firmware, mount_stick, unmount_stick
 
 NETWORK_RETRY = 5.0
 DISK_RESCAN = 5.0
@@ -40,7 +40,7 @@ class Agent:
     def run(self) -> bool:
         screen = self.screen
         args = boot_args(Path("/proc/cmdline").read_text())
-        screen.log("starting")
+        screen.log(f"starting ({firmware()})")
         try:
             stick = mount_stick(args.volume_id)
         except StickError as exc:

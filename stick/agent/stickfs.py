@@ -28,6 +28,23 @@ def boot_args(cmdline: str) -> BootArgs:
     return BootArgs(words.get("mcastd.stick", ""), words.get("mcastd.mode", "receive"))
 
 
+SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+
+def firmware(sysfs: Path = Path("/sys")) -> str:
+    """"UEFI, Secure Boot on", "UEFI, Secure Boot off" or "BIOS": said at boot, for the
+    admin who wonders why a laptop would not start the stick."""
+    efi = sysfs / "firmware/efi"
+    if not efi.is_dir():
+        return "BIOS"
+    try:
+        data = (efi / "efivars" / SECURE_BOOT_VAR).read_bytes()
+    except OSError:
+        return "UEFI, Secure Boot off"
+    on = len(data) >= 5 and data[4] == 1  # 4 bytes of attributes, then the value
+    return f"UEFI, Secure Boot {'on' if on else 'off'}"
+
+
 @dataclass(frozen=True, slots=True)
 class Stick:
     partition: str  # /dev/sdb2

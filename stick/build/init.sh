@@ -8,6 +8,10 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /run /tmp /stick
 mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs tmpfs /tmp
+if [ -d /sys/firmware/efi/efivars ]; then  # the Secure Boot state, for the agent to tell
+    modprobe -q efivarfs
+    mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+fi
 echo 1 > /proc/sys/kernel/printk  # kernel chatter off tty1: the agent owns the screen
 # Drivers for the hardware that is there, by modalias, as udev would. Three rounds: USB disks
 # and NICs appear only once their controller's driver is loaded.

@@ -24,7 +24,8 @@ MODULE_DIRS = (
     "drivers/hid", "drivers/input/keyboard", "drivers/input/serio", "drivers/virtio",
     "drivers/block/virtio_blk.ko", "drivers/net/virtio_net.ko", "drivers/net/net_failover.ko",
     "net/core/failover.ko", "drivers/char/hw_random", "drivers/platform/x86/wmi.ko",
-    "fs/fat", "fs/exfat", "fs/nls", "fs/ext4", "fs/jbd2", "fs/mbcache.ko", "fs/fuse", "lib",
+    "fs/fat", "fs/exfat", "fs/efivarfs", "fs/nls", "fs/ext4", "fs/jbd2", "fs/mbcache.ko",
+    "fs/fuse", "lib",
     "crypto", "arch/x86/crypto",
 )
 _SCSI_NOT_NEEDED = re.compile(r"drivers/scsi/(qla|lpfc|bfa|be2iscsi|bnx2|cxgbi|fcoe|mpt3sas|"

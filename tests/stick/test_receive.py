@@ -57,11 +57,12 @@ def fake_receiver(tmp_path: Path, lines: list[str | dict[str, Any]], exit_code: 
     return [sys.executable, str(script)]
 
 
-def follow(argv: list[str]) -> tuple[Received, list[dict[str, Any]], list[tuple[str, str]]]:
+def follow(argv: list[str], errors: Path) -> tuple[Received, list[dict[str, Any]],
+                                                   list[tuple[str, str]]]:
     progress: list[dict[str, Any]] = []
     messages: list[tuple[str, str]] = []
     received = run_receiver(argv, progress.append, lambda level, text:
-                            messages.append((level, text)))
+                            messages.append((level, text)), errors)
     return received, progress, messages
 
 
@@ -84,7 +85,7 @@ def test_a_verified_transfer_reports_progress_messages_and_the_final_sentence(
         {"event": "message", "text": "no level"},
         FINAL_OK,
     ]
-    received, progress, messages = follow(fake_receiver(tmp_path, lines, 0))
+    received, progress, messages = follow(fake_receiver(tmp_path, lines, 0), tmp_path / "stderr")
     assert received == Received(True, "the 1.0 GiB image is written and verified.", 81.5,
                                 FINAL_OK)
     assert [(p["state"], p["percent"]) for p in progress] == [("receiving", 10.0),
@@ -96,12 +97,12 @@ def test_a_verified_transfer_reports_progress_messages_and_the_final_sentence(
 def test_a_failed_transfer_is_not_ok_with_its_sentence(tmp_path: Path) -> None:
     final = {"event": "final", "ok": False, "seconds": 12.0,
              "message": "the disk (128.0 GiB) is smaller than the image (256.0 GiB)."}
-    received, _, _ = follow(fake_receiver(tmp_path, [final], 1))
+    received, _, _ = follow(fake_receiver(tmp_path, [final], 1), tmp_path / "stderr")
     assert received == Received(False, final["message"], 12.0, final)  # type: ignore[arg-type]
 
 
 def test_a_final_ok_with_a_failing_exit_code_is_not_ok(tmp_path: Path) -> None:
-    received, _, _ = follow(fake_receiver(tmp_path, [FINAL_OK], 3))
+    received, _, _ = follow(fake_receiver(tmp_path, [FINAL_OK], 3), tmp_path / "stderr")
     assert not received.ok
     assert received.message == FINAL_OK["message"]
 
@@ -109,7 +110,8 @@ def test_a_final_ok_with_a_failing_exit_code_is_not_ok(tmp_path: Path) -> None:
 def test_a_final_report_without_seconds_or_message_still_gives_a_result(
         tmp_path: Path) -> None:
     received, _, _ = follow(fake_receiver(tmp_path, [{"event": "final", "ok": True,
-                                                      "seconds": None}], 0))
+                                                      "seconds": None}], 0),
+                            tmp_path / "stderr")
     assert received == Received(True, "", 0.0, {"event": "final", "ok": True, "seconds": None})
 
 
@@ -118,10 +120,18 @@ def test_a_receiver_that_stops_without_a_final_report_failed(tmp_path: Path,
                                                              code: int) -> None:
     lines: list[str | dict[str, Any]] = [
         {"event": "progress", "state": "receiving", "percent": 40.0, "rate_bps": 1e8}]
-    received, progress, _ = follow(fake_receiver(tmp_path, lines, code))
+    received, progress, _ = follow(fake_receiver(tmp_path, lines, code), tmp_path / "stderr")
     assert received == Received(False, f"mcast-receive stopped (exit {code}) without a report.",
                                 0.0, {})
     assert len(progress) == 1
+
+
+def test_a_crashed_receivers_traceback_reaches_the_log(tmp_path: Path) -> None:
+    script = tmp_path / "mcast-receive.py"
+    script.write_text("raise OSError(101, 'Network is unreachable')\n")
+    received, _, messages = follow([sys.executable, str(script)], tmp_path / "stderr")
+    assert not received.ok
+    assert messages[-1] == ("error", "OSError: [Errno 101] Network is unreachable")
 
 
 def test_bytes_that_are_not_utf8_are_noise_not_a_crash(tmp_path: Path) -> None:
@@ -129,6 +139,6 @@ def test_bytes_that_are_not_utf8_are_noise_not_a_crash(tmp_path: Path) -> None:
     script.write_text("import json, sys\n"
                       "sys.stdout.buffer.write(b'\\xff\\xfe partclone says hi\\n')\n"
                       f"print(json.dumps({FINAL_OK!r}))\n")
-    received, _, messages = follow([sys.executable, str(script)])
+    received, _, messages = follow([sys.executable, str(script)], tmp_path / "stderr")
     assert received.ok
     assert messages == [("info", "\ufffd\ufffd partclone says hi")]

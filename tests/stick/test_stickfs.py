@@ -1,11 +1,21 @@
 """The kernel command line GRUB gives the stick's RAM system: which FAT volume is the stick,
-and whether the laptop receives or captures; and the refusal when GRUB gave no volume."""
+and whether the laptop receives or captures; the refusal when GRUB gave no volume; and the
+firmware the laptop booted with."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from stick.agent.stickfs import BootArgs, StickError, boot_args, mount_stick
+from stick.agent.stickfs import (
+    SECURE_BOOT_VAR,
+    BootArgs,
+    StickError,
+    boot_args,
+    firmware,
+    mount_stick,
+)
 
 GRUB_LINE = ("BOOT_IMAGE=/mcastd/vmlinuz quiet loglevel=3 console=ttyS0,115200 console=tty1 "
              "mcastd.stick=1A2B-3C4D")
@@ -34,3 +44,18 @@ def test_no_volume_id_is_refused_with_one_sentence_before_looking_for_it() -> No
         mount_stick("")
     assert str(exc.value) == ("the kernel was started without mcastd.stick=VOLUME-ID: boot it "
                               "from the stick's own menu.")
+
+
+def _efi(tmp_path: Path, value: int | None) -> Path:
+    efivars = tmp_path / "firmware/efi/efivars"
+    efivars.mkdir(parents=True)
+    if value is not None:
+        (efivars / SECURE_BOOT_VAR).write_bytes(b"\x06\x00\x00\x00" + bytes([value]))
+    return tmp_path
+
+
+def test_the_firmware_and_secure_boot_state_are_told(tmp_path: Path) -> None:
+    assert firmware(tmp_path / "bios") == "BIOS"
+    assert firmware(_efi(tmp_path / "on", 1)) == "UEFI, Secure Boot on"
+    assert firmware(_efi(tmp_path / "off", 0)) == "UEFI, Secure Boot off"
+    assert firmware(_efi(tmp_path / "none", None)) == "UEFI, Secure Boot off"

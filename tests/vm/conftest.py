@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +65,15 @@ def golden(stick_system: System, cache: Path,
     subprocess.run([*mcastd, "capture", str(disk), str(image)], check=True, capture_output=True)
     yield Golden(disk, image, key, key.with_name(key.name + ".pub"))
     shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Each phase's report on the item, so a fixture can keep a failed test's disks."""
+    report: pytest.TestReport = yield
+    item.stash.setdefault(PHASES, {})[report.when] = report
+    return report
+
+
+PHASES = pytest.StashKey[dict[str, pytest.TestReport]]()

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from lab.vm.qemu import Laptop
 from lab.vm.room import VmRoom, vm_room
 from stick.build.system import System
 
-from .conftest import GOLDEN_SIZE, Golden
+from .conftest import GOLDEN_SIZE, PHASES, Golden
 from .stickcopy import (
     build_stick,
     copy_stick,
@@ -52,8 +53,10 @@ def room(request: pytest.FixtureRequest) -> Iterator[VmRoom]:
     workdir.mkdir(parents=True)
     with vm_room(workdir) as r:
         yield r
-    for image in workdir.glob("*.img"):
-        image.unlink()
+    call = request.node.stash.get(PHASES, {}).get("call")
+    if call is not None and call.passed:
+        for image in workdir.glob("*.img"):
+            image.unlink()
 
 
 def stop(sender: subprocess.Popen[bytes]) -> None:
@@ -75,6 +78,14 @@ def final_of(sender: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
         if event.get("event") == "final":
             return event  # type: ignore[no-any-return]
     raise AssertionError(f"the sender gave no final report: {err.decode()[-2000:]}")
+
+
+def record(name: str, numbers: dict[str, float]) -> None:
+    """The numbers the README quotes, kept in .vm-logs/timings.json."""
+    path = LOGS / "timings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = numbers
+    path.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def boots_golden(room: VmRoom, laptop: Laptop) -> str:
@@ -101,13 +112,27 @@ def test_a_room_of_uefi_secure_boot_and_bios_laptops_is_imaged_and_named(
         disk = empty_disk(room.workdir / f"nvme{i}.img", DISK_SIZE)
         laptops.append(room.laptop(f"pc{i}", firmware, own, [disk]))
     sender = serve(room, golden, len(laptops))
+    started = time.monotonic()
     for laptop in laptops:
         room.boot(laptop)
+    for laptop, firmware in zip(laptops, firmwares, strict=True):
+        said = {"uefi": "UEFI, Secure Boot off", "uefi-secure-boot": "UEFI, Secure Boot on",
+                "bios": "BIOS"}[firmware]
+        laptop.wait_for(rf"mcastd-stick: starting \({said}\)", BOOT_TIMEOUT)
     for laptop in laptops:
         laptop.wait_for(r"mcastd-stick: receiving onto /dev/nvme0n1", BOOT_TIMEOUT)
     for laptop in laptops:
+        laptop.wait_for(r"mcastd-stick: joined; receiving", BOOT_TIMEOUT)
+    receiving = time.monotonic() - started
+    for laptop in laptops:
         laptop.wait_for(r"mcastd-stick: OK: ", DEPLOY_TIMEOUT)
         laptop.wait_off(120)  # rebooted: qemu runs with -no-reboot
+    record("room", {"laptops": len(laptops), "power_on_to_receiving_s": round(receiving, 1),
+                    "power_on_to_rebooted_s": round(time.monotonic() - started, 1),
+                    "stick_bytes": stick.stat().st_size,
+                    "system_bytes": stick_system.initrd.stat().st_size
+                    + stick_system.vmlinuz.stat().st_size,
+                    "ram_bytes": stick_system.unpacked_bytes})
     final = final_of(sender, 60)
     assert final["ok"], final["message"]
     rows = {row["host"]["mac"]: row for row in final["receivers"]}
@@ -188,3 +213,37 @@ def test_a_stick_that_trusts_another_key_writes_nothing(
     laptop.power_cut()
     stop(sender)
     assert is_all_zero(disk)
+
+
+def test_a_capture_stick_turns_the_golden_laptop_into_an_image_on_a_usb_disk(
+        room: VmRoom, golden: Golden, stick_system: System, cache: Path) -> None:
+    stick = build_stick(room.workdir / "stick.img", cache, "--capture")
+    cfg = stick_file(stick, "EFI/BOOT/grub.cfg").decode()
+    assert "capture this laptop" in cfg and "set timeout=10" in cfg
+    # The admin picks the capture entry in the menu.
+    cfg = cfg.replace("set default=0", "set default=1").replace("set timeout=10", "set timeout=0")
+    set_stick_file(stick, "EFI/BOOT/grub.cfg", cfg.encode(), room.workdir / "cfg")
+    source = room.workdir / "golden-laptop.img"
+    subprocess.run(["cp", "--sparse=always", str(golden.disk), str(source)], check=True)
+    before = range_digest(source, 0, GOLDEN_SIZE)
+    usb = empty_disk(room.workdir / "usb.img", 512 * MIB)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "images", str(usb)], check=True)
+    laptop = room.laptop("golden", "uefi", stick, [source])
+    laptop.usb_disks.append(usb)
+    room.boot(laptop)
+    laptop.wait_for(r"mcastd-stick: capturing /dev/nvme0n1 into (\S+) on the USB disk", 300)
+    laptop.wait_for(r"mcastd-stick: OK: ", DEPLOY_TIMEOUT)
+    laptop.wait_for(r"this laptop may be switched off", 60)  # it waits, never reboots
+    laptop.power_cut()
+    assert range_digest(source, 0, GOLDEN_SIZE) == before  # the source was only read
+    listing = subprocess.run(["debugfs", "-R", "ls -p /mcastd-images", str(usb)],
+                             capture_output=True, text=True, check=True).stdout
+    names = [f.split("/")[5] for f in listing.splitlines() if f.count("/") >= 6
+             and f.split("/")[5].endswith(".mci")]
+    assert len(names) == 1, listing
+    image = room.workdir / "captured.mci"
+    subprocess.run(["debugfs", "-R", f"dump /mcastd-images/{names[0]} {image}", str(usb)],
+                   check=True, capture_output=True)
+    checked = subprocess.run([sys.executable, "-m", "mcastd", "image", "verify", str(image)],
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
