@@ -43,6 +43,7 @@ class Disk:
 class Choice:
     disk: Disk | None  # None: the laptop must wait for the admin
     reason: str  # one sentence: why this disk, or why none
+    several: bool = False  # auto found more than one internal disk that fits
 
 
 def _read(path: Path) -> str:
@@ -100,4 +101,5 @@ def choose(target: str, disks: list[Disk], stick_disk: str | None,
         return Choice(None, f"target auto cannot choose: {why}.")
     names = ", ".join(d.device for d in fits)
     return Choice(None, f"target auto cannot choose: this laptop has {len(fits)} internal "
-                        f"disks ({names}); set target in mcastd.conf or press a disk's number.")
+                        f"disks ({names}){' that hold the image' if image_size else ''}; set "
+                        "target in mcastd.conf or press a disk's number.", several=True)

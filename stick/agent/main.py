@@ -9,11 +9,12 @@ from __future__ import annotations
 import subprocess
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..config import CONFIG_NAME, ConfigError, StickConfig, parse_config
-from . import capture, disks, network
+from . import capture, disks, network, probe
 from .hooks import hook_environment, partitions_of, reread_partition_table, run_hooks
 from .hostnames import HostnamesError, name_for
 from .receive import receiver_argv, run_receiver
@@ -22,6 +23,7 @@ from .stickfs import Stick, StickError, boot_args, firmware, mount_stick, unmoun
 
 NETWORK_RETRY = 5.0
 DISK_RESCAN = 5.0
+PROBE_TIMEOUT = 20.0  # for the session's announcement, when the disk size decides
 
 
 class Failed(Exception):
@@ -51,7 +53,9 @@ class Agent:
         screen.title = f"mcastd boot stick: {config.session or 'first session announced'}"
         link = self._network()
         screen.fact("network", f"{link.ifname} {link.mac} {link.address} ({link.how})")
-        target = self._target(config.target, stick, "write")
+        target = self._target(config.target, stick, "write",
+                              lambda: probe.needed_size(config, stick.path, link.ifname,
+                                                        PROBE_TIMEOUT))
         screen.fact("disk", target.describe())
         journal = stick.path / "journals" / f"{fat_name(link.mac)}-{target.serial or target.name}"
         report = stick.path / "reports" / f"{fat_name(link.mac)}.json"
@@ -109,12 +113,21 @@ class Agent:
                                 f"(trying again every {NETWORK_RETRY:.0f} s)")
             time.sleep(NETWORK_RETRY)
 
-    def _target(self, target: str, stick: Stick, purpose: str) -> disks.Disk:
-        """The disk to ``purpose`` (write, capture); waits for the admin when not clear."""
+    def _target(self, target: str, stick: Stick, purpose: str,
+                needed: Callable[[], int | None] | None = None) -> disks.Disk:
+        """The disk to ``purpose`` (write, capture); waits for the admin when not clear.
+        ``needed`` tells the image's size when several internal disks leave auto unsure."""
         waiting = ""
+        size: int | None = None
         while True:
             found = disks.list_disks()
-            choice = disks.choose(target, found, stick.disk)
+            choice = disks.choose(target, found, stick.disk, size)
+            if choice.disk is None and choice.several and needed is not None and size is None:
+                self.screen.log("several internal disks: asking the session how large a disk "
+                                "its image needs")
+                size = needed()
+                if size is not None:
+                    continue
             if choice.disk is not None:
                 self.screen.log(f"{purpose}: {choice.reason}")
                 return choice.disk

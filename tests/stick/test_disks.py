@@ -208,3 +208,13 @@ def test_naming_a_read_only_disk_is_refused(laptop: Path) -> None:
     choice = choose("/dev/vda", list_disks(laptop), stick_disk="sdb")
     assert choice.disk is None
     assert choice.reason == "target /dev/vda is read-only."
+
+
+def test_auto_takes_the_one_internal_disk_large_enough_for_the_image() -> None:
+    big = Disk("nvme0n1", 512 << 30, "NVMe", "N1", False, False, False)
+    small = Disk("mmcblk0", 32 << 30, "eMMC", "E1", False, False, False)
+    unsure = choose("auto", [big, small], None)
+    assert unsure.disk is None and unsure.several
+    assert choose("auto", [big, small], None, image_size=100 << 30).disk == big
+    both = choose("auto", [big, small], None, image_size=8 << 30)
+    assert both.disk is None and "that hold the image" in both.reason

@@ -110,11 +110,11 @@ def test_a_hook_that_runs_too_long_is_stopped_with_its_children(tmp_path: Path) 
     pidfile = tmp_path / "child.pid"
     script(tmp_path, "hook", f"#!/bin/sh\necho started\nsleep 60 &\necho $! > {pidfile}\n"
                              "wait\n")
-    results, lines = run(tmp_path, timeout=1)
+    results, lines = run(tmp_path, timeout=3)  # time for the child to start on a busy machine
     (result,) = results
     assert result.outcome is Outcome.TIMED_OUT and result.returncode is None
-    assert result.message == "hook did not finish in 1 s and was stopped."
-    assert 1 <= result.seconds < 10
+    assert result.message == "hook did not finish in 3 s and was stopped."
+    assert 3 <= result.seconds < 15
     assert "hook: started" in lines
     assert not running(int(pidfile.read_text()))
 

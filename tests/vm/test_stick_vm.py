@@ -130,6 +130,7 @@ def test_a_room_of_uefi_secure_boot_and_bios_laptops_is_imaged_and_named(
     record("room", {"laptops": len(laptops), "power_on_to_receiving_s": round(receiving, 1),
                     "power_on_to_rebooted_s": round(time.monotonic() - started, 1),
                     "stick_bytes": stick.stat().st_size,
+                    "system_build_s": round(stick_system.seconds, 1),
                     "system_bytes": stick_system.initrd.stat().st_size
                     + stick_system.vmlinuz.stat().st_size,
                     "ram_bytes": stick_system.unpacked_bytes})
