@@ -225,6 +225,11 @@ class ReceiverSession:
         return self._transfer.blocks_done if self._transfer is not None else 0
 
     @property
+    def blocks_used(self) -> int:
+        """Blocks that hold something: all of them until the used-block map arrived."""
+        return self._transfer.used_count if self._transfer is not None else 0
+
+    @property
     def first_data_at(self) -> float | None:
         """When the transfer reached us (None: not yet, or joined mid-stream, where a SYNC
         told us the sequence first)."""

@@ -505,10 +505,13 @@ class ReceiverDaemon:
         written = self.target.bytes_written if self.target is not None else 0
         rate = self._rate.update(now, written)
         size = self._image_size
-        percent = 100.0 * written / size if size else 0.0
+        # Of the blocks that hold something: a prepared image's free space is never sent,
+        # and a bar of the whole disk would stop at the share in use, then jump.
+        used, done = session.blocks_used, session.blocks_done
+        percent = 100.0 * done / used if used else 100.0 * written / size if size else 0.0
         eta = None
-        if rate > 0 and size > written:
-            eta = (size - written) * 8 / rate
+        if rate > 0 and used > done:
+            eta = (used - done) * (self._block_size or 1) * 8 / rate
         if self._compare_progress is not None:  # (the bar shows the disk being read)
             done, of = self._compare_progress
             percent, eta = 100.0 * done / of if of else 100.0, None

@@ -36,7 +36,7 @@ done
 modprobe -a crc32c_generic ext4
 mkdir -p /root
 name=none
-for part in /dev/nvme0n1p3 /dev/sda3 /dev/vda3; do
+for part in /dev/nvme*n1p3 /dev/sd?3 /dev/vd?3; do  # the disk the firmware booted, any
     if [ -b "$part" ] && mount -t ext4 -o ro "$part" /root; then
         name=$(cat /root/etc/hostname)
         umount /root

@@ -5,9 +5,12 @@ xHCI, NVMe disks, an Intel e1000e NIC on a tap device of the lab's switch, a ser
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,26 @@ class Laptop:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
+    def monitor(self) -> Path:
+        # Not in workdir: a unix socket's path has at most 107 bytes.
+        return Path(tempfile.gettempdir()) / f"mcastd-vm-{os.getpid()}-{self.name}.monitor"
+
+    def screendump(self, out: Path, timeout: float = 10.0) -> Path:
+        """What the laptop's screen (tty1) shows now, as a PPM picture."""
+        out.unlink(missing_ok=True)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as monitor:
+            monitor.settimeout(timeout)
+            monitor.connect(str(self.monitor))
+            monitor.sendall(f"screendump {out}\n".encode())
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not (out.exists() and out.stat().st_size):
+                time.sleep(0.2)
+            time.sleep(0.5)  # written whole
+        if not out.exists():
+            raise VmError(f"{self.name}: the monitor wrote no screen dump")
+        return out
+
+    @property
     def serial_log(self) -> Path:
         return self.workdir / f"{self.name}.serial.log"
 
@@ -45,7 +68,8 @@ class Laptop:
         # the default qemu64 model lacks what the wheels' C extensions use (SIGILL).
         argv = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m",
                 str(self.memory_mib), "-smp", "1",
-                "-display", "none", "-monitor", "none", "-no-reboot",
+                "-display", "none", "-monitor", f"unix:{self.monitor},server,nowait",
+                "-no-reboot",
                 "-serial", f"file:{self.serial_log}",
                 "-smbios", f"type=1,serial={self.name.upper()}-SERIAL"]
         if self.firmware == "bios":
@@ -100,14 +124,22 @@ class Laptop:
         except FileNotFoundError:
             return ""
 
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        """The first match of ``pattern`` in the serial log, within ``timeout`` seconds."""
+    def wait_for(self, pattern: str, timeout: float,
+                 fail_on: str | None = r"mcastd-stick: FAILED: .*") -> re.Match[str]:
+        """The first match of ``pattern`` in the serial log, within ``timeout`` seconds; a
+        ``fail_on`` line (the stick's FAILED verdict) ends the wait at once."""
         deadline = time.monotonic() + timeout
         regex = re.compile(pattern)
+        failure = re.compile(fail_on) if fail_on else None
         while True:
-            match = regex.search(self.serial())
+            log = self.serial()
+            match = regex.search(log)
             if match:
                 return match
+            failed = failure.search(log) if failure else None
+            if failed:
+                raise VmError(f"{self.name} ended with {failed.group(0)!r} before {pattern!r}; "
+                              f"its serial log ends: {self.tail()}")
             if self.process is not None and self.process.poll() is not None:
                 match = regex.search(self.serial())
                 if match:

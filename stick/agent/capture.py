@@ -68,23 +68,31 @@ def image_name(source: Disk, now: float) -> str:
 
 
 def run_capture(source: Disk, out: Path, on_progress: Callable[[dict[str, Any]], None],
-                on_message: Callable[[str], None]) -> tuple[bool, str]:
-    process = subprocess.Popen(["mcastd", "capture", source.device, str(out), "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                on_message: Callable[[str], None],
+                errors: Path = Path("/run/mcastd-capture.stderr")) -> tuple[bool, str]:
+    """``errors`` keeps the program's stderr: its last lines go to the log on a failure."""
     final: dict[str, Any] = {}
-    assert process.stdout is not None
-    for line in process.stdout:
-        with contextlib.suppress(ValueError):
-            event = json.loads(line)
-            if event.get("event") == "progress":
-                on_progress(event)
-            elif event.get("event") == "message":
-                on_message(str(event.get("text", "")))
-            elif event.get("event") == "final":
-                final = event
-    code = process.wait()
-    message = str(final.get("message") or f"mcastd capture stopped (exit {code}).")
-    return bool(final.get("ok")) and code == 0, message
+    with errors.open("w") as stderr, subprocess.Popen(
+            ["mcastd", "capture", source.device, str(out), "--json"], stdout=subprocess.PIPE,
+            stderr=stderr, text=True, errors="replace") as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if not isinstance(event, dict):
+                    continue
+                if event.get("event") == "progress":
+                    on_progress(event)
+                elif event.get("event") == "message":
+                    on_message(str(event.get("text", "")))
+                elif event.get("event") == "final":
+                    final = event
+    code = process.returncode
+    ok = bool(final.get("ok")) and code == 0
+    if not ok:
+        for line in errors.read_text(errors="replace").splitlines()[-10:]:
+            on_message(line)
+    return ok, str(final.get("message") or f"mcastd capture stopped (exit {code}).")
 
 
 def unmount_images() -> None:

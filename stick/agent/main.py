@@ -6,6 +6,7 @@ screen and the serial console, and a failed laptop waits there: it never reboots
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 import traceback
@@ -30,9 +31,9 @@ class Failed(Exception):
     """This laptop cannot go on; the message is the sentence on its screen."""
 
 
-def fat_name(mac: str) -> str:
-    """A MAC as a FAT file name (no colons there)."""
-    return mac.replace(":", "-").lower()
+def fat_name(text: str) -> str:
+    """``text`` (a MAC, a disk serial) as a FAT file name: no colons, slashes or the like."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", text).lower()
 
 
 class Agent:
@@ -57,7 +58,7 @@ class Agent:
                               lambda: probe.needed_size(config, stick.path, link.ifname,
                                                         PROBE_TIMEOUT))
         screen.fact("disk", target.describe())
-        journal = stick.path / "journals" / f"{fat_name(link.mac)}-{target.serial or target.name}"
+        journal = stick.path / "journals" / fat_name(f"{link.mac}-{target.serial or target.name}")
         report = stick.path / "reports" / f"{fat_name(link.mac)}.json"
         (stick.path / "reports").mkdir(exist_ok=True)
         screen.log(f"receiving onto {target.device}")

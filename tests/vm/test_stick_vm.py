@@ -88,6 +88,16 @@ def record(name: str, numbers: dict[str, float]) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
+def lit_pixels(ppm: Path) -> float:
+    """The share of a binary PPM screen dump's pixels that are not black."""
+    data = ppm.read_bytes()
+    fields = data.split(maxsplit=4)  # P6, width, height, maxval, pixels
+    width, height = int(fields[1]), int(fields[2])
+    pixels = fields[4][: width * height * 3]
+    lit = sum(1 for i in range(0, len(pixels), 3) if pixels[i:i + 3] != b"\0\0\0")
+    return lit / (width * height)
+
+
 def boots_golden(room: VmRoom, laptop: Laptop) -> str:
     """Boot from the NVMe disk alone; the golden marker's line."""
     room.boot(laptop, stick=False)
@@ -124,6 +134,8 @@ def test_a_room_of_uefi_secure_boot_and_bios_laptops_is_imaged_and_named(
     for laptop in laptops:
         laptop.wait_for(r"mcastd-stick: joined; receiving", BOOT_TIMEOUT)
     receiving = time.monotonic() - started
+    screen = laptops[0].screendump(room.workdir / "receiving.ppm")
+    assert lit_pixels(screen) > 0.01  # tty1 shows the full-screen view, not a blank
     for laptop in laptops:
         laptop.wait_for(r"mcastd-stick: OK: ", DEPLOY_TIMEOUT)
         laptop.wait_off(120)  # rebooted: qemu runs with -no-reboot
