@@ -69,7 +69,7 @@ $(STICK_DEBS): $(DEBS)
 # cached) and a golden disk, then boots qemu laptops (TCG) from it in a private lab network:
 # UEFI, UEFI with Secure Boot and BIOS; two disks; a power cut; a wrong key; hostnames.
 vm-test: $(STAMP) $(DEBS) $(STICK_DEBS)
-	$(BIN)/pytest -q -m vm tests/vm
+	$(BIN)/pytest -q -m vm -o faulthandler_timeout=1800 tests/vm
 
 # The real-disk suite: golden disks made with mkfs over old data, captured, written to other
 # disks, fsck'd and compared (root; a few minutes). .ci/run runs it after `make test`.

@@ -20,7 +20,8 @@ for round in 1 2 3; do
         | xargs modprobe -abq 2>/dev/null
     sleep 1
 done
-modprobe -abq vfat nls_cp437 nls_iso8859_1 nls_utf8 ext4 fuse 2>/dev/null
+# Not found by modalias: the filesystems, and loop devices (capture reads partitions by them).
+modprobe -abq vfat nls_cp437 nls_iso8859_1 nls_utf8 ext4 fuse loop 2>/dev/null
 while true; do
     /usr/bin/mcastd-stick-agent
     echo "mcastd-stick: the agent stopped (exit $?); a shell on tty1" > /dev/ttyS0 2>/dev/null
