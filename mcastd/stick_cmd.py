@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     options = StickOptions(config=config, size=args.size, trust=args.trust, secret=args.secret,
                            capture=args.capture, hostnames=args.hostnames)
     try:
-        check_inputs(options)  # a typo is refused now, not after minutes of building
+        check_inputs(options, args.out)  # a typo is refused now, not after minutes of building
     except BuildError as exc:
         print(f"mcastd stick build: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -67,7 +67,7 @@ def build(out: Path, options: StickOptions, cache: Path, log: Log) -> StickResul
     if missing:
         raise BuildError(f"building a stick needs Debian packages that are missing: apt-get "
                          f"install {' '.join(missing)}")
-    trust, secret = check_inputs(options)
+    trust, secret = check_inputs(options, out)
     built = system(cache, log)
     needed = built.vmlinuz.stat().st_size + built.initrd.stat().st_size + 8 * MIB + MIN_FREE
     if options.size < needed + 2 * MIB:
@@ -114,8 +114,12 @@ def build(out: Path, options: StickOptions, cache: Path, log: Log) -> StickResul
     return StickResult(out, options.size, built, time.monotonic() - started)
 
 
-def check_inputs(options: StickOptions) -> tuple[str | None, bytes | None]:
-    """The trust file's text and the secret, checked; and a size that can hold a system."""
+def check_inputs(options: StickOptions, out: Path) -> tuple[str | None, bytes | None]:
+    """The trust file's text and the secret, checked; a size that can hold a system; and an
+    output that is a file, never a disk (it is replaced whole)."""
+    if out.exists() and not out.is_file():
+        raise BuildError(f"{out} is not a plain file: build the stick image into a file, then "
+                         f"copy it to the USB stick (dd if=stick.img of={out} bs=4M).")
     if options.size < MIN_SIZE:
         raise BuildError(f"--size {options.size // MIB}M is too small for the system: give at "
                          f"least {MIN_SIZE // MIB}M.")

@@ -86,3 +86,13 @@ def test_the_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None
     for option in ("--trust", "--secret", "--target", "--session", "--then", "--size",
                    "--capture", "--hostnames", "--cache"):
         assert option in out
+
+
+def test_a_disk_as_the_output_is_refused(paths: tuple[Path, Path],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    _, cache = paths
+    assert main(build_argv(Path("/dev/null"), cache)) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        "mcastd stick build: /dev/null is not a plain file: build the stick image into a "
+        "file, then copy it to the USB stick (dd if=stick.img of=/dev/null bs=4M).\n")
+    assert Path("/dev/null").exists()
