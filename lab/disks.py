@@ -255,8 +255,12 @@ def classroom_disk(path: Path, *, scale: float = 1.0, label: str = "gpt",
         root = existing("/usr/bin", "/usr/share/doc", "/usr/lib/python3.11", "/usr/share/locale")
         data = existing("/usr/share/locale", "/usr/lib/python3.11")
     else:
+        # Not /usr/share/doc whole: what the machine has installed would decide whether it
+        # fits (qemu's documentation alone overflowed this root).
         root = existing("/usr/lib/python3.11/email", "/usr/lib/python3.11/json",
-                        "/usr/share/doc")
+                        "/usr/lib/python3.11/encodings", "/usr/lib/python3.11/lib-dynload",
+                        "/usr/lib/python3.11/config-3.11-x86_64-linux-gnu",
+                        "/usr/share/doc/bash", "/usr/share/doc/python3.11")
         data = existing("/usr/lib/python3.11/asyncio", "/usr/share/doc/bash")
     size = int(2048 * MiB * scale) // MiB * MiB
 

@@ -14,6 +14,7 @@ import hashlib
 import os
 import stat
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class _DirectRefused(Exception):
     """The disk rejects O_DIRECT writes after all (an odd alignment): write buffered."""
 
 
+RESIZE_SETTLE = 0.2  # seconds for a vanishing disk's size to reach its readers
 MAX_BAD_LISTED = 256  # blocks that read back wrong, named at most (they are fetched again)
 
 
@@ -527,6 +529,11 @@ class Target:
         if info.is_block_device and self._fd >= 0:
             try:
                 size_now = device_size(self._fd)
+                if exc.errno == errno.ENOSPC and size_now == info.size:
+                    # A disk being removed refuses writes a moment before it reports its new
+                    # size: ask once more before calling a full disk full.
+                    time.sleep(RESIZE_SETTLE)
+                    size_now = device_size(self._fd)
             except OSError:
                 size_now = 0  # it cannot even say its size: gone
         return TargetError(fault_sentence(disk, exc, operation, at, self.bytes_written,
