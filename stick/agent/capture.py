@@ -7,8 +7,6 @@ golden disk is only read (`mcastd capture` never writes its source, and nothing 
 
 from __future__ import annotations
 
-import contextlib
-import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from typing import Any
 
 from .disks import Disk
 from .hooks import partitions_of
+from .receive import follow_program
 
 IMAGES_MOUNT = Path("/images")
 IMAGES_DIR = "mcastd-images"
@@ -70,29 +69,11 @@ def image_name(source: Disk, now: float) -> str:
 def run_capture(source: Disk, out: Path, on_progress: Callable[[dict[str, Any]], None],
                 on_message: Callable[[str], None],
                 errors: Path = Path("/run/mcastd-capture.stderr")) -> tuple[bool, str]:
-    """``errors`` keeps the program's stderr: its last lines go to the log on a failure."""
-    final: dict[str, Any] = {}
-    with errors.open("w") as stderr, subprocess.Popen(
-            ["mcastd", "capture", source.device, str(out), "--json"], stdout=subprocess.PIPE,
-            stderr=stderr, text=True, errors="replace") as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if not isinstance(event, dict):
-                    continue
-                if event.get("event") == "progress":
-                    on_progress(event)
-                elif event.get("event") == "message":
-                    on_message(str(event.get("text", "")))
-                elif event.get("event") == "final":
-                    final = event
-    code = process.returncode
-    ok = bool(final.get("ok")) and code == 0
-    if not ok:
-        for line in errors.read_text(errors="replace").splitlines()[-10:]:
-            on_message(line)
-    return ok, str(final.get("message") or f"mcastd capture stopped (exit {code}).")
+    final, code = follow_program(["mcastd", "capture", source.device, str(out), "--json"],
+                                 on_progress, lambda _level, text: on_message(text), errors)
+    final = final or {}
+    return (bool(final.get("ok")) and code == 0,
+            str(final.get("message") or f"mcastd capture stopped (exit {code})."))
 
 
 def unmount_images() -> None:

@@ -34,10 +34,13 @@ def receiver_argv(config: StickConfig, stick: Path, target: str, ifname: str,
     return argv
 
 
-def run_receiver(argv: list[str], on_progress: Callable[[dict[str, Any]], None],
-                 on_message: Callable[[str, str], None],
-                 errors: Path = Path("/run/mcast-receive.stderr")) -> Received:
-    """``errors`` keeps the program's stderr: a crash's traceback goes to the log."""
+def follow_program(argv: list[str], on_progress: Callable[[dict[str, Any]], None],
+                   on_message: Callable[[str, str], None],
+                   errors: Path) -> tuple[dict[str, Any] | None, int]:
+    """Run one of our programs with ``--json`` and follow its lines: progress and messages
+    to the callbacks; its final report (None if it gave none) and exit code back. ``errors``
+    keeps its stderr: without a final report, its last lines (a traceback, a refusal) go to
+    the log."""
     final: dict[str, Any] | None = None
     # errors="replace": a stray byte that is not UTF-8 must not stop the agent mid-transfer.
     with errors.open("w") as stderr, subprocess.Popen(
@@ -60,10 +63,17 @@ def run_receiver(argv: list[str], on_progress: Callable[[dict[str, Any]], None],
                 on_message(str(event.get("level", "info")), str(event.get("text", "")))
             elif kind == "final":
                 final = event
-    code = process.returncode
-    if final is None:  # it crashed: its traceback is the evidence
+    if final is None:
         for line in errors.read_text(errors="replace").splitlines()[-30:]:
             on_message("error", line)
+    return final, process.returncode
+
+
+def run_receiver(argv: list[str], on_progress: Callable[[dict[str, Any]], None],
+                 on_message: Callable[[str, str], None],
+                 errors: Path = Path("/run/mcast-receive.stderr")) -> Received:
+    final, code = follow_program(argv, on_progress, on_message, errors)
+    if final is None:  # it crashed: its traceback is in the log
         return Received(False, f"mcast-receive stopped (exit {code}) without a report.", 0.0, {})
     return Received(bool(final.get("ok")) and code == 0, str(final.get("message", "")),
                     float(final.get("seconds") or 0.0), final)

@@ -73,8 +73,8 @@ def embed_bios_core(image: Path, core: Path, bios_boot: Partition) -> None:
         raise BuildError(f"GRUB's core image ({len(core_bytes)} bytes) does not fit the BIOS "
                          "boot partition.")
     first = bios_boot.start // SECTOR
-    _start, _length, segment = struct.unpack_from("<QHH", core_bytes, _BLOCKLIST)
-    struct.pack_into("<QHH", core_bytes, _BLOCKLIST, first + 1, sectors - 1, segment)
+    # start and length of the rest of core.img; the load segment after them stays as it is
+    struct.pack_into("<QH", core_bytes, _BLOCKLIST, first + 1, sectors - 1)
     boot = bytearray((GRUB_PC_DIR / "boot.img").read_bytes())
     struct.pack_into("<Q", boot, _KERNEL_SECTOR, first)
     boot[_BOOT_DRIVE] = 0xFF  # use the drive the BIOS booted from

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .tools import run
+from .tools import BuildError, run
 
 
 def _at(image: Path, offset: int) -> str:
@@ -59,6 +59,6 @@ def listing(image: Path, offset: int, directory: str) -> list[str]:
     try:
         out = run(["mdir", "-b", "-i", _at(image, offset), f"::/{directory}"],
                   f"list {directory} on the stick")
-    except Exception:
+    except BuildError:  # mdir fails on a directory that is not there
         return []
     return sorted(Path(line.strip()).name for line in out.splitlines() if line.strip())

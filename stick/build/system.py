@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
@@ -70,12 +71,19 @@ def system(cache: Path, log: Log) -> System:
     return System(done / "vmlinuz", done / "initrd.img", size, time.monotonic() - started)
 
 
-def _key(suite: str, sources: list[Path], wheel: Path, deb: Path) -> str:
-    digest = hashlib.sha256()
-    for part in (suite, deb.name, *rootfs.PACKAGES, *rootfs.PRUNED, *kernel.MODULE_DIRS):
-        digest.update(part.encode() + b"\0")
-    for source in sources:
+def _userland_key(suite: str, sources: list[Path]) -> str:
+    """What mmdebstrap's tree depends on: the release, the mirror, the package and prune
+    lists (in rootfs.py)."""
+    digest = hashlib.sha256(suite.encode() + b"\0")
+    for source in (*sources, Path(rootfs.__file__ or "")):
         digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _key(suite: str, sources: list[Path], wheel: Path, deb: Path) -> str:
+    """What the whole system depends on: the userland, the kernel package, the wheel, /init
+    and the modules that assemble them."""
+    digest = hashlib.sha256(f"{_userland_key(suite, sources)}\0{deb.name}\0".encode())
     digest.update(_wheel_contents(wheel))
     digest.update(files("stick.build").joinpath("init.sh").read_bytes())
     for module in (rootfs, kernel, python_packages, initramfs):
@@ -85,8 +93,6 @@ def _key(suite: str, sources: list[Path], wheel: Path, deb: Path) -> str:
 
 def _wheel_contents(wheel: Path) -> bytes:
     """The wheel's files, not the zip (whose timestamps change at every build)."""
-    import zipfile
-
     digest = hashlib.sha256()
     with zipfile.ZipFile(wheel) as archive:
         for name in sorted(archive.namelist()):
@@ -96,12 +102,7 @@ def _wheel_contents(wheel: Path) -> bytes:
 
 def _userland(cache: Path, suite: str, sources: list[Path], dest: Path, log: Log) -> None:
     """mmdebstrap's tree, kept between builds: a new mcastd needs only a new wheel in it."""
-    digest = hashlib.sha256()
-    for part in (suite, *rootfs.PACKAGES, *rootfs.PRUNED):
-        digest.update(part.encode() + b"\0")
-    for source in (*sources, Path(rootfs.__file__ or "")):
-        digest.update(source.read_bytes())
-    kept = cache / f"userland-{digest.hexdigest()[:16]}"
+    kept = cache / f"userland-{_userland_key(suite, sources)}"
     if not kept.is_dir():
         log(f"building a Debian {suite} system with mmdebstrap (about a minute)")
         with tempfile.TemporaryDirectory(dir=cache, prefix="userland-") as tmp:
