@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from disk.capture import capture
+from disk.imagefile import PreparedImage
 from lab.classroom import format_table, run_classroom_lab
 from lab.disks import (
     classroom_disk,
@@ -26,6 +27,16 @@ MiB = 1 << 20
 why = lab_available() or disks_available()
 pytestmark = [pytest.mark.lab, pytest.mark.disks, pytest.mark.skipif(why is not None,
                                                                      reason=why or "")]
+
+
+def changed_bytes(before: str, after: str) -> int:
+    """The encoded bytes of the blocks of ``after`` that a laptop holding ``before`` lacks:
+    the changed ones, and the GPT's first and last blocks (rewritten for the laptop's disk)."""
+    with PreparedImage(before) as old, PreparedImage(after) as new:
+        ends = {new.entries[0].index, new.entries[-1].index}
+        return sum(e.length for e in new.entries
+                   if e.index in ends or (o := old.entry(e.index)) is None
+                   or o.sha256 != e.sha256)
 
 
 def test_a_room_re_imaged_after_an_update_gets_only_the_changed_blocks(tmp_path: Path) -> None:
@@ -50,10 +61,15 @@ def test_a_room_re_imaged_after_an_update_gets_only_the_changed_blocks(tmp_path:
                                    targets={0: Path(one), 1: Path(two)},
                                    receiver_args=["--delta"], compare_bytes=False)
     assert result.ok, format_table(result)
+    needed = changed_bytes(first.image, second.image)
     share = result.wire_bytes / second.image_bytes
-    print(f"{changed} of {second.blocks} blocks changed; on the wire "
-          f"{result.wire_bytes} bytes, {share:.3f} of the {second.image_bytes}-byte image")
-    assert share <= 0.08, (share, changed, second.blocks)
+    print(f"{changed} of {second.blocks} blocks changed ({needed} encoded bytes, GPT included); "
+          f"on the wire {result.wire_bytes} bytes, {share:.3f} of the "
+          f"{second.image_bytes}-byte image")
+    # What the changed blocks weigh depends on the files: a patched library compresses less
+    # than the average block. The wire carries those blocks, their FEC and the control.
+    assert result.wire_bytes <= 1.25 * needed, (result.wire_bytes, needed)
+    assert share <= 0.15, (share, changed, second.blocks)
     for i, laptop in enumerate(laptops):
         final = result.receivers[i].final
         assert final is not None
