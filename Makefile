@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := $(VENV)/.debs
 
-.PHONY: test test-disks vm-test demo sim-demo lint typecheck pytest fuzz bench bench-quick bench-sim bench-misbehaving bench-security bench-capture bench-disks bench-delta clean
+.PHONY: test test-disks vm-test demo sim-demo lint typecheck pytest fuzz bench bench-quick profile bench-sim bench-misbehaving bench-security bench-capture bench-disks bench-delta clean
 
 # Debian packages: the kernel lab (nftables for per-link loss, iproute2 for namespaces and tbf),
 # udpcast (the peer the benchmark measures us against), and for real disks partclone (used
@@ -28,7 +28,25 @@ $(DEBS):
 	fi
 	touch $(DEBS)
 
-$(STAMP): pyproject.toml
+# A C compiler and Python's headers: pip builds the data path's compiled twins (protocol/
+# _datapath.c, driver/_batchio.c) at install. Without them the install still works and the
+# pure-Python twins run, slower (the programs say so at start).
+BUILD_PACKAGES := gcc python3-dev
+BUILD_DEBS := $(VENV)/.build-debs
+$(BUILD_DEBS):
+	@mkdir -p $(VENV)
+	@if command -v cc >/dev/null && $(PY) -c 'import os, sysconfig; \
+		assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' 2>/dev/null; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			$(BUILD_PACKAGES) >/dev/null; \
+	else \
+		echo "note: no C compiler: the pure-Python data path will run (slower)"; \
+	fi
+	touch $(BUILD_DEBS)
+
+$(STAMP): pyproject.toml protocol/_datapath.c driver/_batchio.c $(BUILD_DEBS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -93,6 +111,12 @@ bench: $(STAMP) $(DEBS)
 bench-quick: $(STAMP) $(DEBS)
 	$(BIN)/python -m bench.classroom --quick --reps 1
 
+# Where the time goes: py-spy samples the sender and one receiver of a 3-laptop transfer in the
+# lab and prints each one's hottest functions (PROFILE_ARGS: --rate 100, --native, ...).
+profile: $(STAMP) $(DEBS)
+	$(BIN)/pip install -q 'py-spy>=0.3'
+	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
+
 bench-sim: $(STAMP)
 	$(BIN)/python -m bench.sim_scaling
 
@@ -125,3 +149,4 @@ bench-security: $(STAMP) $(DEBS)
 
 clean:
 	rm -rf $(VENV) .demo .bench-images .bench-logs .vm-logs .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	find protocol driver -name '*.so' -delete; rm -rf build

@@ -23,12 +23,16 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from disk.capture import capture
+from lab.disks import classroom_disk, disks_available
 from netsim.images import write_image
 
 from . import tools
+from .disks import checker
 from .lab_run import Run, Tool, cannot_run, run_in_lab
 from .targets import Cell, check_targets
 
@@ -69,10 +73,36 @@ def images(directory: Path) -> dict[str, Path]:
     return paths
 
 
+@dataclass(frozen=True)
+class Golden:
+    """The prepared cell's golden laptop disk and its capture."""
+
+    disk: Path
+    image: Path  # the prepared image (mcastd capture)
+    verify: Callable[[Path], bool]  # a laptop's disk is fsck-clean with the golden file trees
+
+
+def prepared_image(directory: Path) -> Golden | None:
+    """A 1 GiB classroom disk (ESP, ext4 root, swap, NTFS; old data in free space) and its
+    capture; None where real filesystems cannot be made here (not root, a tool missing)."""
+    if disks_available() is not None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    golden = classroom_disk(directory / "golden.img", scale=0.5)
+    image = directory / "golden.mci"
+    image.unlink(missing_ok=True)
+    capture(str(golden.path), str(image))
+    return Golden(golden.path, image, checker(golden))
+
+
 def cells(quick: bool) -> list[Cell]:
+    # The speed targets' cells: 1 and 3 laptops unshaped, the link's share at 100 Mbit/s, and
+    # the same room on a jumbo-frame LAN.
+    speed = [Cell(None, 1, 0.0, "random"), Cell(None, 3, 0.0, "random"),
+             Cell(100.0, 3, 0.0, "random"), Cell(None, 3, 0.0, "random", mtu=9000)]
     if quick:
-        return [Cell(None, 3, 0.0, "random"), Cell(100.0, 3, 0.0, "random")]
-    out = []
+        return speed
+    out = [speed[-1]]
     for rate in (None, 100.0):
         for image in ("random", "disklike"):
             for receivers in (1, 3, 6):
@@ -81,7 +111,10 @@ def cells(quick: bool) -> list[Cell]:
     return out
 
 
-def run_cell(cell: Cell, image: Path, reps: int, log: Path) -> list[Result]:
+def run_cell(cell: Cell, image: Path, reps: int, log: Path,
+             golden: Golden | None = None) -> list[Result]:
+    """``golden``: for the prepared cell, the disk udpcast sends whole (mcastd sends ``image``,
+    its capture) and the check of a laptop's disk."""
     contenders: list[Tool] = [tools.mcastd(cell.rate_mbit)]
     if cell.image != "sparse-4G":
         contenders += [tools.udpcast(cell.rate_mbit, fec=False),
@@ -89,8 +122,13 @@ def run_cell(cell: Cell, image: Path, reps: int, log: Path) -> list[Result]:
     runs: dict[str, list[Run]] = {t.name: [] for t in contenders}
 
     def run(tool: Tool) -> None:
-        runs[tool.name].append(run_in_lab(tool, image, cell.receivers, cell.rate_mbit,
-                                          cell.loss_pct, RUN_TIMEOUT, log))
+        served, verify = image, None
+        if golden is not None:
+            served = image if tool.name == "mcastd" else golden.disk
+            verify = golden.verify
+        runs[tool.name].append(run_in_lab(tool, served, cell.receivers, cell.rate_mbit,
+                                          cell.loss_pct, RUN_TIMEOUT, log, verify=verify,
+                                          mtu=cell.mtu))
 
     for rep in range(reps):
         for tool in contenders:  # interleaved, so a slow spell of the machine hits all
@@ -115,7 +153,9 @@ def _median(cell: Cell, name: str, runs: list[Run]) -> Result:
     return Result(cell, name, ordered[len(ordered) // 2], [r.seconds for r in runs])
 
 
-def format_table(results: list[Result], image_size: int) -> str:
+def format_table(results: list[Result], sizes: dict[str, int]) -> str:
+    """``sizes``: each image's size (MB/s and wire/image are of it; a prepared image's is the
+    disk it makes)."""
     head = ["link", "image", "rx", "loss", "tool", "seconds", "MB/s", "ratio", "verified",
             "tx cpu", "rx cpu", "tx RSS", "rx RSS", "wire/image"]
     rows = [head]
@@ -126,7 +166,7 @@ def format_table(results: list[Result], image_size: int) -> str:
         udp = pair.get("udpcast")
         for r in sorted(pair.values(), key=lambda r: r.tool != "mcastd"):
             m = r.median
-            size = MEMORY_IMAGE_SIZE if cell.image == "sparse-4G" else image_size
+            size = sizes[cell.image]
             ratio = "-"
             if r.tool == "mcastd" and udp is not None and m.seconds and udp.median.seconds:
                 ratio = f"{m.seconds / udp.median.seconds:.2f}"
@@ -165,17 +205,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.logs.mkdir(parents=True, exist_ok=True)
     paths = images(args.images)
+    sizes = {name: path.stat().st_size for name, path in paths.items()}
     plan = cells(args.quick) + [Cell(None, 3, 0.0, "sparse-4G")]
+    golden = None if args.quick else prepared_image(args.images / "prepared")
+    if golden is not None:
+        plan += [Cell(None, 3, 0.0, "prepared"), Cell(100.0, 3, 0.0, "prepared")]
+        paths["prepared"] = golden.image
+        sizes["prepared"] = golden.disk.stat().st_size
+    elif not args.quick:
+        print("note: no prepared-image cell (real filesystems need root and mkfs tools)",
+              file=sys.stderr)
     started = time.monotonic()
     results: list[Result] = []
     for n, cell in enumerate(plan, 1):
         print(f"[{n}/{len(plan)}] {cell.describe()} …", file=sys.stderr, flush=True)
-        results += run_cell(cell, paths[cell.image], args.reps, args.logs)
+        results += run_cell(cell, paths[cell.image], args.reps, args.logs,
+                            golden if cell.image == "prepared" else None)
     print(f"# mcastd vs udpcast, kernel lab — {time.strftime('%Y-%m-%d')}, "
           f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
           f"Python {platform.python_version()}, median of {args.reps}, "
           f"{(time.monotonic() - started) / 60:.0f} min\n")
-    print(format_table(results, IMAGE_SIZE))
+    print(format_table(results, sizes))
     print()
     for line in check_targets(results, IMAGE_SIZE):
         print(line)

@@ -126,17 +126,17 @@ def _read_text(path: str) -> str:
 def run_in_lab(
     tool: Tool, image: Path, receivers: int, rate_mbit: float | None, loss_pct: float,
     timeout: float, logs: Path | None = None, verify: Callable[[Path], bool] | None = None,
-    prepare: Callable[[Path], None] | None = None,
+    prepare: Callable[[Path], None] | None = None, mtu: int = 1500,
 ) -> Run:
     """``verify``: whether a receiver's target is right (default: its first bytes equal the
     image's, which a disk imaged from a prepared image or by partition need not).
     ``prepare``: puts what a laptop's disk holds before the run into a target (default: the
-    target does not exist yet)."""
+    target does not exist yet). ``mtu``: of every link."""
     size = image.stat().st_size
     digest = sha256_prefix(image, size)
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcbench-")))
-        lab = stack.enter_context(Lab(receivers, rate_mbit=rate_mbit,
+        lab = stack.enter_context(Lab(receivers, rate_mbit=rate_mbit, mtu=mtu,
                                       loss_pct=[loss_pct] * receivers))
         targets = [work / f"{h.name}.img" for h in lab.receivers]
         if prepare is not None:

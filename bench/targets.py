@@ -4,7 +4,7 @@ decides it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,22 +19,55 @@ class Cell:
     rate_mbit: float | None  # None: unshaped links
     receivers: int
     loss_pct: float
-    image: str  # "random", "disklike", "sparse-4G"
+    image: str  # "random", "disklike", "sparse-4G", "prepared"
+    mtu: int = 1500  # of every link (9000: jumbo frames)
 
     @property
     def link(self) -> str:
-        return "unshaped" if self.rate_mbit is None else f"{self.rate_mbit:g} Mbit/s"
+        speed = "unshaped" if self.rate_mbit is None else f"{self.rate_mbit:g} Mbit/s"
+        return speed if self.mtu == 1500 else f"{speed}, MTU {self.mtu}"
 
     def describe(self) -> str:
         return f"{self.link}, {self.image}, {self.receivers} rx, {self.loss_pct:g} % loss"
 
 
+def _one_receiver_and_cpu(find: Callable[..., Result | None],
+                          line: Callable[[bool | None, str], str],
+                          image_size: int) -> Iterator[str]:
+    """The speed issue's targets: one laptop, CPU per GiB on each side, and jumbo frames."""
+    gib = image_size / 2**30
+    ours, theirs = find("mcastd", None, 1, 0.0, "random"), find("udpcast", None, 1, 0.0, "random")
+    if ours and theirs and ours.median.seconds and theirs.median.seconds:
+        ratio = ours.median.seconds / theirs.median.seconds
+        yield line(ratio <= 0.9, f"unshaped, 1 rx, random, 0 % loss: mcastd/udpcast = "
+                   f"{ratio:.2f} (target <= 0.9; {ours.median.seconds:.2f} s vs "
+                   f"{theirs.median.seconds:.2f} s)")
+    ours, theirs = find("mcastd", None, 3, 0.0, "random"), find("udpcast", None, 3, 0.0, "random")
+    if ours and theirs and ours.median.laptops and theirs.median.laptops:
+        mine = max(c.cpu_seconds for c in ours.median.laptops) / gib
+        other = max(c.cpu_seconds for c in theirs.median.laptops) / gib
+        yield line(mine <= other, f"receiver CPU per GiB (unshaped, 3 rx, random): mcastd "
+                   f"{mine:.2f} s, udpcast {other:.2f} s = {mine / other:.2f} x (target <= 1.0, "
+                   f"although mcastd verifies every byte and udpcast none)")
+        mine = ours.median.sender.cpu_seconds / gib
+        other = theirs.median.sender.cpu_seconds / gib
+        yield line(mine <= 0.7 * other, f"sender CPU per GiB (unshaped, 3 rx, random): mcastd "
+                   f"{mine:.2f} s, udpcast {other:.2f} s = {mine / other:.2f} x (target <= 0.7)")
+    jumbo = find("mcastd", None, 3, 0.0, "random", mtu=9000)
+    if ours and jumbo:
+        normal, big = ours.median.sender.cpu_seconds, jumbo.median.sender.cpu_seconds
+        yield line(big * 4 <= normal, f"sender CPU per GiB at MTU 9000: {big / gib:.2f} s, "
+                   f"{normal / max(big, 1e-9):.1f} x less than at MTU 1500 ({normal / gib:.2f} "
+                   f"s; target >= 4 x)")
+
+
 def check_targets(results: Sequence[Result], image_size: int) -> Iterator[str]:
-    def find(tool: str, rate: float | None, rx: int, loss: float, image: str) -> Result | None:
+    def find(tool: str, rate: float | None, rx: int, loss: float, image: str,
+             mtu: int = 1500) -> Result | None:
         for r in results:
             c = r.cell
             if (r.tool.split("+")[0] == tool and c.rate_mbit == rate and c.receivers == rx
-                    and c.loss_pct == loss and c.image == image):
+                    and c.loss_pct == loss and c.image == image and c.mtu == mtu):
                 return r
         return None
 
@@ -51,6 +84,7 @@ def check_targets(results: Sequence[Result], image_size: int) -> Iterator[str]:
                    f"{ratio:.2f} (target <= 0.67; {ours:.2f} s vs {theirs:.2f} s)")
     else:
         yield line(None, "unshaped, 3 rx, random, 0 % loss: cell not run or timed out")
+    yield from _one_receiver_and_cpu(find, line, image_size)
 
     ideal = image_size * 8 / 100e6
     clean = seconds(find("mcastd", 100.0, 3, 0.0, "random"))

@@ -6,10 +6,11 @@ fake ones on trio's MockClock, so the very same loops are tested in virtual time
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
 from protocol.config import Addr
+
+from .batchio import RecvRing
 
 
 class Endpoint(Protocol):
@@ -20,10 +21,11 @@ class Endpoint(Protocol):
 
     async def wait_writable(self) -> None: ...
 
-    def receive_batch(self, out: list[tuple[bytes, Addr]], limit: int) -> None:
-        """Append queued datagrams (about ``limit`` at most) to ``out``; never blocks."""
+    def receive_into(self, ring: RecvRing) -> int:
+        """Fill ``ring`` with queued datagrams and return how many (``ring.count`` too);
+        never blocks."""
 
-    def send_batch(self, datagrams: Sequence[tuple[bytes, Addr]], start: int = 0) -> int:
+    def send_batch(self, datagrams: list[tuple[bytes, Addr]], start: int = 0) -> int:
         """Send from ``start``; return the index of the first datagram not sent."""
 
     def close(self) -> None: ...

@@ -15,11 +15,13 @@ from typing import Protocol, TypeVar, TypeVarTuple
 import trio
 
 from protocol.config import Addr
+from protocol.datapath import Datagrams
 from protocol.events import Event
 
+from .batchio import RecvRing
 from .endpoint import Endpoint
 
-_RECEIVE_BATCH = 256
+_RECEIVE_SLOTS = 64  # receive slots per system call (with GRO, each up to 64 datagrams)
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
@@ -43,6 +45,9 @@ class Worker:
 
 class Session(Protocol):
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None: ...
+    def receive_many(self, batch: Datagrams, now: float) -> None:
+        """All ``ring.count`` datagrams of one receive, as ``receive_datagram`` of each in
+        turn would take them (the receiver places its data in one call)."""
     def handle_timer(self, now: float) -> None: ...
     def get_timer(self) -> float | None: ...
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]: ...
@@ -77,20 +82,17 @@ class SessionDriver:
         kernel drops what it cannot hold and the protocol asks for it again later. ``linger``
         seconds after a short batch let more datagrams queue up: a paced stream otherwise
         wakes the loop once per datagram, which costs more CPU than the datagram itself."""
-        batch: list[tuple[bytes, Addr]] = []
+        ring = RecvRing(_RECEIVE_SLOTS)
         session = self.session
         while True:
             if room is not None:
                 await room()
             await endpoint.wait_readable()
-            endpoint.receive_batch(batch, _RECEIVE_BATCH)
-            if not batch:
+            count = endpoint.receive_into(ring)
+            if not count:
                 continue
-            now = trio.current_time()
-            for data, addr in batch:
-                session.receive_datagram(data, addr, now)
-            short = len(batch) < _RECEIVE_BATCH
-            batch.clear()
+            session.receive_many(ring, trio.current_time())
+            short = ring.slots[count - 1] + 1 < ring.nslots  # slots left empty
             self._wake.set()
             if linger and short:
                 await trio.sleep(linger)

@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 import struct
-from collections.abc import Sequence
 
 import trio
 
 from protocol.config import Addr
 
+from .batchio import UDP_GRO, UDP_SEGMENT, RecvRing, recv_into, run_end, send_run
+
 log = logging.getLogger(__name__)
 
-# linux/udp.h; Python's socket module does not export them.
-UDP_SEGMENT = 103
-UDP_GRO = 104
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
 IP_MULTICAST_ALL = 49
+IP_MTU_DISCOVER = 10  # linux/in.h
+IP_PMTUDISC_DO = 2
 SO_MEMINFO = 55  # asm-generic/socket.h
 _MEMINFO = struct.Struct("=9I")  # linux/sock_diag.h: SK_MEMINFO_VARS u32s, up to ...
 SK_MEMINFO_DROPS = 8  # ... the datagrams dropped because the receive buffer was full
@@ -38,13 +39,7 @@ IGMP_REASSERT_INTERVAL = 60.0
 # Send errors that mean "no way there right now", not a broken socket.
 UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN})
 
-MAX_GSO_SEGMENTS = 64
-MAX_GSO_BYTES = 65000  # one UDP datagram's payload limit, with room for headers
-RECV_BUFFER = 65536  # one GRO super-datagram at most
 SOCKET_BUFFER = 8 << 20  # ~6,000 full datagrams: rides out a few ms of a busy event loop
-_GSO_CMSG = struct.Struct("=H")
-_GRO_CMSG = struct.Struct("=i")
-_CMSG_SPACE = socket.CMSG_SPACE(_GRO_CMSG.size)
 
 
 class NetworkError(Exception):
@@ -93,8 +88,6 @@ class UdpEndpoint:
         self.unreachable = 0  # datagrams lost to ENETUNREACH and the like
         if gro:
             sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
-        self._buf = bytearray(RECV_BUFFER)
-        self._view = memoryview(self._buf)
 
     @property
     def address(self) -> Addr:
@@ -107,79 +100,30 @@ class UdpEndpoint:
     async def wait_writable(self) -> None:
         await trio.lowlevel.wait_writable(self.sock)
 
-    def receive_batch(self, out: list[tuple[bytes, Addr]], limit: int) -> None:
-        """Append what is queued (up to about ``limit`` datagrams) to ``out``; never blocks."""
-        sock, buf, view = self.sock, self._buf, self._view
-        while len(out) < limit:
-            try:
-                if self.gro:
-                    n, anc, _flags, addr = sock.recvmsg_into([buf], _CMSG_SPACE)
-                else:
-                    n, addr = sock.recvfrom_into(buf)
-                    anc = []
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # e.g. ICMP-induced ECONNREFUSED on a unicast socket: not fatal
-                continue
-            segment = n
-            for level, kind, data in anc:
-                if level == socket.SOL_UDP and kind == UDP_GRO:
-                    segment = _GRO_CMSG.unpack_from(data)[0]
-            if segment >= n:
-                out.append((bytes(view[:n]), addr))
-            else:
-                for start in range(0, n, segment):
-                    out.append((bytes(view[start : min(start + segment, n)]), addr))
+    def receive_into(self, ring: RecvRing) -> int:
+        """Fill ``ring`` with what is queued (one recvmmsg); never blocks."""
+        ring.count = recv_into(self.sock, ring, self.gro)
+        return ring.count
 
-    def send_batch(self, datagrams: Sequence[tuple[bytes, Addr]], start: int = 0) -> int:
+    def send_batch(self, datagrams: list[tuple[bytes, Addr]], start: int = 0) -> int:
         """Send ``datagrams[start:]``; returns the index of the first one not sent (the
         socket buffer is full: await ``wait_writable`` and call again from there)."""
-        sock = self.sock
+        sock, gso = self.sock, self.gso
         i, n = start, len(datagrams)
-        end = i
-        try:
-            while i < n:
-                data, addr = datagrams[i]
-                end = self._gso_run(datagrams, i) if self.gso else i + 1
-                if end - i == 1:
-                    sock.sendto(data, addr)
-                else:
-                    parts = [d for d, _ in datagrams[i:end]]
-                    sock.sendmsg(
-                        parts, [(socket.SOL_UDP, UDP_SEGMENT, _GSO_CMSG.pack(len(data)))], 0, addr
-                    )
-                i = end
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError as exc:
-            if exc.errno in UNREACHABLE:
+        while i < n:
+            i, err = send_run(sock, datagrams, i, gso)
+            if not err:
+                continue
+            if err in UNREACHABLE:
                 # A cable pulled or a route not up yet: these datagrams are lost, as on a
                 # wire; the protocol's timers send again. Not a reason to stop the program.
+                end = run_end(datagrams, i, gso)
                 self.unreachable += end - i
                 return end
-            if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
-                raise
+            if err in (errno.EAGAIN, errno.EINTR, errno.ENOBUFS):
+                return i
+            raise OSError(err, os.strerror(err))
         return i
-
-    @staticmethod
-    def _gso_run(datagrams: Sequence[tuple[bytes, Addr]], i: int) -> int:
-        """End of the run from ``i`` that one GSO send may carry: same destination, same size
-        (only the last may be shorter), within the segment and byte limits."""
-        first, addr = datagrams[i]
-        size = len(first)
-        total = size
-        end = i + 1
-        limit = min(len(datagrams), i + MAX_GSO_SEGMENTS)
-        while end < limit:
-            data, dest = datagrams[end]
-            length = len(data)
-            if dest != addr or length > size or total + length > MAX_GSO_BYTES:
-                break
-            total += length
-            end += 1
-            if length < size:
-                break  # a short segment must be the last one
-        return end
 
     def drops(self) -> int | None:
         """Datagrams lost to this socket's full receive buffer so far (None: unknown). A
@@ -232,6 +176,22 @@ def interface_address(ifname: str) -> tuple[str, int]:
     return socket.inet_ntoa(res[20:24]), index
 
 
+def interface_mtu(ifname: str) -> int:
+    """The MTU of interface ``ifname`` (SIOCGIFMTU): the largest IP packet its link carries."""
+    import fcntl
+
+    siocgifmtu = 0x8921
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            res = fcntl.ioctl(sock.fileno(), siocgifmtu, struct.pack("16si", ifname.encode()[:15],
+                                                                     0))
+        except OSError:
+            raise NetworkError(
+                f"there is no network interface called {ifname!r}: pick one from `ip link`."
+            ) from None
+    return int(struct.unpack_from("i", res, 16)[0])
+
+
 def default_interface(route_table: str = "/proc/net/route") -> str:
     """The interface of the IPv4 default route."""
     try:
@@ -273,6 +233,9 @@ def open_sender(ifname: str, ttl: int, *, gso: bool | None = None) -> UdpEndpoin
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
         # Our own datagrams are of no use to us, except when loopback is the whole network.
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(ifname == "lo"))
+        # Never fragment: a datagram too big for the link is refused here (EMSGSIZE), not cut
+        # into fragments that one lost piece makes worthless on every laptop.
+        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
         _raise_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_BUFFER)
         _raise_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, 1 << 20)
     except OSError as exc:

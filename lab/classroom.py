@@ -24,7 +24,7 @@ from typing import Any
 
 from disk.imagefile import is_prepared_image
 
-from .net import Lab, LabHost, tx_bytes
+from .net import Lab, LabHost, tx_counters
 
 SENDER_MAX_WAIT = 30  # seconds the sender waits for the on-time receivers
 RECEIVER_TIMEOUT = 60
@@ -60,6 +60,7 @@ class LabResult:
     sender: HostResult | None = None
     events: list[str] = field(default_factory=list)  # "r1 killed at 3.0 s", in order
     wire_bytes: int = 0  # bytes the sender's link carried from its start (Ethernet frames)
+    wire_frames: int = 0  # and how many frames
     ok: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -181,7 +182,7 @@ def run_classroom_lab(
     kill_sender: tuple[float, float | None] | None = None,
     receiver_args_for: Mapping[int, Sequence[str]] | None = None,
     igmp_forget_after: float | None = None, extras_lead: float | None = None,
-    compare_bytes: bool = True,
+    compare_bytes: bool = True, mtu: int = 1500,
 ) -> LabResult:
     """Image ``receivers`` lab laptops from ``image``. ``late`` maps a receiver's index to the
     seconds after the sender's start at which it starts; the sender waits only for the others.
@@ -196,7 +197,8 @@ def run_classroom_lab(
     ``igmp_forget_after``: the switch forgets members that long after their last report
     (:class:`Lab`). ``extras_lead``: start the extras that many seconds *before* the sender
     (a rogue that is there first). ``compare_bytes`` False: the laptops' disks are not meant to
-    equal the image byte for byte (free space skipped), the caller checks them."""
+    equal the image byte for byte (free space skipped), the caller checks them. ``mtu``: of
+    every link (9000: jumbo frames)."""
     late = dict(late or {})
     if any(not 0 <= i < receivers for i in late):
         raise ValueError(f"--late names a receiver outside 0..{receivers - 1}")
@@ -230,7 +232,7 @@ def run_classroom_lab(
         env["MCASTD_KEY"] = str(work / "sender.key")
         lab = stack.enter_context(
             Lab(receivers, rate_mbit=link_rates, loss_pct=losses, extra_hosts=extra_hosts,
-                igmp_forget_after=igmp_forget_after)
+                igmp_forget_after=igmp_forget_after, mtu=mtu)
         )
 
         def start(p: _Process, argv: list[str]) -> None:
@@ -257,7 +259,7 @@ def run_classroom_lab(
             extras(lab)
             time.sleep(extras_lead)
         sender = _Process(lab.sender)
-        tx_before = tx_bytes(lab.sender)
+        tx_before, frames_before = tx_counters(lab.sender)
         start(sender, [*sender_argv(image.resolve(), max(1, receivers - len(late)), sender_rate),
                        *sender_args])
         sender_started = time.monotonic()
@@ -281,7 +283,8 @@ def run_classroom_lab(
             image=str(image), image_size=size, rate_mbit=link_rates, loss_pct=losses, late=late,
             wall_seconds=time.monotonic() - started, receivers=results,
             sender=_collect(sender, size, None), events=events,
-            wire_bytes=tx_bytes(lab.sender) - tx_before,
+            wire_bytes=tx_counters(lab.sender)[0] - tx_before,
+            wire_frames=tx_counters(lab.sender)[1] - frames_before,
         )
     return result
 

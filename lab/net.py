@@ -72,10 +72,11 @@ class Lab:
         subnet: str = "10.77.0.0/24",
         prefix: str | None = None,
         igmp_forget_after: float | None = None,
+        mtu: int = 1500,
     ) -> None:
         """``rate_mbit``: one link speed for every host, or one per receiver (the sender and
         the extra hosts then get line speed); None is line speed. ``igmp_forget_after``: see
-        :meth:`_snooping_switch`."""
+        :meth:`_snooping_switch`. ``mtu``: of every link (9000: a jumbo-frame LAN)."""
         if receivers < 0 or extra_hosts < 0:
             raise ValueError("host counts must be >= 0")
         losses = [loss_pct] * receivers if isinstance(loss_pct, int | float) else list(loss_pct)
@@ -93,6 +94,9 @@ class Lab:
         if igmp_forget_after is not None and not 0.01 <= igmp_forget_after <= 86400:
             raise ValueError(f"igmp_forget_after must be within 0.01..86400 s, "
                              f"not {igmp_forget_after}")
+        if not 1280 <= mtu <= 65535:
+            raise ValueError(f"mtu must be within 1280..65535, not {mtu}")
+        self.mtu = mtu
         addresses = ipaddress.ip_network(subnet).hosts()
         self.prefixlen = ipaddress.ip_network(subnet).prefixlen
         self.prefix = prefix or f"mclab{os.getpid()}-{next(_counter)}"
@@ -176,9 +180,9 @@ class Lab:
                 # leave a host, as a NIC does on the wire: otherwise a 44-datagram batch crosses
                 # the veth whole and the loss rule drops (or keeps) all 44 together.
                 port = _port(host)
-                switch.link("add", ifname=port, kind="veth", gso_max_segs=1,
+                switch.link("add", ifname=port, kind="veth", gso_max_segs=1, mtu=self.mtu,
                             peer={"ifname": host.ifname, "net_ns_fd": host.netns,
-                                  "gso_max_segs": 1})
+                                  "gso_max_segs": 1, "mtu": self.mtu})
                 index = switch.link_lookup(ifname=port)[0]
                 switch.link("set", index=index, master=bridge, state="up")
                 if self.igmp_forget_after is not None and host is not self.sender:
@@ -309,9 +313,15 @@ class Lab:
 
 def tx_bytes(host: LabHost) -> int:
     """Bytes the host's link has sent (Ethernet frames), from the kernel's counters."""
+    return tx_counters(host)[0]
+
+
+def tx_counters(host: LabHost) -> tuple[int, int]:
+    """(bytes, frames) the host's link has sent, from the kernel's counters."""
     with NetNS(host.netns) as ns:
         link = ns.get_links(ns.link_lookup(ifname=host.ifname)[0])[0]
-        return int(link.get_attr("IFLA_STATS64")["tx_bytes"])
+        stats = link.get_attr("IFLA_STATS64")
+        return int(stats["tx_bytes"]), int(stats["tx_packets"])
 
 
 def _port(host: LabHost) -> str:

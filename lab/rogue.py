@@ -27,9 +27,9 @@ def garbage(rng: random.Random, session_id: int) -> bytes:
     if kind == 0:
         return rng.randbytes(rng.randrange(1, 1500))
     if kind == 1:  # a DATA header of another session, then noise
-        wrong = (session_id + rng.randrange(1, 1 << 32)) % (1 << 64)
-        head = MAGIC + bytes((PROTOCOL_VERSION, PacketType.DATA, 0, 1, 0, 0))
-        return head + struct.pack("<Q", wrong) + rng.randbytes(rng.randrange(0, 1480))
+        wrong = (session_id + rng.randrange(1, 1 << 32)) % (1 << 32)  # another session tag
+        head = MAGIC + bytes((PROTOCOL_VERSION, PacketType.DATA, 1, 0, 0, 0))
+        return head + struct.pack("<I", wrong) + rng.randbytes(rng.randrange(0, 1480))
     if kind == 2:  # a truncated header of ours
         return (MAGIC + bytes((PROTOCOL_VERSION, rng.randrange(256))))[: rng.randrange(1, 4)]
     return bytes((0x85,)) + rng.randbytes(rng.randrange(0, 200))  # a msgpack map, mangled

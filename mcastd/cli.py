@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from disk.capture import CaptureError, SourceDisk, plan
+from driver.batchio import pure_path_warning
 from driver.console import Console, make_console
 from driver.keys import (
     TRUST_FILE_NAME,
@@ -44,19 +45,27 @@ from driver.options import (
     verbosity,
 )
 from driver.secret import SECRET_FILE_NAME, generate_secret, load_or_create_secret
-from driver.udp import NetworkError, UdpEndpoint, default_interface, open_sender
+from driver.udp import (
+    NetworkError,
+    UdpEndpoint,
+    default_interface,
+    interface_mtu,
+    open_sender,
+)
 from driver.units import format_bytes
 from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
 from protocol.manifest import Manifest
 from protocol.seal import Sealer, session_symbol_size
 from protocol.sender import SenderSession
 from protocol.trust import Signer
+from protocol.wire import JUMBO_MTU, symbol_size_for
 
 from . import capture_cmd, image_cmd, stick_cmd
 from .image import ImageError, ImageSource, PreparedSource, default_cache_dir, open_image
 from .serve import SenderDaemon
 
 HASH_REPORT_INTERVAL = 5.0
+MIN_MTU = 576  # the least every IPv4 link carries (RFC 791)
 _KEY_DEFAULT = "$MCASTD_KEY, else ~/.config/mcastd/sender.key"
 
 
@@ -81,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rate", default="900M", type=rate_argument,
                        help="ceiling on the wire in bits/s, Ethernet frames counted: 900M, 1G, "
                             "100M (default 900M)")
+    serve.add_argument("--mtu", type=positive_int, metavar="BYTES",
+                       help="largest IP packet to send (default: the interface's MTU, up to "
+                            "9000 for jumbo frames); lower it when some switch or laptop on "
+                            "the way takes less")
     serve.add_argument("--min-receivers", type=positive_int, default=1, metavar="N",
                        help="start once N receivers joined (default 1)")
     serve.add_argument("--max-wait", type=positive_float, metavar="SECONDS",
@@ -150,6 +163,8 @@ class Serve:
     async def run(self) -> int:
         args = self.args
         ifname = args.interface or default_interface()
+        if (slow := pure_path_warning()) is not None:
+            self.console.message(slow, level=logging.WARNING)
         source = open_image(args.image, args.block_size)
         try:
             # Keys before the network and the long hash: a bad file fails at once.
@@ -190,6 +205,7 @@ class Serve:
         signer: Signer, secret: bytes | None,
     ) -> int:
         args, console = self.args, self.console
+        mtu = session_mtu(ifname, args.mtu)
         prepared: dict[str, Any] = {}
         if isinstance(source, PreparedSource):
             # Its manifest root is its identity: nothing to hash, it serves at once.
@@ -228,7 +244,8 @@ class Serve:
             receiver_timeout=args.receiver_timeout,
             stall_timeout=args.stall_timeout,
             # Sealed datagrams are longer: keep them within the same MTU.
-            symbol_size=session_symbol_size(sealed=secret is not None),
+            symbol_size=session_symbol_size(sealed=secret is not None,
+                                            plain=symbol_size_for(mtu)),
             **prepared,
         )
         rng = random.Random(secrets.randbits(64))
@@ -239,12 +256,28 @@ class Serve:
         sealed = ", encrypted" if sealer is not None else ""
         console.message(
             f"session {config.name!r} on {ifname} ({endpoint.address[0]}), group "
-            f"{args.group}:{args.port}, GSO {gso}, signed by {signer.fingerprint}{sealed}; "
+            f"{args.group}:{args.port}, {mtu}-byte packets, GSO {gso}, signed by "
+            f"{signer.fingerprint}{sealed}; "
             f"waiting for {args.min_receivers} receiver(s)"
         )
         report = await SenderDaemon(session, source, endpoint, console).run()
         console.final(report)
         return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def session_mtu(ifname: str, wanted: int | None) -> int:
+    """The packet size the session sends: ``--mtu``, else the interface's (at most a jumbo
+    frame's). More than the interface takes is refused: the kernel would have to fragment."""
+    link = interface_mtu(ifname)
+    if wanted is None:
+        return min(link, JUMBO_MTU)
+    if wanted > link:
+        raise NetworkError(f"--mtu {wanted} is more than {ifname} takes ({link}): pass at most "
+                           f"--mtu {link}, or raise the link's (ip link set {ifname} mtu "
+                           f"{wanted}) on every machine and switch of the room.")
+    if wanted < MIN_MTU:
+        raise NetworkError(f"--mtu {wanted} is too small: IPv4 links take {MIN_MTU} at least.")
+    return wanted
 
 
 async def hash_image(source: ImageSource, console: Console) -> tuple[bytes, Manifest]:

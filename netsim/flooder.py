@@ -30,6 +30,7 @@ from protocol.wire import (
     decode_control_untrusted,
     decode_data_untrusted,
     packet_type_untrusted,
+    session_tag,
 )
 
 from .hostile import HostileHost
@@ -62,7 +63,7 @@ class Flooder(HostileHost):
         try:
             if packet_type_untrusted(data) == PacketType.DATA:
                 header, _ = decode_data_untrusted(data[:DATA_HEADER_SIZE])
-                if announce is not None and header.session_id == announce.session_id:
+                if announce is not None and header.session_tag == session_tag(announce.session_id):
                     self._arrived += 1
                     self._seq_seen = max(self._seq_seen, header.seq)
                     self._lengths[header.block] = header.encoded_length

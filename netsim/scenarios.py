@@ -171,11 +171,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("replayed_session", 3, LinkSpec(loss=0.02, delay=0.0002), signed=True,
                  hostile="replayer", image_kind="random"),
         # A prepared image (mcastd capture): 10 of its 32 blocks free, in two runs; at 5 %
-        # loss and with a laptop joining mid-way.
+        # loss and with a laptop joining mid-way. At 10 Mbit/s the session lasts ~5 s, so the
+        # late laptop has four announcements (one a second) to find it: at 20 Mbit/s it had
+        # two, and in one of the 20 seeds tested both were lost: it came after the session.
         Scenario("prepared", 4, LinkSpec(loss=0.05, delay=0.0002), signed=True,
-                 image_kind="random", image_size=8 * MiB, rate_bps=20e6,
+                 image_kind="random", image_size=8 * MiB, rate_bps=10e6,
                  used_runs=((0, 5), (9, 20), (26, 32)),
-                 late_joins={3: _at_fraction(8 * MiB, 20e6, 0.1)}),
+                 late_joins={3: _at_fraction(8 * MiB, 10e6, 0.1)}),
         Scenario("overdriven", 3, LinkSpec(rate_bps=20e6, queue_bytes=256 * KiB, loss=0.01,
                                            delay=0.0002),
                  rate_bps=200e6, image_kind="random"),

@@ -3,6 +3,10 @@
 Source symbols are copied straight into their place in a preallocated payload buffer, so a
 block that loses nothing needs no FEC work at all; repair symbols are kept only for groups that
 are still short. ``decode_block`` runs in the driver (a worker thread in the daemon).
+
+What the hot path touches is in flat buffers (``have``: a bit per symbol id of each group,
+``counts``: a byte per group), so the compiled batch placement (protocol/datapath.py) works on
+the very same object as ``add``.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ ADD_DUPLICATE = 0  # already had it, or the group already had enough
 ADD_STORED = 1
 ADD_COMPLETE = 2  # this symbol completed the block
 
+HAVE_BYTES = MAX_SYMBOLS_PER_GROUP // 8  # one bit per symbol id, per group
+
 
 class BlockAssembly:
     __slots__ = (
-        "index", "kind", "layout", "buffer", "have", "counts", "repairs", "groups_left",
-        "total", "mismatches",
+        "index", "kind", "layout", "encoded_length", "group_k", "buffer", "have", "counts",
+        "repairs", "groups_left", "total", "mismatches",
     )
 
     def __init__(self, index: int, kind: int, encoded_length: int, symbol_size: int) -> None:
@@ -29,10 +35,12 @@ class BlockAssembly:
         self.index = index
         self.kind = kind
         self.layout: BlockLayout = layout
+        self.encoded_length = encoded_length
+        self.group_k = bytes(layout.group_k)  # (k <= MAX_GROUP_K < 256)
         self.buffer = bytearray(layout.source_count * symbol_size if encoded_length else 0)
         groups = layout.group_count
-        self.have = [0] * groups  # bitmask of esis received, per group
-        self.counts = [0] * groups
+        self.have = bytearray(groups * HAVE_BYTES)  # bit esi of group g: byte g*32 + esi//8
+        self.counts = bytearray(groups)  # symbols stored per group (never above its k)
         self.repairs: list[dict[int, bytes]] = [{} for _ in range(groups)]
         self.groups_left = groups
         self.total = 0  # symbols stored
@@ -42,11 +50,12 @@ class BlockAssembly:
         layout = self.layout
         if group >= layout.group_count or esi >= MAX_SYMBOLS_PER_GROUP:
             return ADD_BAD
-        bit = 1 << esi
-        have = self.have[group]
+        at = group * HAVE_BYTES + (esi >> 3)
+        bit = 1 << (esi & 7)
+        have = self.have[at]
         if have & bit:
             return ADD_DUPLICATE
-        k = layout.group_k[group]
+        k = self.group_k[group]
         if self.counts[group] >= k:
             return ADD_DUPLICATE
         size = layout.symbol_size
@@ -62,7 +71,7 @@ class BlockAssembly:
             if len(symbol) != size:
                 return ADD_BAD
             self.repairs[group][esi] = bytes(symbol)
-        self.have[group] = have | bit
+        self.have[at] = have | bit
         self.total += 1
         count = self.counts[group] + 1
         self.counts[group] = count
@@ -71,6 +80,10 @@ class BlockAssembly:
             if self.groups_left == 0:
                 return ADD_COMPLETE
         return ADD_STORED
+
+    def has(self, group: int, esi: int) -> bool:
+        """Whether symbol ``esi`` of ``group`` is stored."""
+        return bool(self.have[group * HAVE_BYTES + (esi >> 3)] >> (esi & 7) & 1)
 
     def missing(self) -> list[int]:
         """How many more symbols each group needs."""
@@ -97,11 +110,11 @@ def _recover_sources(assembly: BlockAssembly) -> None:
         repairs = assembly.repairs[group]
         if not repairs:
             continue  # every source symbol of this group arrived
-        have = assembly.have[group]
         symbols: list[bytes | memoryview] = []
         esis: list[int] = []
+        have = [assembly.has(group, esi) for esi in range(k)]
         for esi in range(k):
-            if have >> esi & 1:
+            if have[esi]:
                 start = (esi * groups + group) * size
                 symbols.append(buf[start : start + size])
                 esis.append(esi)
@@ -112,7 +125,7 @@ def _recover_sources(assembly: BlockAssembly) -> None:
             esis.append(esi)
         sources = decode_symbols(k, symbols, esis)
         for esi in range(k):
-            if not have >> esi & 1:
+            if not have[esi]:
                 start = (esi * groups + group) * size
                 end = min(start + size, layout.encoded_length)
                 buf[start:end] = sources[esi][: end - start]

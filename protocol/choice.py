@@ -17,9 +17,9 @@ from .config import Addr, ReceiverConfig
 from .errors import BadPacket
 from .manifest import DIGEST_SIZE as SHA256_SIZE
 from .receiver_stats import ReceiverStats
-from .seal import is_sealed
+from .seal import SEAL_OVERHEAD, is_sealed
 from .trust import announce_payload, fingerprint, verify
-from .wire import Announce, decode_control_untrusted
+from .wire import DATA_HEADER_SIZE, IPV4_UDP_HEADERS, Announce, decode_control_untrusted
 
 RESTART_SILENCE = 2.0  # our sender silent this long + a new session of our image: it restarted
 _MAX_BLOCKS = 1 << 24  # block indexes a receiver will track (16 TiB at 1 MiB blocks)
@@ -30,9 +30,11 @@ _MAX_NOTED = 16  # sessions remembered in other_sessions, and in refused_session
 class SessionChoice:
     """The rules of following; the session asks, and acts on the answers."""
 
-    def __init__(self, config: ReceiverConfig, stats: ReceiverStats) -> None:
+    def __init__(self, config: ReceiverConfig, stats: ReceiverStats, sealed: bool = False
+                 ) -> None:
         self.config = config
         self._stats = stats
+        self._overhead = DATA_HEADER_SIZE + (SEAL_OVERHEAD if sealed else 0)
         # Other sessions announced on our discovery group: (name, sender host), a few at most.
         self.other_sessions: dict[int, tuple[str, str]] = {}
         # Sessions we would not follow: (name, sender host, why), a few at most.
@@ -55,12 +57,21 @@ class SessionChoice:
         ):
             self._stats.garbled += 1
             return False
-        why = self.distrust(msg)
+        why = self.distrust(msg) or self._too_big(msg)
         if why:
             self._refuse(msg, addr, why)
             self._stats.foreign += 1
             return False
         return True
+
+    def _too_big(self, msg: Announce) -> str:
+        """Why this laptop's link cannot carry the session's data ("" if it can)."""
+        largest, fits = msg.symbol_size + self._overhead, self.config.max_datagram
+        if not fits or largest <= fits:
+            return ""
+        return (f"its data packets are {largest + IPV4_UDP_HEADERS} bytes and this laptop's "
+                f"link takes {fits + IPV4_UDP_HEADERS} (serve with --mtu "
+                f"{fits + IPV4_UDP_HEADERS}, or give every link of the room the same MTU)")
 
     def distrust(self, msg: Announce) -> str:
         """Why we must not follow this session ("" if we may)."""

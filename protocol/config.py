@@ -91,6 +91,9 @@ class ReceiverConfig:
     # Who this laptop is (receiver/identity.py), as (key, value) pairs: told to the sender in
     # JOIN and DONE for the admin's summary. Pairs, not a dict: the config stays immutable.
     host: tuple[tuple[str, str], ...] = ()
+    # The largest datagram (UDP payload) this laptop's link takes, from its MTU (0: unknown):
+    # a session sending larger ones is passed over with the reason, as its data never arrives.
+    max_datagram: int = 0
     join_interval: float = 0.25
     # Heartbeat STATUS even when nothing is missing: it also carries what arrived, from which
     # the sender adapts its rate, so not too rare.

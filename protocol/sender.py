@@ -49,6 +49,7 @@ from itertools import islice
 
 from .blockcache import BlockCache, EncodedBlock, proactive_count
 from .config import Addr, SenderConfig
+from .datapath import Datagrams, source_datagrams
 from .delta import PassPlan
 from .errors import BadPacket, LocalProtocolError
 from .events import (
@@ -148,6 +149,19 @@ def overhead_for_loss(loss: float) -> float:
     return min(FEC_CAP, q)
 
 
+class _FirstPass:
+    """A block's first pass as it is being generated: source symbol ``next`` comes next (from
+    one header template), then the proactive repairs (None: not counted yet)."""
+
+    __slots__ = ("block", "template", "next", "repairs")
+
+    def __init__(self, block: EncodedBlock, template: bytes) -> None:
+        self.block = block
+        self.template = template
+        self.next = 0
+        self.repairs: Iterator[bytes] | None = None
+
+
 class SenderSession:
     """Call ``receive_datagram`` for every datagram to the control address, ``handle_timer``
     at ``get_timer()``, answer ``BlockWanted`` events with ``feed_block``, and after each of
@@ -199,7 +213,7 @@ class SenderSession:
         self._window_timer: float | None = None  # the window's end, until it has passed
         self._next_adapt = now
         self._cursor = 0
-        self._first_pass: Iterator[bytes] | None = None
+        self._first_pass: _FirstPass | None = None
         # (seq of a block's last first-pass datagram, blocks done after it), until it is sent
         self._pass_ends: deque[tuple[int, int]] = deque()
         self._sent_cursor = 0  # blocks below it had their first pass *sent*, not just queued
@@ -228,6 +242,12 @@ class SenderSession:
         return self.roster.grtt
 
     # --- driver API -----------------------------------------------------------------------
+
+    def receive_many(self, batch: Datagrams, now: float) -> None:
+        """A batch of datagrams, each as ``receive_datagram`` takes it (a sender receives
+        control messages only: nothing to gain from placing them in one call)."""
+        for i in range(batch.count):
+            self.receive_datagram(batch.datagram(i), batch.address_of(i), now)
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         try:
@@ -454,11 +474,8 @@ class SenderSession:
             if self.manifest is not None and chunk_of(self._cursor) != self._pass_chunk:
                 self._pass_chunk = chunk_of(self._cursor)
                 self._send_chunk(self._pass_chunk, None)
-        outgoing = self._outgoing
-        for dg in self._first_pass:
-            outgoing.append(dg)
-            if len(outgoing) >= _REFILL:
-                return
+        if not self._fill_first_pass(self._first_pass, self._outgoing):
+            return
         # The block's first pass is fully generated.
         self._first_pass = None
         self._cursor += 1
@@ -487,26 +504,37 @@ class SenderSession:
         if self.cache.want(index):
             self._events.append(BlockWanted(index))
 
-    def _first_pass_of(self, block: EncodedBlock) -> Iterator[bytes]:
+    def _first_pass_of(self, block: EncodedBlock) -> _FirstPass:
         """Source symbols (groups interleaved), then the proactive repairs. A ZERO block is
         one empty source symbol, so it needs no case of its own."""
-        lay = block.layout
-        sid = self.session_id
-        index = block.index
-        kind = block.kind
-        length = lay.encoded_length
-        view = memoryview(block.payload)
-        size = lay.symbol_size
-        groups = lay.group_count
-        for i in range(lay.source_count):
-            header = data_header(
-                0, kind, sid, index, i % groups, i // groups, length, self._take_seq()
-            )
-            yield header + view[i * size : (i + 1) * size]
-            self.stats.first_pass_datagrams += 1
-        counts = [proactive_count(k, self.fec_overhead) for k in lay.group_k]
-        if any(counts):
-            yield from self._repair_datagrams(block, counts, flags=0)
+        template = data_header(0, block.kind, self.session_id, block.index, 0, 0,
+                               block.layout.encoded_length, 0)
+        return _FirstPass(block, template)
+
+    def _fill_first_pass(self, first: _FirstPass, outgoing: deque[bytes]) -> bool:
+        """Generate the first pass into ``outgoing`` until it holds _REFILL datagrams; True
+        once the whole pass is generated."""
+        lay = first.block.layout
+        if first.next < lay.source_count:
+            end = min(lay.source_count, first.next + max(1, _REFILL - len(outgoing)))
+            batch = source_datagrams(first.template, first.block.payload, lay.symbol_size,
+                                     lay.group_count, first.next, end, self._seq)
+            self._seq = (self._seq + len(batch)) & 0xFFFFFFFF
+            self.stats.first_pass_datagrams += len(batch)
+            first.next = end
+            outgoing.extend(batch)
+            if len(outgoing) >= _REFILL:
+                return False
+        if first.repairs is None:
+            # Counted now, after the sources: the FEC overhead follows the loss meanwhile.
+            counts = [proactive_count(k, self.fec_overhead) for k in lay.group_k]
+            first.repairs = (self._repair_datagrams(first.block, counts, flags=0)
+                             if any(counts) else iter(()))
+        for dg in first.repairs:
+            outgoing.append(dg)
+            if len(outgoing) >= _REFILL:
+                return False
+        return True
 
     def _refill_repairs(self, queue: dict[int, list[int]]) -> bool:
         """Turn the counts of a cached block in ``queue`` into datagrams. False if none could."""

@@ -107,7 +107,7 @@ class Transfer:
             stats.stale += 1
             return asks
         asm = self._assemblies.get(block)
-        if asm is None or asm.kind != kind or asm.layout.encoded_length != length:
+        if asm is None or asm.kind != kind or asm.encoded_length != length:
             asm = self._assembly_for(block, kind, length, asm)
             if asm is None:
                 return asks

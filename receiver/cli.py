@@ -15,6 +15,7 @@ from pathlib import Path
 
 import trio
 
+from driver.batchio import pure_path_warning
 from driver.console import Console, make_console
 from driver.keys import TRUST_FILE_NAME, KeyFileError, find_default_trust, parse_trust
 from driver.options import (
@@ -31,11 +32,12 @@ from driver.options import (
 from driver.progress import TaskProgress
 from driver.report import FinalReport
 from driver.secret import SECRET_FILE_NAME, find_default_secret, load_secret
-from driver.udp import IGMP_REASSERT_INTERVAL, NetworkError, default_interface
+from driver.udp import IGMP_REASSERT_INTERVAL, NetworkError, default_interface, interface_mtu
 from driver.units import format_bytes
 from protocol.config import ReceiverConfig
 from protocol.receiver import ReceiverSession
 from protocol.seal import Sealer
+from protocol.wire import IPV4_UDP_HEADERS
 
 from .daemon import ReceiverDaemon
 from .export import ExportError, export_image
@@ -120,11 +122,12 @@ def trusted_keys(values: Sequence[str] | None) -> frozenset[str] | None:
 
 def receiver_config(
     args: argparse.Namespace, trusted: frozenset[str] | None, image: bytes | None,
-    host: dict[str, str] | None = None,
+    host: dict[str, str] | None = None, max_datagram: int = 0,
 ) -> ReceiverConfig:
     return ReceiverConfig(discovery_addr=(args.discovery_group, args.discovery_port),
                           session_name=args.session, image_sha256=image, trusted=trusted,
-                          delta=args.delta, host=tuple((host or {}).items()))
+                          delta=args.delta, host=tuple((host or {}).items()),
+                          max_datagram=max_datagram)
 
 
 async def receive(
@@ -140,13 +143,16 @@ async def receive(
     host = host_identity(ifname, info.path)  # told to the sender, for the admin's summary
     try:
         console.message(f"listening for sessions on {ifname} ({discovery[0]}:{discovery[1]})")
+        if (slow := pure_path_warning()) is not None:
+            console.message(slow, level=logging.WARNING)
         if trusted:
             keys = next(iter(trusted)) if len(trusted) == 1 else f"{len(trusted)} keys"
             console.message(f"following only a sender signing with {keys}")
         if secret is not None:
             console.message(f"following only sessions encrypted with the secret in {secret[1]}")
         while True:
-            config = receiver_config(args, trusted, image, host)
+            config = receiver_config(args, trusted, image, host,
+                                     interface_mtu(ifname) - IPV4_UDP_HEADERS)
             # Nonces from the system's generator: they must never repeat under the key.
             sealer = Sealer(secret[0], random.SystemRandom()) if secret is not None else None
             session = ReceiverSession(config, random.Random(rng.getrandbits(64)),

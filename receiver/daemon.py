@@ -37,6 +37,7 @@ from protocol.wire import CAUSE_DISK
 
 from .journal import Journal, JournalError
 from .net import ReceiverNet
+from .readback import BlockChecks, HashAhead
 from .target import Target, TargetError, TargetInfo, check_fits
 
 REPORT_INTERVAL = 0.25
@@ -98,6 +99,14 @@ class ReceiverDaemon:
         self._block_size = 0
         self._groups: set[tuple[str, int]] = set()  # data groups joined (each read by a task)
         self._journaling = False  # the journal loop runs (it serves whichever journal is open)
+        # The whole-image digest read back as the blocks arrive (None: the image has a used-
+        # block map, whose blocks are checked one by one at the end), in a thread of its own.
+        self.hash_ahead: HashAhead | None = None
+        self._hashed = trio.Event()
+        # With a map: each used block read back and checked as it is written.
+        self.block_checks: BlockChecks | None = None
+        self._checks_idle = trio.Event()
+        self._reader = Worker(1, inline=self.worker.inline)
 
     async def run(self) -> FinalReport:
         try:
@@ -180,8 +189,17 @@ class ReceiverDaemon:
         except NetworkError as exc:
             self._fail(str(exc))
             return
+        if announce.used_map:
+            self.block_checks = BlockChecks(self.target, self.session.nblocks, self._block_size)
+        else:
+            self.hash_ahead = HashAhead(self.target, self.session.nblocks, self._block_size)
+            self._hashed = trio.Event()
+            nursery.start_soon(self._hash_ahead_loop, self.hash_ahead)
         if stored:
             self.resumed = self.session.resume(stored, trio.current_time())
+            if self.hash_ahead is not None:
+                for index in stored:
+                    self.hash_ahead.stored(index)
             self.console.message(
                 f"resuming: {self.resumed} of {self.session.nblocks} blocks are already on "
                 "this disk; receiving the rest")
@@ -205,6 +223,7 @@ class ReceiverDaemon:
         if self.target is not None:
             self.target.close()
             self.target = None
+        self.hash_ahead = self.block_checks = None  # (the new session gets its own)
 
     def _open_journal(self, image_sha256: bytes, image_size: int) -> list[int]:
         """The blocks an earlier run of this image made durable on this target. Without a
@@ -290,7 +309,7 @@ class ReceiverDaemon:
             await self._written.wait()
 
     async def _store(self, event: BlockReady) -> None:
-        index = event.index
+        index, checks = event.index, self.block_checks
         try:
             ok = await self.worker.run(self._decode_and_write, event)
         except TargetError as exc:
@@ -304,6 +323,13 @@ class ReceiverDaemon:
             return
         if ok:
             self.session.block_stored(index)
+            if self.hash_ahead is not None:
+                self.hash_ahead.stored(index)
+            if checks is not None and checks is self.block_checks and event.digest:
+                checks.pending += 1
+                assert self._nursery is not None
+                self._nursery.start_soon(self._check_block, checks, index, event.offset,
+                                         event.length, event.digest)
         else:
             self.console.message(f"block {index} failed its check; asking for it again")
             self.session.block_rejected(index)
@@ -332,15 +358,47 @@ class ReceiverDaemon:
         if self.journal is not None:
             self.journal.record(index)
 
-    async def _verify(self) -> None:
-        target = self.target
-        assert target is not None
-        self.console.message("all blocks written; verifying the whole image")
+    async def _hash_ahead_loop(self, ahead: HashAhead) -> None:
+        """Read the image back into its digest as far as the disk holds it, all along."""
+        while self.hash_ahead is ahead and not ahead.complete:
+            count = ahead.next_run()
+            if not count:
+                await self._written.wait()
+                continue
+            try:
+                await self._reader.run(ahead.hash_run, count)
+            except TargetError as exc:
+                self._fail_disk(exc)
+                return
+            ahead.advance(count)
+        if self.hash_ahead is ahead:
+            self._hashed.set()
+
+    async def _check_block(self, checks: BlockChecks, index: int, offset: int, length: int,
+                           digest: bytes) -> None:
+        """Read block ``index`` back right after its write (in the reader thread)."""
         try:
-            digest = await self.worker.run(target.sha256)
+            ok = await self._reader.run(checks.check, index, offset, length, digest)
         except TargetError as exc:
             self._fail_disk(exc)
             return
+        finally:
+            checks.pending -= 1
+            if not checks.pending:
+                self._checks_idle.set()
+                self._checks_idle = trio.Event()
+        if ok:
+            checks.passed(index, length)
+        # (Wrong: left unchecked, so the end reads it again and has it fetched anew.)
+
+    async def _verify(self) -> None:
+        target, ahead = self.target, self.hash_ahead
+        assert target is not None and ahead is not None
+        left = (ahead.nblocks - ahead.hashed) * self._block_size
+        self.console.message(f"all blocks written; {format_bytes(min(left, target.image_size))}"
+                             " left to read back of the whole image's check")
+        await self._hashed.wait()
+        digest = ahead.digest()
         if self.session.state is ReceiverState.FINISHED:
             return  # it ended while we hashed (the sender went silent): it said why already
         self._verified_at = trio.current_time()
@@ -374,6 +432,8 @@ class ReceiverDaemon:
             return  # it ended meanwhile (the sender went silent): it said why already
         for index in matching:  # on the disk already, as durable as anything journaled
             self._record(index)
+            if self.hash_ahead is not None:
+                self.hash_ahead.stored(index)
         self.compared = self.session.compared(matching, trio.current_time())
         self.console.message(
             f"{self.compared} of {total} used blocks are on this disk already; receiving the "
@@ -400,9 +460,15 @@ class ReceiverDaemon:
         assert target is not None
         announce = self.session.announce
         assert announce is not None
-        self.console.message("all blocks written; reading every used block back to check it")
+        checks = self.block_checks
+        assert checks is not None
+        while checks.pending:
+            await self._checks_idle.wait()
+        left = checks.unchecked(self.session.used_blocks())
+        self.console.message(f"all blocks written; {format_bytes(checks.checked_bytes)} read "
+                             "back and checked as they came, the rest now")
         try:
-            result = await self.worker.run(target.verify_blocks, self.session.used_blocks())
+            result = await self.worker.run(target.verify_blocks, left)
         except TargetError as exc:
             self._fail_disk(exc)
             return
@@ -425,7 +491,7 @@ class ReceiverDaemon:
             return
         self._verified_at = trio.current_time()
         self.session.image_verified(announce.image_sha256, self._verified_at,
-                                    result.verified_bytes)
+                                    result.verified_bytes + checks.checked_bytes)
         self.driver.poke()
 
     def _fit_to_disk(self, target: Target) -> None:

@@ -19,6 +19,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol
 
 from disk.mounts import read_mounted_users
 from driver.units import format_bytes
@@ -39,6 +40,10 @@ PWrite = Callable[[int, memoryview, int], int]
 Discard = Callable[[int, int, int], None]  # (fd, offset, length)
 
 HASH_CHUNK = 4 << 20  # a multiple of directio.ALIGN
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes | memoryview, /) -> None: ...
 _ZEROS = memoryview(bytes(1 << 20))  # shared by every thread: it is never written
 
 
@@ -357,6 +362,16 @@ class Target:
             if progress is not None:
                 progress(done)
         return digest.digest()
+
+    def hash_range(self, digest: Hasher, offset: int, length: int) -> None:
+        """Feed ``digest`` the range as the disk returns it, while other blocks are still being
+        written (receiver.readback.py): what we wrote there is flushed first and its cached
+        copy dropped, so the bytes come from the disk, as ``sha256`` reads them."""
+        self._check_range(offset, length)
+        self.sync()  # (cheap when the blocks went direct: only their unaligned tails wait)
+        self._drop_cache(offset, length)
+        for chunk in self._read_back(offset, length):
+            digest.update(chunk)
 
     def verify_blocks(self, blocks: Iterable[tuple[int, int, bytes]],
                       progress: Callable[[int], None] | None = None) -> VerifyResult:

@@ -13,8 +13,13 @@ from .rootfs import precompile
 from .tools import BuildError, run
 
 SITE = "usr/lib/python3/dist-packages"  # on Debian's sys.path for python3.11
+# linux_x86_64: the project's own wheel, with its compiled data path built here (this machine
+# and the stick are the same Debian release, so the same glibc).
 PLATFORMS = ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
-             "manylinux2014_x86_64")
+             "manylinux2014_x86_64", "linux_x86_64")
+# The compiled twins of the data path: a stick without them would run at Python speed.
+COMPILED = ("protocol/_datapath.cpython-311-x86_64-linux-gnu.so",
+            "driver/_batchio.cpython-311-x86_64-linux-gnu.so")
 # zstandard ships a second, CFFI backend beside its C extension; only the C one is loaded.
 PRUNED = ("zstandard/_cffi*.so",)
 # The programs a laptop runs, as small launchers for the stick's own interpreter.
@@ -52,6 +57,10 @@ def install(root: Path, wheel: Path) -> None:
     for platform in PLATFORMS:
         argv += ["--platform", platform]
     run([*argv, wheel], "install mcastd and its dependencies into the stick")
+    missing = [name for name in COMPILED if not (root / SITE / name).exists()]
+    if missing:
+        raise BuildError(f"the mcastd wheel lacks its compiled data path ({', '.join(missing)}):"
+                         " install gcc and python3-dev (make does), then build again.")
     for pattern in PRUNED:
         for path in (root / SITE).glob(pattern):
             path.unlink()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import trio
 
+from driver.batchio import RecvRing
 from protocol.config import Addr
 
 
@@ -40,10 +41,10 @@ class FakeEndpoint:
         self.writable_waits += 1
         await trio.lowlevel.checkpoint()
 
-    def receive_batch(self, out: list[tuple[bytes, Addr]], limit: int) -> None:
+    def receive_into(self, ring: RecvRing) -> int:
         inbox = self.inbox
-        while inbox and len(out) < limit:
-            out.append(inbox.popleft())
+        batch = [inbox.popleft() for _ in range(min(len(inbox), ring.nslots))]
+        return ring.put(batch)
 
     def send_batch(self, datagrams: Sequence[tuple[bytes, Addr]], start: int = 0) -> int:
         end = len(datagrams)

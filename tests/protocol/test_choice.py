@@ -27,7 +27,8 @@ ROOT = hashlib.sha256(b"manifest root").digest()
 def announce(sid: int = 1, signer: Signer | None = KEY, created: float = 1000.0,
              **kw: Any) -> Announce:
     msg = Announce(sid, kw.pop("name", "lab"), kw.pop("image_size", 1 << 20),
-                   kw.pop("image_sha256", IMAGE), kw.pop("block_size", 1 << 20), 1400,
+                   kw.pop("image_sha256", IMAGE), kw.pop("block_size", 1 << 20),
+                   kw.pop("symbol_size", 1400),
                    "239.1.1.1", 9771, "", 9000, 0.0, manifest=kw.pop("manifest", ROOT),
                    created=created, key=signer.public_key if signer else b"", **kw)
     if signer is None:
@@ -141,3 +142,23 @@ def test_a_clear_announcement_a_sealing_receiver_cannot_open_is_remembered() -> 
     sealed = Sealer(bytes(32), random.Random(1)).seal(announce(6).encode())  # another key's
     c.note_unopened(sealed, HOST)
     assert list(c.refused_sessions) == [5]
+
+
+def test_a_session_whose_packets_the_link_cannot_carry_is_passed_over_with_the_reason() -> None:
+    # A jumbo-frame sender (8948-byte symbols: 9000-byte packets) and a laptop at MTU 1500.
+    jumbo = announce(symbol_size=8948)
+    c, stats = choice(max_datagram=1500 - 28)
+    assert not c.may_follow(jumbo, HOST)
+    name, host, why = c.refused_sessions[jumbo.session_id]
+    assert why == ("its data packets are 9000 bytes and this laptop's link takes 1500 (serve "
+                   "with --mtu 1500, or give every link of the room the same MTU)")
+    assert stats.foreign == 1
+    assert c.may_follow(announce(symbol_size=1448), HOST)  # exactly 1500: fits
+    assert choice(max_datagram=0)[0].may_follow(jumbo, HOST)  # unknown: not judged
+
+
+def test_an_encrypted_session_counts_its_seal_in_the_packet_size() -> None:
+    stats = ReceiverStats()
+    sealed = SessionChoice(ReceiverConfig(max_datagram=1500 - 28), stats, sealed=True)
+    assert sealed.may_follow(announce(symbol_size=1448 - 32), HOST)
+    assert not sealed.may_follow(announce(sid=2, symbol_size=1448), HOST)

@@ -324,16 +324,16 @@ def test_foreign_garbled_duplicate_and_stale_data_are_counted() -> None:
     first = data[0]
     h = header(first)
     assert h is not None and (h.block, h.group, h.esi) == (0, 0, 0)
-    foreign = first[:8] + bytes(a ^ 0xFF for a in first[8:16]) + first[16:]
+    foreign = first[:8] + bytes(a ^ 0xFF for a in first[8:12]) + first[12:]
     feed(receiver, [foreign])
     assert receiver.stats.foreign == 1
     bad = [
         first[:20],  # truncated inside the header
         first[:-1],  # a source symbol one byte short
-        first[:16] + (10**6).to_bytes(4, "little") + first[20:],  # block out of range
-        first[:20] + (9).to_bytes(2, "little") + first[22:],  # group out of range
-        first[:24] + (123).to_bytes(4, "little") + first[28:],  # implausible encoded length
-        first[:5] + b"\x07" + first[6:],  # unknown block kind
+        first[:12] + (10**6).to_bytes(4, "little") + first[16:],  # block out of range
+        first[:6] + (9).to_bytes(2, "little") + first[8:],  # group out of range
+        first[:16] + (123).to_bytes(4, "little") + first[20:],  # implausible encoded length
+        first[:4] + bytes((first[4] & 0xF0 | 0x07,)) + first[5:],  # unknown block kind
     ]
     feed(receiver, bad)
     assert receiver.stats.garbled == len(bad)
@@ -389,7 +389,7 @@ def counted(receiver: ReceiverSession) -> int:
 
 
 def is_data_path(dg: bytes) -> bool:
-    return len(dg) >= DATA_HEADER_SIZE and dg[:4] == b"MC\x01\x01"
+    return len(dg) >= DATA_HEADER_SIZE and dg[:4] == b"MC\x02\x01"
 
 
 @st.composite

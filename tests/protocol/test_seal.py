@@ -31,9 +31,9 @@ def sealer(secret: bytes = SECRET, seed: int = 1) -> Sealer:
 
 def test_a_sealed_datagram_opens_with_the_key_only() -> None:
     a, b = sealer(seed=1), sealer(seed=2)
-    sealed = a.seal(b"MC\x01\x02hello")
+    sealed = a.seal(b"MC\x02\x02hello")
     assert is_sealed(sealed) and len(sealed) == 9 + SEAL_OVERHEAD
-    assert b.open_untrusted(sealed) == b"MC\x01\x02hello"  # another endpoint, same secret
+    assert b.open_untrusted(sealed) == b"MC\x02\x02hello"  # another endpoint, same secret
     with pytest.raises(BadPacket):
         sealer(OTHER).open_untrusted(sealed)
 
@@ -50,7 +50,7 @@ def test_any_damaged_or_truncated_byte_is_refused() -> None:
         with pytest.raises(BadPacket):
             a.open_untrusted(sealed[:cut])
     with pytest.raises(BadPacket):
-        a.open_untrusted(b"MC\x01\x02" + bytes(100))  # in the clear
+        a.open_untrusted(b"MC\x02\x02" + bytes(100))  # in the clear
 
 
 def test_nonces_never_repeat_even_when_the_counter_wraps() -> None:

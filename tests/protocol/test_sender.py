@@ -56,6 +56,7 @@ from protocol.wire import (
     decode_control_untrusted,
     decode_data_untrusted,
     packet_type_untrusted,
+    session_tag,
 )
 from tests.protocol.test_assembly import padded_sources
 
@@ -303,7 +304,7 @@ def test_first_pass_is_sources_plus_proactive_repairs_per_group() -> None:
     data = data_of(out)
     assert [h.seq for h, _ in data] == list(range(len(data)))
     assert [h.block for h, _ in data] == sorted(h.block for h, _ in data)
-    assert all(h.flags == 0 and h.session_id == sender.session_id for h, _ in data)
+    assert all(h.flags == 0 and h.session_tag == session_tag(sender.session_id) for h, _ in data)
     encoder = BlockEncoder()
     kinds = []
     for index in range(3):
@@ -711,10 +712,10 @@ def test_garbled_and_foreign_datagrams_change_nothing() -> None:
         b"",
         b"MC",
         b"hello world",
-        b"MC\x01\x06\xc1",  # STATUS with a bad msgpack body
-        b"MC\x02\x04" + Join(sid, 9).encode()[4:],  # a future protocol version
-        b"MC\x01\x01" + bytes(40),  # DATA is not for the sender
-        b"MC\x01\x06\x93\x01\x02\x03",  # STATUS that is a list, not a map
+        b"MC\x02\x06\xc1",  # STATUS with a bad msgpack body
+        b"MC\x03\x04" + Join(sid, 9).encode()[4:],  # a future protocol version
+        b"MC\x02\x01" + bytes(40),  # DATA is not for the sender
+        b"MC\x02\x06\x93\x01\x02\x03",  # STATUS that is a list, not a map
         Join(sid, 9, host={f"k{i}": "v" for i in range(9)}).encode(),  # too much of a host
     ]
     foreign = [

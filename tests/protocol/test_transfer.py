@@ -16,7 +16,13 @@ from protocol.events import BlockReady, Event
 from protocol.manifest import Manifest, block_digest
 from protocol.receiver_stats import ReceiverStats
 from protocol.transfer import AWAITING_CHUNK, FIRST_DATA, NEW_LOSS, Transfer
-from protocol.wire import FLAG_REPAIR, Announce, ManifestChunk, data_header
+from protocol.wire import (
+    FLAG_REPAIR,
+    Announce,
+    ManifestChunk,
+    data_header,
+    decode_data_untrusted,
+)
 
 SID = 77
 BLOCK = 3000
@@ -55,13 +61,9 @@ def datagrams(index: int, seq: int = 0, flags: int = 0) -> list[bytes]:
 
 def place(t: Transfer, datagram: bytes, now: float = 0.0) -> int:
     """As the session does: the header unpacked, the datagram handed over."""
-    flags, kind = datagram[4], datagram[5]
-    block = int.from_bytes(datagram[16:20], "little")
-    group = int.from_bytes(datagram[20:22], "little")
-    esi = int.from_bytes(datagram[22:24], "little")
-    length = int.from_bytes(datagram[24:28], "little")
-    seq = int.from_bytes(datagram[28:32], "little")
-    return t.place(datagram, now, flags, kind, block, group, esi, length, seq)
+    h, _symbol = decode_data_untrusted(datagram)
+    return t.place(datagram, now, h.flags | h.kind, h.kind, h.block, h.group, h.esi,
+                   h.encoded_length, h.seq)
 
 
 def place_all(t: Transfer, dgs: list[bytes], now: float = 0.0) -> int:

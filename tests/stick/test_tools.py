@@ -4,6 +4,7 @@ last words, the host packages a build needs, and the system cache's key and plac
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -80,3 +81,13 @@ def test_the_wheel_is_built_from_this_checkout() -> None:
 @pytest.mark.parametrize(("name", "module"), sorted(python_packages.LAUNCHERS.items()))
 def test_every_launcher_starts_a_main_that_exists(name: str, module: str) -> None:
     assert callable(importlib.import_module(module).main), name
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler here")
+def test_the_wheel_the_stick_installs_carries_the_compiled_data_path(tmp_path: Path) -> None:
+    wheel = python_packages.build_wheel(tmp_path)
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert set(python_packages.COMPILED) <= names
+    assert wheel.name.endswith("-linux_x86_64.whl")  # a tag the stick's install accepts
+    assert "linux_x86_64" in python_packages.PLATFORMS
