@@ -16,35 +16,36 @@ DEB_PACKAGES := nftables iproute2 mount udpcast partclone fdisk gdisk e2fsprogs 
 	zstd kmod
 DEB_COMMANDS := nft ip losetup udp-sender partclone.extfs sfdisk sgdisk mkfs.ext4 mkfs.ntfs \
 	mkfs.vfat mkfs.exfat mount.exfat-fuse mkfs.btrfs mkfs.xfs mcopy grub-mkimage cpio zstd depmod
-$(DEBS):
+# $(call apt_ensure,CHECK,PACKAGES,NOTE): nothing if the shell test CHECK passes; else, as
+# root, install PACKAGES with apt-get; else say NOTE (what will be skipped).
+define apt_ensure
 	@mkdir -p $(VENV)
-	@if for c in $(DEB_COMMANDS); do command -v $$c >/dev/null || exit 1; done; then \
+	@if $(1); then \
 		true; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			$(DEB_PACKAGES) >/dev/null; \
+			$(2) >/dev/null; \
 	else \
-		echo "note: not root: the kernel lab and the real-disk tests will be skipped"; \
+		echo "note: $(3)"; \
 	fi
-	touch $(DEBS)
+	touch $@
+endef
+
+HAVE_DEB_COMMANDS := for c in $(DEB_COMMANDS); do command -v $$c >/dev/null || exit 1; done
+$(DEBS):
+	$(call apt_ensure,$(HAVE_DEB_COMMANDS),$(DEB_PACKAGES),not root: the kernel lab and the \
+		real-disk tests will be skipped)
 
 # A C compiler and Python's headers: pip builds the data path's compiled twins (protocol/
 # _datapath.c, driver/_batchio.c) at install. Without them the install still works and the
 # pure-Python twins run, slower (the programs say so at start).
 BUILD_PACKAGES := gcc python3-dev
 BUILD_DEBS := $(VENV)/.build-debs
+HAVE_COMPILER := command -v cc >/dev/null && $(PY) -c 'import os, sysconfig; \
+	assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' 2>/dev/null
 $(BUILD_DEBS):
-	@mkdir -p $(VENV)
-	@if command -v cc >/dev/null && $(PY) -c 'import os, sysconfig; \
-		assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' 2>/dev/null; then \
-		true; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			$(BUILD_PACKAGES) >/dev/null; \
-	else \
-		echo "note: no C compiler: the pure-Python data path will run (slower)"; \
-	fi
-	touch $(BUILD_DEBS)
+	$(call apt_ensure,$(HAVE_COMPILER),$(BUILD_PACKAGES),no C compiler: the pure-Python data \
+		path will run (slower))
 
 $(STAMP): pyproject.toml protocol/_datapath.c driver/_batchio.c $(BUILD_DEBS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -69,19 +70,13 @@ test: lint typecheck pytest
 STICK_PACKAGES := mmdebstrap shim-signed grub-efi-amd64-signed qemu-system-x86 ovmf
 STICK_COMMANDS := mmdebstrap qemu-system-x86_64
 STICK_DEBS := $(VENV)/.stick-debs
+HAVE_STICK_TOOLS := for c in $(STICK_COMMANDS); do command -v $$c >/dev/null || exit 1; done \
+	&& [ -e /usr/lib/shim/shimx64.efi.signed ] && [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] \
+	&& [ -e /usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed ] \
+	&& [ -e /usr/lib/grub/i386-pc/boot.img ]
 $(STICK_DEBS): $(DEBS)
-	@if for c in $(STICK_COMMANDS); do command -v $$c >/dev/null || exit 1; done \
-		&& [ -e /usr/lib/shim/shimx64.efi.signed ] && [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] \
-		&& [ -e /usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed ] \
-		&& [ -e /usr/lib/grub/i386-pc/boot.img ]; then \
-		true; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			$(STICK_PACKAGES) >/dev/null; \
-	else \
-		echo "note: not root: the boot stick's VM tests will be skipped"; \
-	fi
-	touch $(STICK_DEBS)
+	$(call apt_ensure,$(HAVE_STICK_TOOLS),$(STICK_PACKAGES),not root: the boot stick's VM \
+		tests will be skipped)
 
 # The boot stick on virtual laptops: builds the stick (about 2 minutes the first time, then
 # cached) and a golden disk, then boots qemu laptops (TCG) from it in a private lab network:

@@ -12,7 +12,9 @@ bytes the sender's link carried (its interface counters).
 
 from __future__ import annotations
 
+import compileall
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -123,6 +125,17 @@ def _read_text(path: str) -> str:
         return ""
 
 
+@functools.cache
+def compile_programs() -> None:
+    """Byte-compile the programs once, as installing them does (pip compiles every module at
+    install). A checkout run under PYTHONDONTWRITEBYTECODE would otherwise compile all of
+    mcastd from source in every process: ~0.1 s of CPU per start that no installed copy
+    pays."""
+    root = Path(__file__).resolve().parents[1]
+    for package in ("protocol", "driver", "disk", "mcastd", "receiver"):
+        compileall.compile_dir(root / package, quiet=1)
+
+
 def run_in_lab(
     tool: Tool, image: Path, receivers: int, rate_mbit: float | None, loss_pct: float,
     timeout: float, logs: Path | None = None, verify: Callable[[Path], bool] | None = None,
@@ -132,6 +145,7 @@ def run_in_lab(
     image's, which a disk imaged from a prepared image or by partition need not).
     ``prepare``: puts what a laptop's disk holds before the run into a target (default: the
     target does not exist yet). ``mtu``: of every link."""
+    compile_programs()
     size = image.stat().st_size
     digest = sha256_prefix(image, size)
     with contextlib.ExitStack() as stack:

@@ -30,10 +30,11 @@ _LINE = re.compile(r":\d+\)$")
 def profiled(tool: Tool, out: Path, native: bool) -> Tool:
     """``tool`` with its sender and its receivers run under ``py-spy record``."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    extra = ["--native"] if native else []
+    # Native stacks need the program paused while they are read; Python ones do not.
+    extra = ["--native"] if native else ["--nonblocking"]
 
     def wrap(argv: list[str], name: str) -> list[str]:
-        return [spy, "record", "--format", "raw", "--rate", "250", "--nonblocking", *extra,
+        return [spy, "record", "--format", "raw", "--rate", "250", *extra,
                 "-o", str(out / name), "--", *argv]
 
     return Tool(tool.name, wrap(list(tool.sender), "sender.txt"),
@@ -81,9 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         image = work / "random.img"
         write_image(image, IMAGE_SIZE, seed=1, kind="random")
         tool = profiled(tools.mcastd(args.rate), out, args.native)
-        run = run_in_lab(tool, image, args.receivers, args.rate, 0.0, timeout=300)
+        run = run_in_lab(tool, image, args.receivers, args.rate, 0.0, timeout=300, logs=out)
         print(f"{run.verified}/{run.receivers} verified in {run.seconds} s; sender "
               f"{run.sender.cpu_seconds:.2f} CPU-s (py-spy's own included)")
+        if not (out / "sender.txt").exists():
+            print(f"py-spy wrote no profile: see the programs' output in {out}", file=sys.stderr)
+            return 1
         print(table("sender", out / "sender.txt", args.top))
         first = sorted(out.glob("receiver-*.txt"))
         if first:

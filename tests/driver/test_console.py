@@ -13,11 +13,11 @@ import rich.console
 from driver.console import (
     JsonConsole,
     PlainConsole,
-    RichConsole,
     host_text,
     make_console,
     progress_line,
 )
+from driver.console_rich import RichConsole
 from driver.report import FinalReport, ReceiverRow, ReceiverSnapshot, SenderSnapshot
 
 MiB = 1 << 20
@@ -373,3 +373,19 @@ def test_rate_meter_samples_at_most_every_interval_and_smooths() -> None:
     assert meter.update(1.0, 1000) == 4000.0  # 8000 bit/s, half of it
     assert meter.update(2.0, 2000) == 6000.0
     assert RateMeter(0.0, 0, interval=1.0, weight=1.0).update(2.0, 500) == 2000.0
+
+
+def test_programs_that_show_no_terminal_never_import_rich() -> None:
+    """--json runs (the boot stick's agent, the lab) start without rich: ~50 ms each."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import io, sys\nimport mcastd.cli, receiver.cli\n"
+            "from driver.console import make_console\n"
+            "make_console(json_mode=True, verbosity=0, stream=io.StringIO())\n"
+            "make_console(json_mode=False, verbosity=0, stream=io.StringIO())\n"
+            "print('rich' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60, cwd=Path(__file__).parents[2])
+    assert done.stdout.strip() == "False"
