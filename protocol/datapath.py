@@ -30,10 +30,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from .assembly import HAVE_BYTES
+from .transfer import DECODING, STORED, Transfer
+from .wire import DATA_HEADER_SIZE as HEADER_SIZE
+from .wire import FLAG_REPAIR, KIND_MASK, MAGIC, PROTOCOL_VERSION, PacketType
 
 if TYPE_CHECKING:
     from .config import Addr
-    from .transfer import Transfer
 
 
 class Datagrams(Protocol):
@@ -48,14 +50,10 @@ class Datagrams(Protocol):
 
     def datagram(self, i: int) -> bytes: ...
 
-# protocol/wire.py's DATA header, and transfer.py's STORED and DECODING: the C twin has them as
-# constants too (a test pins them against these modules).
+# protocol/wire.py's DATA header read with its 4-byte prefix as one field (the C twin spells
+# out the same layout; a test parses wire.data_header's bytes with it).
 HEADER = struct.Struct("<4sBBHIIII")  # prefix, flags|kind, esi, group, tag, block, len, seq
-HEADER_SIZE = 24
-PREFIX = b"MC\x02\x01"  # magic, version 2, DATA
-FLAG_REPAIR = 0x20
-KIND_MASK = 0x0F
-STORED, DECODING = 1, 2
+PREFIX = MAGIC + bytes((PROTOCOL_VERSION, PacketType.DATA))
 SYMBOL_FIELDS = struct.Struct("<BH")  # esi, group at offset 5
 SEQ_FIELD = struct.Struct("<I")  # at offset 20
 

@@ -378,7 +378,7 @@ class ReceiverDaemon:
                            digest: bytes) -> None:
         """Read block ``index`` back right after its write (in the reader thread)."""
         try:
-            ok = await self._reader.run(checks.check, index, offset, length, digest)
+            ok = await self._reader.run(checks.check, offset, length, digest)
         except TargetError as exc:
             self._fail_disk(exc)
             return

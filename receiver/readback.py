@@ -34,7 +34,6 @@ class HashAhead:
         self._on_disk = bytearray(nblocks)
         self.hashed = 0  # blocks below this are in the digest
         self._digest = hashlib.sha256()
-        self.busy = False  # a step is running in a worker thread
 
     def stored(self, index: int) -> None:
         """Block ``index`` is on the disk (written, resumed or compared)."""
@@ -79,8 +78,8 @@ class BlockChecks:
         self.checked_bytes = 0
         self.pending = 0  # checks running or queued
 
-    def check(self, index: int, offset: int, length: int, digest: bytes) -> bool:
-        """Worker thread: whether block ``index`` reads back as ``digest``."""
+    def check(self, offset: int, length: int, digest: bytes) -> bool:
+        """Worker thread: whether the block at ``offset`` reads back as ``digest``."""
         hasher = hashlib.sha256()
         self.target.hash_range(hasher, offset, length)
         return hasher.digest() == digest

@@ -4,6 +4,7 @@ send run stops where one system call must. Unicast on 127.0.0.1 only: nothing le
 
 from __future__ import annotations
 
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 
@@ -44,6 +45,7 @@ RECEIVERS: dict[str, Recv] = {"pure": recv_into_py, "compiled": compiled_recv}
 SENDERS: dict[str, Send] = {"pure": send_run_py, "compiled": compiled_send}
 
 
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: the pure twin runs")
 def test_the_install_built_the_compiled_twin() -> None:
     assert batchio.COMPILED and recv_c is not None and send_c is not None
 

@@ -86,11 +86,11 @@ def test_block_checks_leave_only_the_unchecked_and_the_wrong_for_the_end(tmp_pat
         for index in (0, 1, 4):
             offset, length, digest = blocks[index]
             target.write_block(offset, image[offset : offset + length])
-            assert checks.check(index, offset, length, digest)
+            assert checks.check(offset, length, digest)
             checks.passed(index, length)
         with open(path, "r+b") as other:  # block 1 changes on the disk behind our back
             other.seek(BLOCK + 7)
             other.write(b"\xff")
-        assert not checks.check(1, *blocks[1])
+        assert not checks.check(*blocks[1])
         assert checks.checked_bytes == 2 * BLOCK + 100  # what passed, counted once each
         assert [b[0] // BLOCK for b in checks.unchecked(blocks)] == [2, 3]
