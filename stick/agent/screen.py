@@ -27,6 +27,7 @@ _BIG = {  # 5-row block letters for the verdict, readable from across the room
     "D": ["████ ", "█   █", "█   █", "█   █", "████ "],
 }
 GREEN, RED, RESET = "\x1b[1;32m", "\x1b[1;31m", "\x1b[0m"
+HOME, CLEAR, ERASE_LINE, ERASE_BELOW = "\x1b[H", "\x1b[2J", "\x1b[K", "\x1b[J"
 
 
 def big(word: str) -> list[str]:
@@ -55,6 +56,7 @@ class Screen:
         self.progress: str = ""
         self.lines: list[str] = []
         self._drawn = 0.0
+        self._cleared = False  # tty1 still shows the boot messages
         self._serial_step = -1
 
     # -- the serial console: one plain line per event ---------------------------------------
@@ -96,12 +98,17 @@ class Screen:
         if self.tty is None or (not force and now - self._drawn < 0.25):
             return
         self._drawn = now
-        rows = ["\x1b[H\x1b[2J", f"\x1b[7m {self.title:<{WIDTH - 1}}\x1b[0m", ""]
+        rows = [f"\x1b[7m {self.title:<{WIDTH - 1}}\x1b[0m", ""]
         rows += [f"  {name:<9} {value}" for name, value in self.facts.items()]
         rows += ["", f"  {self.progress}" if self.progress else "", ""]
         rows += [f"  {line[:WIDTH - 2]}" for line in self.lines]
+        # Overwrite in place (each row erased to its end, then all below it) rather than
+        # clear and redraw: a slow laptop would show the blank screen between the two.
+        start = HOME if self._cleared else HOME + CLEAR
+        self._cleared = True
         with contextlib.suppress(OSError):
-            self.tty.write("\n".join(rows) + "\n")
+            self.tty.write(start + "\n".join(rows).replace("\n", ERASE_LINE + "\n")
+                           + ERASE_LINE + "\n" + ERASE_BELOW)
             self.tty.flush()
 
     def read_key(self, timeout: float) -> str | None:

@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from stick.agent.screen import GREEN, RED, RESET, Screen, bar, big
-
-CLEAR = "\x1b[H\x1b[2J"
+from stick.agent.screen import (
+    CLEAR,
+    ERASE_BELOW,
+    ERASE_LINE,
+    GREEN,
+    HOME,
+    RED,
+    RESET,
+    Screen,
+    bar,
+    big,
+)
 
 
 @pytest.fixture
@@ -25,8 +34,9 @@ def screen(tmp_path: Path) -> Iterator[Screen]:
 
 
 def last_frame(tmp_path: Path) -> str:
-    """What tty1 shows now: its last full redraw."""
-    return (tmp_path / "tty1").read_text().rsplit(CLEAR, 1)[-1]
+    """What tty1 shows now: its last full redraw, without the erase codes."""
+    frame = (tmp_path / "tty1").read_text().rsplit(HOME, 1)[-1]
+    return frame.removeprefix(CLEAR).replace(ERASE_LINE, "").replace(ERASE_BELOW, "")
 
 
 def serial_lines(tmp_path: Path) -> list[str]:
@@ -123,3 +133,16 @@ def test_a_screen_without_its_consoles_still_works(tmp_path: Path) -> None:
 
 def test_no_key_is_read_from_a_tty_that_is_not_a_terminal(screen: Screen) -> None:
     assert screen.read_key(0.0) is None
+
+
+def test_redraws_overwrite_in_place_and_clear_the_screen_only_once(screen: Screen,
+                                                                   tmp_path: Path) -> None:
+    for n in range(3):
+        screen.log(f"line {n}")
+        screen.draw(force=True)
+    written = (tmp_path / "tty1").read_text()
+    assert written.count(CLEAR) == 1  # the boot messages, once: no blank between frames
+    assert written.count(HOME) >= 3  # every frame starts at the top left
+    frame = written.rsplit(HOME, 1)[-1]
+    assert f"  line 2{ERASE_LINE}\n" in frame  # a shorter row leaves no tail of the last one
+    assert frame.endswith(ERASE_BELOW)

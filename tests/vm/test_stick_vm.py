@@ -97,14 +97,37 @@ def record(name: str, numbers: dict[str, float]) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def lit_pixels(ppm: Path) -> float:
-    """The share of a binary PPM screen dump's pixels that are not black."""
-    data = ppm.read_bytes()
-    fields = data.split(maxsplit=4)  # P6, width, height, maxval, pixels
+def read_ppm(ppm: Path) -> tuple[int, int, bytes]:
+    """A binary PPM screen dump's width, height and RGB pixels."""
+    fields = ppm.read_bytes().split(maxsplit=4)  # P6, width, height, maxval, pixels
     width, height = int(fields[1]), int(fields[2])
-    pixels = fields[4][: width * height * 3]
-    lit = sum(1 for i in range(0, len(pixels), 3) if pixels[i:i + 3] != b"\0\0\0")
-    return lit / (width * height)
+    return width, height, fields[4][: width * height * 3]
+
+
+def lit_share(pixels: bytes, start: int, end: int) -> float:
+    """The share of the pixels from ``start`` to ``end`` (pixel indexes) that are not black."""
+    lit = sum(1 for i in range(start * 3, end * 3, 3) if pixels[i:i + 3] != b"\0\0\0")
+    return lit / max(1, end - start)
+
+
+def shows_the_view(ppm: Path) -> bool:
+    """Whether a screen dump shows the agent's full-screen view: its title bar (a lit row of
+    inverse video across the top) above lines of text."""
+    width, height, pixels = read_ppm(ppm)
+    bar = max(lit_share(pixels, y * width, y * width + width * 3 // 4) for y in range(48))
+    return bar > 0.9 and lit_share(pixels, 0, width * height) > 0.01
+
+
+def wait_for_the_view(laptop: Laptop, out: Path, timeout: float = 30.0) -> bool:
+    """Whether tty1 shows the full-screen view within ``timeout`` seconds (a dump can land
+    while a slow laptop is still writing a frame)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if shows_the_view(laptop.screendump(out)):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1.0)
 
 
 def boots_golden(room: VmRoom, laptop: Laptop) -> str:
@@ -143,8 +166,7 @@ def test_a_room_of_uefi_secure_boot_and_bios_laptops_is_imaged_and_named(
     for laptop in laptops:
         laptop.wait_for(r"mcastd-stick: joined; receiving", BOOT_TIMEOUT)
     receiving = time.monotonic() - started
-    screen = laptops[0].screendump(room.workdir / "receiving.ppm")
-    assert lit_pixels(screen) > 0.01  # tty1 shows the full-screen view, not a blank
+    assert wait_for_the_view(laptops[0], room.workdir / "receiving.ppm")  # not a blank tty1
     for laptop in laptops:
         laptop.wait_for(r"mcastd-stick: OK: ", DEPLOY_TIMEOUT)
         laptop.wait_off(120)  # rebooted: qemu runs with -no-reboot
