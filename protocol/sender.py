@@ -96,13 +96,7 @@ from .wire import (
 FRAME_OVERHEAD = 42
 # The pacer wakes the sender once this much time's worth of tokens is there, so datagrams leave
 # in batches (one GSO send) rather than one per wake-up; bursts stay far below a switch queue.
-PACING_QUANTUM = 0.0005  # seconds
-# The pacer's bucket: a sender that stalled catches up at most this much, what a switch port
-# (or a shaper) saved up meanwhile. More would queue for good at the port, since the sender
-# then goes on at the link's own rate, and the queue overflows: at 100 Mbit/s a 10 ms bucket
-# lost 1 % of the datagrams to every laptop, which their NAKs and the proactive repair then cost.
-PACING_BURST_SECONDS = 0.002
-PACING_BURST_MIN = 32 * 1024  # bytes: one GSO run at any rate
+PACING_QUANTUM = 0.001  # seconds
 _REFILL = 128  # datagrams generated per refill: small, so repairs need not wait a whole block
 FEC_CAP = 0.25  # adaptive proactive repair never exceeds this share of the source symbols
 # Rate and repair decisions at most this often: each looks at every receiver, and a room of
@@ -724,8 +718,8 @@ class SenderSession:
     def _new_pacer(self, now: float) -> TokenBucket:
         rate = self.rate.rate / 8.0
         burst = self.config.burst_bytes
-        bucket = burst if burst is not None else max(PACING_BURST_MIN, rate * PACING_BURST_SECONDS)
-        return TokenBucket(rate, bucket, now)
+        return TokenBucket(rate, burst if burst is not None else max(64 * 1024, rate * 0.01),
+                           now)
 
     def _prune_logs(self) -> None:
         """Forget repair sends every active receiver has seen past: no longer in flight."""
