@@ -248,9 +248,6 @@ class Lab:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
-                for pipe in (proc.stdin, proc.stdout, proc.stderr):  # a test that failed early
-                    if pipe is not None:                              # never read them
-                        pipe.close()
             self._processes.clear()
             # Removing a namespace's name frees it (and its veths) once no process holds it.
             for name in reversed(self._namespaces):

@@ -140,14 +140,6 @@ def test_builds_and_removes_everything() -> None:
     assert lab_namespaces(lab.prefix) == []
 
 
-def test_the_pipes_of_a_process_nobody_read_are_closed_with_the_lab() -> None:
-    with Lab(1) as lab:
-        talker = lab.popen(lab.receivers[0], ["sleep", "30"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE)
-    assert talker.stdout is not None and talker.stdout.closed
-    assert talker.stderr is not None and talker.stderr.closed
-
-
 def test_removes_everything_when_the_body_raises() -> None:
     lab = Lab(1)
     with pytest.raises(RuntimeError), lab:

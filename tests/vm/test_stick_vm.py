@@ -44,6 +44,9 @@ DEPLOY_TIMEOUT = 600.0
 LOGS = Path(__file__).resolve().parents[2] / ".vm-logs"  # serial logs kept for a look
 
 
+_SENDERS: list[subprocess.Popen[bytes]] = []  # the senders the running test started
+
+
 @pytest.fixture
 def room(request: pytest.FixtureRequest) -> Iterator[VmRoom]:
     """The laptops' disks, sticks and serial logs live in .vm-logs/<test>; the disk images
@@ -53,6 +56,8 @@ def room(request: pytest.FixtureRequest) -> Iterator[VmRoom]:
     workdir.mkdir(parents=True)
     with vm_room(workdir) as r:
         yield r
+    while _SENDERS:  # killed with the lab; a test that failed early never read their pipes
+        _SENDERS.pop().communicate()
     call = request.node.stash.get(PHASES, {}).get("call")
     if call is not None and call.passed:
         for image in workdir.glob("*.img"):
@@ -77,7 +82,9 @@ def serve(room: VmRoom, golden: Golden, receivers: int, *extra: str) -> subproce
     argv = [sys.executable, "-m", "mcastd", "serve", str(golden.image), "--interface", IFNAME,
             "--min-receivers", str(receivers), "--key", str(golden.key), "--json",
             "--name", "room-12", *extra]
-    return room.lab.popen(room.sender, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sender = room.lab.popen(room.sender, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _SENDERS.append(sender)
+    return sender
 
 
 def final_of(sender: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
