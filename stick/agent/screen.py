@@ -107,8 +107,8 @@ class Screen:
         start = HOME if self._cleared else HOME + CLEAR
         self._cleared = True
         with contextlib.suppress(OSError):
-            self.tty.write(start + "\n".join(rows).replace("\n", ERASE_LINE + "\n")
-                           + ERASE_LINE + "\n" + ERASE_BELOW)
+            frame = "\n".join(rows) + "\n"  # a row may hold several lines (the verdict)
+            self.tty.write(start + frame.replace("\n", ERASE_LINE + "\n") + ERASE_BELOW)
             self.tty.flush()
 
     def read_key(self, timeout: float) -> str | None:
