@@ -40,6 +40,15 @@ IGMP_REASSERT_INTERVAL = 60.0
 UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN})
 
 SOCKET_BUFFER = 8 << 20  # ~6,000 full datagrams: rides out a few ms of a busy event loop
+# The sender's socket holds this long of its rate (within SEND_BUFFER_MIN..SOCKET_BUFFER): what
+# is queued at its own interface (qdisc, shaper, NIC ring) counts against the buffer, so the
+# socket blocks before that queue overflows. A UDP datagram dropped there is dropped silently
+# (the kernel reports the qdisc's ENOBUFS only with IP_RECVERR) and every laptop would have to
+# ask for it; a blocked socket makes the sender wait for its link instead, as TCP's small
+# queues do. 20 ms: at 100 Mbit/s 10 ms already cost a lossy room 2-5 % of its time (a sender
+# woken late found its link idle); a 50 ms interface queue (the lab's shaper) still holds it.
+SEND_BUFFER_SECONDS = 0.02
+SEND_BUFFER_MIN = 64 << 10  # one GSO batch
 
 
 class NetworkError(Exception):
@@ -222,9 +231,16 @@ def _ip_mreqn(group: str, ifindex: int) -> bytes:
     return socket.inet_aton(group) + socket.inet_aton("0.0.0.0") + struct.pack("=i", ifindex)
 
 
-def open_sender(ifname: str, ttl: int, *, gso: bool | None = None) -> UdpEndpoint:
+def send_buffer_for(rate_bps: float) -> int:
+    """The sender's socket buffer for a ceiling of ``rate_bps`` (see SEND_BUFFER_SECONDS)."""
+    return max(SEND_BUFFER_MIN, min(SOCKET_BUFFER, int(rate_bps / 8 * SEND_BUFFER_SECONDS)))
+
+
+def open_sender(ifname: str, ttl: int, *, gso: bool | None = None,
+                send_buffer: int = SOCKET_BUFFER) -> UdpEndpoint:
     """The sender's one socket: sends to the multicast groups out of ``ifname`` and receives
-    the receivers' unicast control messages on its own address."""
+    the receivers' unicast control messages on its own address. ``send_buffer``: bytes it may
+    have queued at its interface (``send_buffer_for`` its rate)."""
     ip, index = interface_address(ifname)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -236,7 +252,7 @@ def open_sender(ifname: str, ttl: int, *, gso: bool | None = None) -> UdpEndpoin
         # Never fragment: a datagram too big for the link is refused here (EMSGSIZE), not cut
         # into fragments that one lost piece makes worthless on every laptop.
         sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
-        _raise_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_BUFFER)
+        _raise_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, send_buffer)
         _raise_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, 1 << 20)
     except OSError as exc:
         sock.close()

@@ -51,6 +51,7 @@ from driver.udp import (
     default_interface,
     interface_mtu,
     open_sender,
+    send_buffer_for,
 )
 from driver.units import format_bytes
 from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
@@ -170,7 +171,8 @@ class Serve:
             # Keys before the network and the long hash: a bad file fails at once.
             signer = self._signer()
             secret = self._secret()
-            endpoint = open_sender(ifname, args.ttl, gso=False if args.no_gso else None)
+            endpoint = open_sender(ifname, args.ttl, gso=False if args.no_gso else None,
+                                   send_buffer=send_buffer_for(args.rate))
             try:
                 return await self._serve(source, endpoint, ifname, signer, secret)
             finally:

@@ -18,12 +18,16 @@ import trio
 
 from driver.batchio import RecvRing
 from driver.udp import (
+    SEND_BUFFER_MIN,
+    SOCKET_BUFFER,
     NetworkError,
     UdpEndpoint,
     default_interface,
     gro_supported,
     gso_supported,
     open_group_listener,
+    open_sender,
+    send_buffer_for,
     socket_drops,
 )
 from protocol.config import Addr
@@ -181,3 +185,22 @@ def test_an_unreachable_network_loses_the_datagrams_and_goes_on() -> None:
                           capture_output=True, text=True, timeout=60, check=True,
                           cwd=Path(__file__).parents[2])
     assert done.stdout.split() == ["2", "3", "3"]
+
+
+def test_the_senders_socket_buffer_is_20_ms_of_its_rate_within_bounds() -> None:
+    assert send_buffer_for(100e6) == 250_000
+    assert send_buffer_for(1e6) == SEND_BUFFER_MIN  # one GSO batch at least
+    assert send_buffer_for(100e9) == SOCKET_BUFFER
+
+
+def test_the_sender_opens_its_socket_with_that_buffer() -> None:
+    endpoint = open_sender("lo", 0, gso=False, send_buffer=send_buffer_for(100e6))
+    try:
+        # The kernel reports double what was set (its bookkeeping share); without root it caps
+        # the buffer at net.core.wmem_max.
+        cap = 250_000 if os.geteuid() == 0 else int(
+            Path("/proc/sys/net/core/wmem_max").read_text())
+        assert endpoint.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * min(
+            250_000, cap)
+    finally:
+        endpoint.close()

@@ -55,6 +55,24 @@ def test_a_laptop_started_2_s_late_still_finishes(tmp_path: Path) -> None:
     assert result.receivers[2].sha_match
 
 
+def test_a_sender_faster_than_its_own_link_waits_for_it_and_loses_nothing(
+        tmp_path: Path) -> None:
+    """--rate above what the sender's own interface carries: its socket blocks before the
+    interface's queue overflows (a drop there would be silent), so no datagram is lost."""
+    image = tmp_path / "random.img"
+    write_image(image, 8 << 20, seed=9, kind="random")  # ~0.9 s at 80 Mbit/s
+
+    def slow_link(lab: Lab) -> None:
+        lab.set_rate(lab.sender, 80)
+
+    result = run_classroom_lab(image, 2, rate_mbit=[None, None], sender_args=["--rate", "100M"],
+                               extras=slow_link, timeout=120)
+    assert result.ok, format_table(result)
+    assert result.sender is not None and result.sender.final is not None
+    details = result.sender.final["details"]
+    assert details["naks"] == 0 and details["repair_datagrams"] == 0, details
+
+
 def test_without_gso_and_gro_the_plain_path_works(image: Path) -> None:
     result = run_classroom_lab(image, 2, loss_pct=3.0, timeout=120,
                                sender_args=["--no-gso"], receiver_args=["--no-gro"])
