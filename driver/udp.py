@@ -45,7 +45,7 @@ SOCKET_BUFFER = 8 << 20  # ~6,000 full datagrams: rides out a few ms of a busy e
 # socket blocks before that queue overflows. A UDP datagram dropped there is dropped silently
 # (the kernel reports the qdisc's ENOBUFS only with IP_RECVERR) and every laptop would have to
 # ask for it; a blocked socket makes the sender wait for its link instead, as TCP's small
-# queues do. 20 ms: at 100 Mbit/s 10 ms already cost a lossy room 2-5 % of its time (a sender
+# queues do. 20 ms: at 100 Mbit/s 10 ms cost a lossy room 1.5-4.5 % of its time (a sender
 # woken late found its link idle); a 50 ms interface queue (the lab's shaper) still holds it.
 SEND_BUFFER_SECONDS = 0.02
 SEND_BUFFER_MIN = 64 << 10  # one GSO batch
