@@ -236,11 +236,11 @@ def send_buffer_for(rate_bps: float) -> int:
     return max(SEND_BUFFER_MIN, min(SOCKET_BUFFER, int(rate_bps / 8 * SEND_BUFFER_SECONDS)))
 
 
-def open_sender(ifname: str, ttl: int, *, gso: bool | None = None,
-                send_buffer: int = SOCKET_BUFFER) -> UdpEndpoint:
+def open_sender(ifname: str, ttl: int, rate_bps: float, *, gso: bool | None = None
+                ) -> UdpEndpoint:
     """The sender's one socket: sends to the multicast groups out of ``ifname`` and receives
-    the receivers' unicast control messages on its own address. ``send_buffer``: bytes it may
-    have queued at its interface (``send_buffer_for`` its rate)."""
+    the receivers' unicast control messages on its own address. ``rate_bps``: the session's
+    ceiling, which sizes what it may have queued at its interface (``send_buffer_for``)."""
     ip, index = interface_address(ifname)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -252,7 +252,7 @@ def open_sender(ifname: str, ttl: int, *, gso: bool | None = None,
         # Never fragment: a datagram too big for the link is refused here (EMSGSIZE), not cut
         # into fragments that one lost piece makes worthless on every laptop.
         sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
-        _raise_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, send_buffer)
+        _raise_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, send_buffer_for(rate_bps))
         _raise_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, 1 << 20)
     except OSError as exc:
         sock.close()

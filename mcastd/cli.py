@@ -51,7 +51,6 @@ from driver.udp import (
     default_interface,
     interface_mtu,
     open_sender,
-    send_buffer_for,
 )
 from driver.units import format_bytes
 from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
@@ -171,8 +170,8 @@ class Serve:
             # Keys before the network and the long hash: a bad file fails at once.
             signer = self._signer()
             secret = self._secret()
-            endpoint = open_sender(ifname, args.ttl, gso=False if args.no_gso else None,
-                                   send_buffer=send_buffer_for(args.rate))
+            endpoint = open_sender(ifname, args.ttl, args.rate,
+                                   gso=False if args.no_gso else None)
             try:
                 return await self._serve(source, endpoint, ifname, signer, secret)
             finally:

@@ -194,7 +194,7 @@ def test_the_senders_socket_buffer_is_20_ms_of_its_rate_within_bounds() -> None:
 
 
 def test_the_sender_opens_its_socket_with_that_buffer() -> None:
-    endpoint = open_sender("lo", 0, gso=False, send_buffer=send_buffer_for(100e6))
+    endpoint = open_sender("lo", 0, 100e6, gso=False)
     try:
         # The kernel reports double what was set (its bookkeeping share); without root it caps
         # the buffer at net.core.wmem_max.

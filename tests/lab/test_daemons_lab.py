@@ -65,8 +65,9 @@ def test_a_sender_faster_than_its_own_link_waits_for_it_and_loses_nothing(
     def slow_link(lab: Lab) -> None:
         lab.set_rate(lab.sender, 80)
 
+    # Slowed before the sender starts (extras_lead), so its first datagram meets the slow link.
     result = run_classroom_lab(image, 2, rate_mbit=[None, None], sender_args=["--rate", "100M"],
-                               extras=slow_link, timeout=120)
+                               extras=slow_link, extras_lead=0.0, timeout=120)
     assert result.ok, format_table(result)
     assert result.sender is not None and result.sender.final is not None
     details = result.sender.final["details"]
