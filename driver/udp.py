@@ -17,7 +17,7 @@ import struct
 
 import trio
 
-from protocol.config import Addr
+from protocol.config import CONTROL_PORTS, Addr
 
 from .batchio import UDP_GRO, UDP_SEGMENT, RecvRing, recv_into, run_end, send_run
 
@@ -236,15 +236,40 @@ def send_buffer_for(rate_bps: float) -> int:
     return max(SEND_BUFFER_MIN, min(SOCKET_BUFFER, int(rate_bps / 8 * SEND_BUFFER_SECONDS)))
 
 
-def open_sender(ifname: str, ttl: int, rate_bps: float, *, gso: bool | None = None
-                ) -> UdpEndpoint:
+def bind_control_port(sock: socket.socket, ip: str, port: int | None) -> None:
+    """Bind ``sock`` to ``port`` on ``ip``, or (None) to the first free one of CONTROL_PORTS."""
+    if port is not None:
+        try:
+            sock.bind((ip, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise NetworkError(f"udp port {port} on {ip} is taken (another session?): pick "
+                               "another --control-port, or leave it out to take a free one."
+                               ) from None
+        return
+    for candidate in CONTROL_PORTS:
+        try:
+            sock.bind((ip, candidate))
+            return
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    raise NetworkError(f"every control port {CONTROL_PORTS.start}-{CONTROL_PORTS.stop - 1} on "
+                       f"{ip} is taken: {len(CONTROL_PORTS)} sessions run here already; stop "
+                       "one, or pass --control-port.")
+
+
+def open_sender(ifname: str, ttl: int, rate_bps: float, *, gso: bool | None = None,
+                control_port: int | None = None) -> UdpEndpoint:
     """The sender's one socket: sends to the multicast groups out of ``ifname`` and receives
-    the receivers' unicast control messages on its own address. ``rate_bps``: the session's
-    ceiling, which sizes what it may have queued at its interface (``send_buffer_for``)."""
+    the receivers' unicast control messages on its own address, at ``control_port`` (None: the
+    first free one of CONTROL_PORTS). ``rate_bps``: the session's ceiling, which sizes what it
+    may have queued at its interface (``send_buffer_for``)."""
     ip, index = interface_address(ifname)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        sock.bind((ip, 0))
+        bind_control_port(sock, ip, control_port)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, _ip_mreqn("0.0.0.0", index))
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
         # Our own datagrams are of no use to us, except when loopback is the whole network.
@@ -257,6 +282,9 @@ def open_sender(ifname: str, ttl: int, rate_bps: float, *, gso: bool | None = No
     except OSError as exc:
         sock.close()
         raise NetworkError(f"cannot open the sending socket on {ifname}: {exc.strerror}.") from exc
+    except NetworkError:
+        sock.close()
+        raise
     return UdpEndpoint(sock, gso=gso_supported() if gso is None else gso)
 
 

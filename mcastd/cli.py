@@ -53,7 +53,7 @@ from driver.udp import (
     open_sender,
 )
 from driver.units import format_bytes
-from protocol.config import DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
+from protocol.config import CONTROL_PORTS, DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
 from protocol.manifest import Manifest
 from protocol.seal import Sealer, session_symbol_size
 from protocol.sender import SenderSession
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="multicast group for the data (default %(default)s)")
     serve.add_argument("--port", default=DATA_ADDR[1], type=port_number,
                        help="UDP port of the data group (default %(default)s)")
+    serve.add_argument("--control-port", type=port_number, metavar="PORT",
+                       help="UDP port the laptops answer to (default: the first free one of "
+                            f"{CONTROL_PORTS.start}-{CONTROL_PORTS.stop - 1}, the range a "
+                            "firewall must let in)")
     serve.add_argument("--rate", default="900M", type=rate_argument,
                        help="ceiling on the wire in bits/s, Ethernet frames counted: 900M, 1G, "
                             "100M (default 900M)")
@@ -171,7 +175,8 @@ class Serve:
             signer = self._signer()
             secret = self._secret()
             endpoint = open_sender(ifname, args.ttl, args.rate,
-                                   gso=False if args.no_gso else None)
+                                   gso=False if args.no_gso else None,
+                                   control_port=args.control_port)
             try:
                 return await self._serve(source, endpoint, ifname, signer, secret)
             finally:

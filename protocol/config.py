@@ -11,6 +11,10 @@ Addr = tuple[str, int]
 DEFAULT_BLOCK_SIZE = 1 << 20
 DISCOVERY_ADDR: Addr = ("239.255.77.1", 9770)
 DATA_ADDR: Addr = ("239.255.77.2", 9771)
+# A sender's control port (where its laptops send JOIN/STATUS/DONE) is the first free one of
+# these: concurrent sessions on one machine each get their own, a crashed session's port is
+# free again once its process is gone, and a firewall opens one known range for them all.
+CONTROL_PORTS = range(9772, 9872)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from driver.udp import (
     send_buffer_for,
     socket_drops,
 )
-from protocol.config import Addr
+from protocol.config import CONTROL_PORTS, Addr
 
 
 def pair(gso: bool, gro: bool) -> tuple[UdpEndpoint, UdpEndpoint]:
@@ -204,3 +204,30 @@ def test_the_sender_opens_its_socket_with_that_buffer() -> None:
             250_000, cap)
     finally:
         endpoint.close()
+
+
+def test_concurrent_senders_take_the_first_free_control_ports_of_the_range() -> None:
+    first = open_sender("lo", 0, 100e6, gso=False)
+    second = open_sender("lo", 0, 100e6, gso=False)
+    try:
+        ports = [first.address[1], second.address[1]]
+        assert all(port in CONTROL_PORTS for port in ports)
+        assert ports[0] != ports[1]
+    finally:
+        first.close()
+        second.close()
+    # A session that is gone leaves its port free for the next one.
+    again = open_sender("lo", 0, 100e6, gso=False)
+    try:
+        assert again.address[1] in CONTROL_PORTS
+    finally:
+        again.close()
+
+
+def test_a_control_port_that_is_taken_is_refused_in_one_sentence() -> None:
+    first = open_sender("lo", 0, 100e6, gso=False)
+    try:
+        with pytest.raises(NetworkError, match=f"udp port {first.address[1]} .* is taken"):
+            open_sender("lo", 0, 100e6, gso=False, control_port=first.address[1])
+    finally:
+        first.close()
