@@ -19,7 +19,13 @@ The policy, in the order it is applied:
   classroom of fewer than 50): among a thousand bursty links a few always look congested. The
   rate then drops to what the quorum-th worst of them got, plus ``HEADROOM``. A socket overrun
   without heavy loss (a CPU-starved receiver) cuts the rate by ``OVERRUN_CUT``.
-* **Otherwise probe upwards** by ``INCREASE`` per round of fresh windows, up to the ceiling.
+* **Otherwise probe upwards**, by ``PROBE_SLOPE`` of the ceiling per second since the last
+  decision (at most ``MAX_INCREASE`` at once), up to the ceiling. Additive in time, not
+  multiplicative: sessions that share a link all see its loss, so all cut by the same factor,
+  and a multiplicative increase would then keep whatever ratio their rates had (the first to
+  start keeping the most). Adding the same amount per second to each shrinks their
+  differences at every cut, so they converge on equal shares, as TCP's AIMD does. Per second
+  and not per window: a faster sender closes more windows a second.
 
 Windows that began before the last change are ignored, so one congested moment is answered
 once, not once per receiver that saw it.
@@ -36,7 +42,8 @@ CONGESTION_LOSS = 0.3
 CONGESTION_QUORUM = 0.02  # share of the room that must look congested (at least one)
 HEADROOM = 1.1
 OVERRUN_CUT = 0.85
-INCREASE = 1.1
+PROBE_SLOPE = 0.05  # share of the ceiling a second probing adds (900M: 45 Mbit/s a second)
+MAX_INCREASE = 1.25  # a probe multiplies the rate by at most this (a long quiet spell)
 LOSS_WEIGHT = 0.25  # share of the newest window in a receiver's smoothed loss
 
 
@@ -95,6 +102,7 @@ class RateController:
         self.floor = floor
         self.rate = ceiling
         self.changed_at_seq = -1  # first seq sent at the current rate
+        self.decided_at: float | None = None  # when fresh windows were last decided on
         self.decreases = 0
         self.increases = 0
 
@@ -113,7 +121,7 @@ class RateController:
                 room.append(d)
         return room
 
-    def decide(self, room: Iterable[Delivery], next_seq: int) -> float | None:
+    def decide(self, room: Iterable[Delivery], next_seq: int, now: float) -> float | None:
         """The new rate from the room's fresh windows, or None to keep the current one."""
         room = list(room)
         fresh = [d for d in room if not d.used and d.window_start >= self.changed_at_seq]
@@ -121,6 +129,8 @@ class RateController:
             return None
         for d in fresh:
             d.used = True
+        since = 0.0 if self.decided_at is None else max(0.0, now - self.decided_at)
+        self.decided_at = now
         congested = sorted(d.fraction for d in fresh
                            if 1.0 - d.fraction > CONGESTION_LOSS and d.loss > CONGESTION_LOSS)
         quorum = max(1, math.ceil(CONGESTION_QUORUM * len(room)))
@@ -131,7 +141,7 @@ class RateController:
         elif any(d.overran for d in fresh):
             rate = self.rate * OVERRUN_CUT
         else:
-            rate = self.rate * INCREASE
+            rate = min(self.rate * MAX_INCREASE, self.rate + PROBE_SLOPE * self.ceiling * since)
         rate = min(self.ceiling, max(self.floor, rate))
         if rate == self.rate:
             return None

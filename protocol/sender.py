@@ -869,7 +869,7 @@ class SenderSession:
         self._next_adapt = now + ADAPT_INTERVAL
         room = self.rate.classify(self.roster.heard_deliveries(self._seq))
         if self.config.adapt_rate and self._state is SenderState.SENDING:
-            rate = self.rate.decide(room, self._seq)
+            rate = self.rate.decide(room, self._seq, now)
             if rate is not None:
                 self._pacer.set_rate(rate / 8.0, now)
 

@@ -6,10 +6,11 @@ import pytest
 
 from protocol.ratecontrol import (
     HEADROOM,
-    INCREASE,
     LAG_RATIO,
     LOSS_WEIGHT,
+    MAX_INCREASE,
     OVERRUN_CUT,
+    PROBE_SLOPE,
     WINDOW_DATAGRAMS,
     Delivery,
     RateController,
@@ -194,7 +195,7 @@ def test_a_lagging_receiver_alone_again_is_the_room() -> None:
 
 def test_heavy_loss_drops_the_rate_to_what_arrived_plus_headroom() -> None:
     rc = RateController(100e6, 1e6)
-    assert rc.decide([window(0.5)], next_seq=7000) == pytest.approx(100e6 * 0.5 * HEADROOM)
+    assert rc.decide([window(0.5)], next_seq=7000, now=1.0) == pytest.approx(100e6 * 0.5 * HEADROOM)
     assert rc.rate == pytest.approx(55e6)
     assert rc.changed_at_seq == 7000
     assert (rc.decreases, rc.increases) == (1, 0)
@@ -203,34 +204,70 @@ def test_heavy_loss_drops_the_rate_to_what_arrived_plus_headroom() -> None:
 def test_heavy_loss_follows_the_worst_fresh_window() -> None:
     rc = RateController(100e6, 1e6)
     room = [window(0.95), window(0.4), window(0.6, overran=True)]
-    assert rc.decide(room, 1) == pytest.approx(100e6 * 0.4 * HEADROOM)
+    assert rc.decide(room, 1, now=1.0) == pytest.approx(100e6 * 0.4 * HEADROOM)
 
 
 def test_an_overrun_without_heavy_loss_cuts_the_rate() -> None:
     rc = RateController(100e6, 1e6)
-    assert rc.decide([window(1.0), window(0.9, overran=True)], 1) == pytest.approx(
+    assert rc.decide([window(1.0), window(0.9, overran=True)], 1, now=1.0) == pytest.approx(
         100e6 * OVERRUN_CUT)
     assert rc.decreases == 1
 
 
 def test_an_overrun_with_heavy_loss_is_answered_as_heavy_loss() -> None:
     rc = RateController(100e6, 1e6)
-    assert rc.decide([window(0.2, overran=True)], 1) == pytest.approx(100e6 * 0.2 * HEADROOM)
+    assert rc.decide([window(0.2, overran=True)], 1, now=1.0) == pytest.approx(
+        100e6 * 0.2 * HEADROOM)
 
 
 def test_light_loss_is_clean_and_probes_upwards() -> None:
     rc = RateController(100e6, 1e6)
-    rc.rate = 40e6
-    assert rc.decide([window(0.8)], 3) == pytest.approx(40e6 * INCREASE)
+    rc.rate, rc.decided_at = 40e6, 0.0
+    # A second after the last decision: a twentieth of the ceiling more.
+    assert rc.decide([window(0.8)], 3, now=1.0) == pytest.approx(40e6 + PROBE_SLOPE * 100e6)
     assert (rc.decreases, rc.increases) == (0, 1)
     assert rc.changed_at_seq == 3
+    assert rc.decided_at == 1.0
+    # After a long quiet spell, at most MAX_INCREASE at once.
+    assert rc.decide([window(0.8, start=3)], 4, now=100.0) == pytest.approx(
+        (40e6 + PROBE_SLOPE * 100e6) * MAX_INCREASE)
+
+
+def test_the_first_decision_only_starts_the_clock_for_probing() -> None:
+    rc = RateController(100e6, 1e6)
+    rc.rate = 40e6
+    assert rc.decide([window(1.0)], 3, now=5.0) is None
+    assert rc.decided_at == 5.0
+
+
+def test_sessions_sharing_a_link_converge_on_equal_shares() -> None:
+    """Three senders, one 100 Mbit/s link that drops what exceeds it, the same share of each
+    sender's datagrams (a FIFO that overflows): starting at 10, 40 and 90 Mbit/s, additive
+    probing and proportional cuts leave them within 5 % of a third of the link each."""
+    link = 100e6
+    senders = [RateController(900e6, 1e6) for _ in range(3)]
+    for rc, start in zip(senders, (10e6, 40e6, 90e6), strict=True):
+        rc.rate, rc.decided_at = start, 0.0
+    seq = 0
+    for step in range(1, 400):  # 20 s in decisions 50 ms apart
+        total = sum(rc.rate for rc in senders)
+        fraction = min(1.0, link / total)
+        for rc in senders:
+            seq += 1000
+            d = Delivery()
+            d.begin(seq)
+            d.report(seq + 1000, round(fraction * 1000), 0)
+            d.loss = 1.0 - fraction  # smoothed over windows like these
+            rc.decide([d], seq + 1000, now=step * 0.05)
+    rates = [rc.rate for rc in senders]
+    assert max(rates) / min(rates) < 1.05, rates
 
 
 def test_probing_stops_at_the_ceiling() -> None:
     rc = RateController(100e6, 1e6)
-    rc.rate = 95e6
-    assert rc.decide([window(1.0)], 1) == 100e6
-    assert rc.decide([window(1.0, start=1)], 2) is None  # already at the ceiling
+    rc.rate, rc.decided_at = 95e6, 0.0
+    assert rc.decide([window(1.0)], 1, now=1.0) == 100e6
+    assert rc.decide([window(1.0, start=1)], 2, now=1.0) is None  # already at the ceiling
     assert rc.rate == 100e6
     assert rc.increases == 1
     assert rc.changed_at_seq == 1
@@ -238,38 +275,38 @@ def test_probing_stops_at_the_ceiling() -> None:
 
 def test_the_rate_never_goes_below_the_floor() -> None:
     rc = RateController(100e6, 5e6)
-    assert rc.decide([window(0.01)], 1) == 5e6
-    assert rc.decide([window(0.01, start=1)], 2) is None  # at the floor: unchanged
+    assert rc.decide([window(0.01)], 1, now=1.0) == 5e6
+    assert rc.decide([window(0.01, start=1)], 2, now=1.0) is None  # at the floor: unchanged
     assert rc.rate == 5e6
     assert rc.decreases == 1
 
 
 def test_windows_that_began_before_the_last_change_are_ignored() -> None:
     rc = RateController(100e6, 1e6)
-    assert rc.decide([window(0.5, start=0)], next_seq=2000) is not None
+    assert rc.decide([window(0.5, start=0)], next_seq=2000, now=1.0) is not None
     late = window(0.5, start=1999)  # saw the old rate: its loss is already answered
-    assert rc.decide([late], 3000) is None
+    assert rc.decide([late], 3000, now=1.0) is None
     assert not late.used
     assert rc.rate == pytest.approx(55e6)
     fresh = window(0.5, start=2000)
-    assert rc.decide([late, fresh], 4000) == pytest.approx(55e6 * 0.5 * HEADROOM)
+    assert rc.decide([late, fresh], 4000, now=1.0) == pytest.approx(55e6 * 0.5 * HEADROOM)
     assert fresh.used
 
 
 def test_each_window_is_used_once() -> None:
     rc = RateController(100e6, 1e6)
     d = window(0.5)
-    assert rc.decide([d], 0) is not None
+    assert rc.decide([d], 0, now=1.0) is not None
     assert d.used
-    assert rc.decide([d], 0) is None
+    assert rc.decide([d], 0, now=1.0) is None
     assert rc.rate == pytest.approx(55e6)
     assert rc.decreases == 1
 
 
 def test_no_fresh_window_keeps_the_rate() -> None:
     rc = RateController(100e6, 1e6)
-    assert rc.decide([], 0) is None
-    assert rc.decide([Delivery()], 0) is None  # never sampled: counts as used
+    assert rc.decide([], 0, now=1.0) is None
+    assert rc.decide([Delivery()], 0, now=1.0) is None  # never sampled: counts as used
     assert rc.rate == 100e6
     assert rc.changed_at_seq == -1
 
@@ -277,9 +314,9 @@ def test_no_fresh_window_keeps_the_rate() -> None:
 def test_one_congested_moment_is_answered_once_for_the_whole_room() -> None:
     rc = RateController(100e6, 1e6)
     first, second = window(0.5, start=100), window(0.5, start=120)
-    assert rc.decide([first], next_seq=1200) == pytest.approx(55e6)
+    assert rc.decide([first], next_seq=1200, now=1.0) == pytest.approx(55e6)
     # The other receiver's report of the same moment arrives later: no second cut.
-    assert rc.decide([first, second], next_seq=1300) is None
+    assert rc.decide([first, second], next_seq=1300, now=1.0) is None
     assert rc.rate == pytest.approx(55e6)
 
 
@@ -288,19 +325,19 @@ def test_one_noisy_window_is_not_congestion_once_the_receiver_was_clean() -> Non
     d.report(2000, 1000 + 600, 0)  # a bursty window: 40 % lost, smoothed only to 10 %
     assert 1.0 - d.fraction > 0.3 and d.loss < 0.3
     rc = RateController(100e6, 1e6)
-    rc.rate = 50e6
-    assert rc.decide([d], 0) == pytest.approx(50e6 * INCREASE)
+    rc.rate, rc.decided_at = 50e6, 0.0
+    assert rc.decide([d], 0, now=1.0) == pytest.approx(50e6 + PROBE_SLOPE * 100e6)
 
 
 def test_in_a_large_room_a_few_congested_windows_hold_the_rate() -> None:
     rc = RateController(100e6, 1e6)
     rc.rate = 50e6
     room = [window(1.0) for _ in range(99)] + [window(0.5)]
-    assert rc.decide(room, 1) is None  # 2 of 100 are needed: neither cut nor probe
+    assert rc.decide(room, 1, now=1.0) is None  # 2 of 100 are needed: neither cut nor probe
     assert rc.rate == 50e6
 
 
 def test_in_a_large_room_the_quorum_th_worst_window_sets_the_rate() -> None:
     rc = RateController(100e6, 1e6)
     room = [window(1.0) for _ in range(97)] + [window(0.2), window(0.5), window(0.6)]
-    assert rc.decide(room, 1) == pytest.approx(100e6 * 0.5 * HEADROOM)
+    assert rc.decide(room, 1, now=1.0) == pytest.approx(100e6 * 0.5 * HEADROOM)

@@ -34,9 +34,9 @@ def fingerprint(result: ClassroomResult) -> str:
 
 
 PINS: dict[tuple[str, int], str] = {
-    ('bursty20', 0): '210aef4732eb3ec4a5b8d1c2a498e7f2',
+    ('bursty20', 0): 'd392712802168c253013300d59cba46a',
     ('bursty20', 1): 'e2b9c5b8895934a1e7b51c1ed200a7cb',
-    ('bursty20', 2): 'e36ba3af6657ee9b566f90e9e3d4a121',
+    ('bursty20', 2): '37c3f4ae740443dd987bd1d1a4647b8f',
     ('clean', 0): '51f24b9ada2b3d66bac029886456abcc',
     ('clean', 1): '7b432949b7d60d5c4675e60e40b77636',
     ('clean', 2): '15bfbd08bca6c08d85f0884f3b42faf5',
@@ -79,9 +79,9 @@ PINS: dict[tuple[str, int], str] = {
     ('nak_flood', 0): '8001f5ca522b331cc47ffa26d52be326',
     ('nak_flood', 1): '87ced68a0cbcb663d5ee55480fee5eaa',
     ('nak_flood', 2): '5a2c520fc5cd11e614064317fb4a3c56',
-    ('overdriven', 0): '9cfbb8ec9161dfbd08738b06a6d7b891',
-    ('overdriven', 1): 'd99040868cf6d7434f6edeba5b9ca4ff',
-    ('overdriven', 2): '8b7d13259e5bb8a4ec37b7c08b4c5859',
+    ('overdriven', 0): '3e4d447b8f6acef80caa0af3255fdb8c',
+    ('overdriven', 1): '9c455ac7c2a916aefd4fa481826df95b',
+    ('overdriven', 2): '4f66c54565b3f79d0f3b39bdca26b5b5',
     ('prepared', 0): '5c424cbe2b7f5c36fc19b8d48cd9740b',
     ('prepared', 1): '596231edb39ea5d0fd7fc6099023305c',
     ('prepared', 2): 'be4fa171be11fa9fa9d7b75d8130cc97',
@@ -97,9 +97,9 @@ PINS: dict[tuple[str, int], str] = {
     ('signed_loss5', 0): '81485a73ee1fbdff5ec81da2f80bc991',
     ('signed_loss5', 1): '0575f7c0cb590152709841b422f31d4b',
     ('signed_loss5', 2): '397a29e762a78ab00fddcc30d26ba379',
-    ('slow_receiver', 0): 'f2877cc316671f85bd5fafcfc863b8e9',
-    ('slow_receiver', 1): '9cbd2d9307933a4309e887af78e4a535',
-    ('slow_receiver', 2): '5a4779c4e3be27104bb3bec071ac44da',
+    ('slow_receiver', 0): 'a36dc194628a9da7f705b4b5aac23933',
+    ('slow_receiver', 1): '50935a712c41e59fee3f6eb26eb955b7',
+    ('slow_receiver', 2): '73cb554cb945188435e128552f21a385',
 }
 
 
