@@ -20,6 +20,7 @@ MAX_HEAD = 8 * 1024  # request line and headers
 MAX_BODY = 4 * 1024  # a control action's JSON is a few dozen bytes
 MAX_CONNECTIONS = 16  # at once; more are answered 503 and closed
 REQUEST_TIMEOUT = 5.0  # seconds for a whole request and its answer
+LINGER = 0.5  # seconds a closing connection may still take the client's leftovers
 METHODS = {"GET", "HEAD", "POST"}
 
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
@@ -133,6 +134,20 @@ async def read_request(stream: trio.abc.ReceiveStream) -> Request:
     return Request(method, path, query, headers, bytes(body[:length]))
 
 
+async def _linger(stream: trio.abc.Stream) -> None:
+    """Close our side, then read (and drop) what the client still sends for a moment: a
+    socket closed with unread data resets the connection, and the client would lose the
+    answer it has not read yet (a 413, a 503)."""
+    try:
+        if isinstance(stream, trio.abc.HalfCloseableStream):
+            await stream.send_eof()
+        drained = 0
+        while drained < MAX_HEAD + MAX_BODY and (chunk := await stream.receive_some(4096)):
+            drained += len(chunk)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -160,7 +175,8 @@ class HttpServer:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass  # the client went away: nothing to tell it
         finally:
-            with trio.CancelScope(deadline=trio.current_time() + 0.5, shield=True):
+            with trio.CancelScope(deadline=trio.current_time() + LINGER, shield=True):
+                await _linger(stream)
                 await stream.aclose()
 
     async def _answer(self, stream: trio.abc.Stream) -> None:

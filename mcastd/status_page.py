@@ -76,9 +76,12 @@ function cell(row, text, cls) {
 }
 function receiverEta(r, session) {
   if (r.state !== "receiving" && r.state !== "lagging") return null;
-  if (!(r.rate_bps > 0)) return null;
-  const left = session.image_size * (100 - r.percent) / 100;
-  return left * 8 / r.rate_bps;
+  // The session's estimate (the slowest laptop's) scaled to what this one has left: steadier
+  // than its own rate, which moves a whole block at a time.
+  if (session.eta !== null && session.percent < 100) {
+    return session.eta * (100 - r.percent) / (100 - session.percent);
+  }
+  return null;
 }
 function draw(s) {
   $("name").textContent = s.name ? "\\u2014 " + s.name : "";
@@ -88,6 +91,10 @@ function draw(s) {
   $("eta").textContent = duration(s.eta);
   $("joined").textContent = s.joined + "/" + s.expected;
   if (document.activeElement !== $("expected")) $("expected").value = s.expected;
+  const over = s.state === "complete";
+  $("start").disabled = s.state !== "waiting";
+  $("set-expected").disabled = over;
+  $("stop").disabled = over;
   const body = document.querySelector("#receivers tbody");
   const rows = [];
   for (const r of s.receivers) {
