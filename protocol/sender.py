@@ -233,8 +233,10 @@ class SenderSession:
         # How many receivers the start waits for: config.min_receivers until the admin
         # changes it (set_expected).
         self.expected = config.min_receivers
-        # The signed ABORT each receiver the admin dropped gets, again whenever it speaks.
+        # The signed ABORT each receiver the admin dropped gets, again whenever it speaks;
+        # and the reason a JOIN from its address (it waits for a sender again) is refused.
         self._dropped: dict[int, bytes] = {}
+        self._dropped_addrs: dict[Addr, str] = {}
 
     @property
     def state(self) -> SenderState:
@@ -413,6 +415,7 @@ class SenderSession:
         signature = (self.signer.sign(abort_payload(self.session_id, reason))
                      if self.signer is not None else b"")
         abort = self._dropped[receiver_id] = Abort(self.session_id, reason, signature).encode()
+        self._dropped_addrs[info.addr] = reason
         self._control.extend([(abort, info.addr)] * ABORT_COPIES)
         self._finish_receiver(info, Outcome.DROPPED, reason, now)
         return True
@@ -790,6 +793,10 @@ class SenderSession:
             return
         if info is not None and not roster.allow(info, now):
             return  # a JOIN repeated too often: each ACCEPT costs a signature
+        if info is None and addr in self._dropped_addrs:
+            self._control.append((Refuse(self.session_id, msg.receiver_id,
+                                         self._dropped_addrs[addr]).encode(), addr))
+            return
         if info is None:
             if not self.accepting(now):
                 window = self.config.late_join_window

@@ -170,3 +170,15 @@ async def test_a_port_in_use_fails_with_a_sentence() -> None:
             await StatusServer.open("127.0.0.1", taken.port)
     finally:
         await taken.aclose()
+
+
+def test_serve_takes_status_alone_with_a_port_or_with_an_address() -> None:
+    from mcastd.cli import build_parser
+
+    def parsed(*extra: str) -> object:
+        return build_parser().parse_args(["serve", "disk.img", *extra]).status
+
+    assert parsed() is None
+    assert parsed("--status") == ("127.0.0.1", 9780)
+    assert parsed("--status", "8080") == ("127.0.0.1", 8080)
+    assert parsed("--status", "10.0.0.1:80") == ("10.0.0.1", 80)

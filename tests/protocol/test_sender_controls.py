@@ -7,7 +7,7 @@ import pytest
 
 from protocol.events import Outcome, ReceiverFinished, SessionComplete, TransferStarted
 from protocol.sender import ABORT_COPIES, SenderState
-from protocol.wire import Abort, DoneAck, decode_control_untrusted
+from protocol.wire import Abort, DoneAck, Refuse, decode_control_untrusted
 from tests.protocol.test_abort import session_pair
 from tests.protocol.test_sender import (
     R1,
@@ -131,3 +131,15 @@ def test_dropping_the_last_one_in_waiting_then_starting_completes_at_once() -> N
     sender.start_now(1.0)
     assert state(sender) is SenderState.COMPLETE
     assert events_of(sender)[-1] == SessionComplete(0, 1)
+
+
+def test_a_dropped_laptop_joining_again_is_refused_with_the_reason() -> None:
+    sender, _ = joined(2)
+    sender.drop_receiver(2, DROPPED, 1.0)
+    sender.datagrams_to_send(1.0)
+    join(sender, 7, R2, 2.0)  # --wait-for-sender: a new session on the same socket
+    ((dg, to),) = sender.datagrams_to_send(2.0)
+    assert to == R2 and decode_control_untrusted(dg) == Refuse(sender.session_id, 7, DROPPED)
+    assert 7 not in sender.receivers
+    join(sender, 8, R3, 2.0)  # anyone else still joins late
+    assert 8 in sender.receivers
