@@ -71,8 +71,8 @@ class StatusServer:
         host = self.host
         if ipaddress.ip_address(host).is_unspecified:
             host = interface_address
-        if ":" in host:
-            host = f"[{host}]"
+        if ":" in host:  # IPv6, its zone (a link-local address's interface) escaped (RFC 6874)
+            host = f"[{host.replace('%', '%25')}]"
         query = f"?token={self.token}" if self.token is not None else ""
         return f"http://{host}:{self.port}/{query}"
 

@@ -156,6 +156,8 @@ async def test_loopback_has_no_token_and_anything_else_has_one() -> None:
         assert wide.token is not None and len(wide.token) >= 20
         assert wide.url("10.0.0.1") == f"http://10.0.0.1:{wide.port}/?token={wide.token}"
         assert wide.allowed_hosts() is None
+        assert wide.url("fe80::1%lab0") == (f"http://[fe80::1%25lab0]:{wide.port}/"
+                                            f"?token={wide.token}")
     finally:
         await local.aclose()
         await wide.aclose()
