@@ -208,6 +208,10 @@ def test_the_page_shows_every_laptop_live_and_metrics_match_the_api(
         assert abs(percent - row["percent"]) < 20  # a snapshot apart (0.25 s)
         assert 0 < percent < 100
 
+    # On loopback a control action needs no token (a harmless one: the transfer runs).
+    status, answer = http(lab, lab.sender, "POST", f"{base}/api/expected", {"expected": 2})
+    assert status == 200, answer
+
     # The page watched, the session still ends as it would have.
     code, final = serve.wait(timeout=120)
     assert code == 0 and final is not None and final["ok"], final
