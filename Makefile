@@ -10,12 +10,14 @@ DEBS := $(VENV)/.debs
 # Debian packages: the kernel lab (nftables for per-link loss, iproute2 for namespaces and tbf),
 # udpcast (the peer the benchmark measures us against), and for real disks partclone (used
 # ranges), sfdisk/sgdisk (partition tables) and the mkfs, fsck and mount tools of every
-# filesystem the tests make. Installed only where we are root; elsewhere those tests skip.
+# filesystem the tests make, and chromium (the status page's headless-browser test).
+# Installed only where we are root; elsewhere those tests skip.
 DEB_PACKAGES := nftables iproute2 mount udpcast partclone fdisk gdisk e2fsprogs ntfs-3g \
 	dosfstools exfatprogs exfat-fuse btrfs-progs xfsprogs mtools grub-pc-bin grub-common cpio \
-	zstd kmod
+	zstd kmod chromium
 DEB_COMMANDS := nft ip losetup udp-sender partclone.extfs sfdisk sgdisk mkfs.ext4 mkfs.ntfs \
-	mkfs.vfat mkfs.exfat mount.exfat-fuse mkfs.btrfs mkfs.xfs mcopy grub-mkimage cpio zstd depmod
+	mkfs.vfat mkfs.exfat mount.exfat-fuse mkfs.btrfs mkfs.xfs mcopy grub-mkimage cpio zstd depmod \
+	chromium
 # $(call apt_ensure,CHECK,PACKAGES,NOTE): nothing if the shell test CHECK passes; else, as
 # root, install PACKAGES with apt-get; else say NOTE (what will be skipped).
 define apt_ensure

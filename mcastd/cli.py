@@ -74,6 +74,7 @@ from protocol.wire import JUMBO_MTU, symbol_size_for
 from . import capture_cmd, image_cmd, stick_cmd
 from .image import ImageError, ImageSource, PreparedSource, default_cache_dir, open_image
 from .serve import SenderDaemon
+from .status import DEFAULT_ADDRESS, StatusServer, status_address
 
 HASH_REPORT_INTERVAL = 5.0
 MIN_MTU = 576  # the least every IPv4 link carries (RFC 791)
@@ -153,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--encrypt", type=Path, metavar="FILE",
                        help="encrypt every datagram with the secret in FILE (created if "
                             "missing); laptops need the same file")
+    serve.add_argument("--status", nargs="?", const=DEFAULT_ADDRESS, type=status_address,
+                       metavar="[HOST:]PORT",
+                       help="serve a live status page, /api/session and /metrics over HTTP "
+                            f"(alone: {DEFAULT_ADDRESS}; a bare PORT is on 127.0.0.1). Beyond "
+                            "loopback, its control actions need the token printed at start")
     keygen = sub.add_parser(
         "keygen",
         help="create the key that signs sessions, and print what receivers trust",
@@ -194,7 +200,14 @@ class Serve:
                                    gso=False if args.no_gso else None,
                                    control_port=args.control_port, family=family)
             try:
-                return await self._serve(source, endpoint, ifname, network, signer, secret)
+                status = (await StatusServer.open(*args.status) if args.status is not None
+                          else None)
+                try:
+                    return await self._serve(source, endpoint, ifname, network, signer, secret,
+                                             status)
+                finally:
+                    if status is not None:
+                        await status.aclose()
             finally:
                 endpoint.close()
         finally:
@@ -225,6 +238,7 @@ class Serve:
     async def _serve(
         self, source: ImageSource | PreparedSource, endpoint: UdpEndpoint, ifname: str,
         network: SessionNetwork, signer: Signer, secret: bytes | None,
+        status: StatusServer | None = None,
     ) -> int:
         args, console = self.args, self.console
         mtu = session_mtu(ifname, args.mtu, network.ipv6)
@@ -284,7 +298,10 @@ class Serve:
             f"{signer.fingerprint}{sealed}; "
             f"waiting for {args.min_receivers} receiver(s)"
         )
-        report = await SenderDaemon(session, source, endpoint, console).run()
+        if status is not None:
+            console.message(f"status page: {status.url(endpoint.address[0])}")
+        report = await SenderDaemon(session, source, endpoint, console,
+                                    status=status.run if status is not None else None).run()
         console.final(report)
         return EXIT_OK if report.ok else EXIT_FAILED
 

@@ -3,6 +3,8 @@ live view of every receiver."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import trio
 
 from driver.console import Console
@@ -28,12 +30,14 @@ from .image import BlockSource, ImageError
 
 REPORT_INTERVAL = 0.25
 ENCODE_THREADS = 2  # the machines we target have 2+ cores; zstd releases the GIL
+# A task run beside the session with the daemon (the status page: mcastd/status.py).
+StatusTask = Callable[["SenderDaemon"], Awaitable[None]]
 
 
 class SenderDaemon:
     def __init__(
         self, session: SenderSession, source: BlockSource, endpoint: Endpoint, console: Console,
-        *, worker: Worker | None = None,
+        *, worker: Worker | None = None, status: StatusTask | None = None,
     ) -> None:
         self.session = session
         self.source = source
@@ -46,12 +50,16 @@ class SenderDaemon:
         self._started = trio.current_time()
         self._send_rate = RateMeter(self._started, 0, interval=REPORT_INTERVAL, weight=1.0)
         self._rates: dict[int, RateMeter] = {}  # receiver id → image bits it stores per second
+        self.status = status
+        self.last_snapshot: SenderSnapshot | None = None  # what the status page reads
 
     async def run(self) -> FinalReport:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.driver.receive_from, self.endpoint)
             nursery.start_soon(self._report_loop)
+            if self.status is not None:
+                nursery.start_soon(self.status, self)
             await self.driver.run()
             nursery.cancel_scope.cancel()
         return self.final_report()
@@ -83,6 +91,13 @@ class SenderDaemon:
         self.session.feed_block(index, kind, payload, repairs)
         self.driver.poke()
 
+    def stop(self, reason: str) -> None:
+        """The admin stops the session: the laptops are told ``reason``, as when the image
+        fails to read, and serve exits non-zero."""
+        self.error = f"the session was {reason} from the status page."
+        self.session.abort(reason, trio.current_time())
+        self.driver.stop()
+
     def _encode(self, index: int) -> tuple[int, bytes, list[dict[int, bytes]]]:
         """Worker thread: read, compress and make the first repair symbols of one block, so
         the event loop only frames and sends."""
@@ -95,7 +110,8 @@ class SenderDaemon:
 
     async def _report_loop(self) -> None:
         while True:
-            self.console.update(self.snapshot())
+            self.last_snapshot = self.snapshot()
+            self.console.update(self.last_snapshot)
             await trio.sleep(REPORT_INTERVAL)
 
     def snapshot(self) -> SenderSnapshot:

@@ -30,7 +30,10 @@ SENDING   First pass: blocks in order (with a used-block map, only the used ones
           lacks (``PassPlan``).
 COMPLETE  every joined receiver has its Outcome: it reported DONE (VERIFIED or FAILED), or
           was DROPPED (silent for ``receiver_timeout``, or no progress for ``stall_timeout``
-          while it was served); and the late-join window is closed: SessionComplete.
+          while it was served, or by the admin: ``drop_receiver``, which tells it with an
+          ABORT of its own); and the late-join window is closed: SessionComplete.
+The admin may also start at once (``start_now``), change how many receivers the start
+waits for (``set_expected``) or stop everyone (``abort``).
 
 This module keeps the states, the timers, the first pass and the framing of every datagram;
 the receivers and their rules are the ``Roster``'s, what is owed the ``RepairQueues``', the
@@ -227,6 +230,13 @@ class SenderSession:
         self._next_sweep = now + 1.0
         self._start_deadline = now + config.max_wait if config.max_wait is not None else None
         self._wait_over = False
+        # How many receivers the start waits for: config.min_receivers until the admin
+        # changes it (set_expected).
+        self.expected = config.min_receivers
+        # The signed ABORT each receiver the admin dropped gets, again whenever it speaks;
+        # and the reason a JOIN from its address (it waits for a sender again) is refused.
+        self._dropped: dict[int, bytes] = {}
+        self._dropped_addrs: dict[Addr, str] = {}
 
     @property
     def state(self) -> SenderState:
@@ -378,6 +388,48 @@ class SenderSession:
         self._control.extend([(abort, self.config.data_addr)] * ABORT_COPIES)
         self._delta_pass = None
 
+    # --- the admin's controls (the status page) ---------------------------------------------
+
+    def start_now(self, now: float) -> None:
+        """Start without waiting for ``expected`` receivers: at once if one joined, else
+        with the first that does (as when ``max_wait`` runs out)."""
+        if self._state is not SenderState.WAITING:
+            return
+        self._start_deadline = None
+        self._wait_over = True
+        self._maybe_start(now)
+
+    def set_expected(self, count: int, now: float) -> None:
+        """Wait for ``count`` receivers instead (starting now if that many joined)."""
+        if count < 1:
+            raise ValueError("the expected count must be at least 1")
+        self.expected = count
+        self._maybe_start(now)
+
+    def drop_receiver(self, receiver_id: int, reason: str, now: float) -> bool:
+        """Finish one receiver as DROPPED, as a silent one is, and tell it why with an ABORT
+        sent to it alone (signed as the session is). False if it is unknown or finished."""
+        info = self.roster.get(receiver_id)
+        if info is None or info.outcome is not None:
+            return False
+        signature = (self.signer.sign(abort_payload(self.session_id, reason))
+                     if self.signer is not None else b"")
+        abort = self._dropped[receiver_id] = Abort(self.session_id, reason, signature).encode()
+        self._dropped_addrs[info.addr] = reason
+        self._control.extend([(abort, info.addr)] * ABORT_COPIES)
+        self._finish_receiver(info, Outcome.DROPPED, reason, now)
+        return True
+
+    def _tell_dropped(self, receiver_id: int, addr: Addr, now: float) -> bool:
+        """A receiver the admin dropped still speaks (its ABORTs were lost): again."""
+        abort = self._dropped.get(receiver_id)
+        info = self.roster.get(receiver_id)
+        if abort is None or info is None or self.roster.impostor(info, addr):
+            return False
+        if self.roster.allow(info, now):
+            self._control.append((abort, info.addr))
+        return True
+
     def accepting(self, now: float) -> bool:
         """Whether a new receiver may still join."""
         if self._state is SenderState.COMPLETE:
@@ -404,7 +456,7 @@ class SenderSession:
         roster = self.roster
         if self._state is not SenderState.WAITING or not roster.receivers:
             return
-        if not (self._wait_over or len(roster) >= self.config.min_receivers):
+        if not (self._wait_over or len(roster) >= self.expected):
             return
         if not roster.any_comparing():
             self._start(now)
@@ -741,6 +793,10 @@ class SenderSession:
             return
         if info is not None and not roster.allow(info, now):
             return  # a JOIN repeated too often: each ACCEPT costs a signature
+        if info is None and addr in self._dropped_addrs:
+            self._control.append((Refuse(self.session_id, msg.receiver_id,
+                                         self._dropped_addrs[addr]).encode(), addr))
+            return
         if info is None:
             if not self.accepting(now):
                 window = self.config.late_join_window
@@ -770,7 +826,8 @@ class SenderSession:
         roster = self.roster
         info = roster.get(msg.receiver_id)
         if info is None or info.outcome is not None:
-            self.stats.foreign += 1
+            if not self._tell_dropped(msg.receiver_id, addr, now):
+                self.stats.foreign += 1
             return
         if roster.impostor(info, addr) or not roster.allow(info, now):
             return
@@ -895,6 +952,8 @@ class SenderSession:
             # the admin must still see it, as failed.
             info = roster.add(msg.receiver_id, addr, now, None, msg.host)
             self._events.append(ReceiverJoined(msg.receiver_id, addr))
+        if self._tell_dropped(msg.receiver_id, addr, now):
+            return  # no DONE_ACK: it would take its image for accepted
         self._control.append((DoneAck(self.session_id, msg.receiver_id).encode(), addr))
         info.last_heard = now
         if info.outcome is not None:
