@@ -1,0 +1,153 @@
+"""`mcastd doctor`: on the admin's machine, the local checks (IGMP querier, MTU, sessions on
+the group), then a responder that laptops running `mcast-receive --doctor` probe, for
+--duration seconds, showing each laptop's findings as they come. Exit 1 if any was a problem."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+
+import trio
+
+from driver.doctor_output import print_finding
+from driver.doctor_watch import GroupListener
+from driver.igmp import find_querier
+from driver.options import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    add_network_options,
+    multicast_address,
+    port_number,
+    positive_float,
+    rate_argument,
+)
+from driver.udp import NetworkError, default_interface, interface_mtu, open_sender
+from protocol.config import DATA_ADDR
+from protocol.diagnosis import (
+    Finding,
+    exit_code,
+    local_mtu_finding,
+    ok,
+    querier_finding,
+    sessions_findings,
+    skipped,
+)
+from protocol.doctor import (
+    DEFAULT_RATES,
+    MAX_RATE_BPS,
+    MAX_RATES,
+    PROBE_ADDR,
+    QUERIER_PROBE_GROUP,
+)
+
+from .doctor_responder import Responder, responder_here
+
+QUERIER_WAIT = 3.0
+SESSIONS_WAIT = 3.0  # sessions announce every 0.25-1 s
+MAX_DURATION = 86400.0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "doctor",
+        help="check the network for multicast imaging, and answer laptops' probes",
+        description="Check what breaks multicast imaging: an IGMP querier on the LAN, this "
+        "link's MTU, other sessions on the data group; then answer `mcast-receive --doctor` "
+        "on laptops (path, loss and round trip at a few rates, MTU, firewall) for --duration "
+        "seconds, printing each finding on one line. Exit 0 if all is well, 1 if not.")
+    add_network_options(parser)
+    parser.add_argument("--group", default=DATA_ADDR[0], type=multicast_address,
+                        help="the data group sessions would use (default %(default)s)")
+    parser.add_argument("--port", default=DATA_ADDR[1], type=port_number,
+                        help="UDP port of the data group (default %(default)s)")
+    parser.add_argument("--duration", type=duration, default=60.0, metavar="SECONDS",
+                        help="answer laptops this long, then exit (default %(default)g)")
+    parser.add_argument("--rates", type=rate_list, metavar="RATES",
+                        default=list(DEFAULT_RATES),
+                        help="the rates laptops probe, comma-separated (default 10M,100M,500M)")
+
+
+def duration(text: str) -> float:
+    value = positive_float(text)
+    if value > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"--duration {text} is more than a day")
+    return value
+
+
+def rate_list(text: str) -> list[int]:
+    rates = sorted(int(rate_argument(part)) for part in text.split(",") if part)
+    if not 0 < len(rates) <= MAX_RATES or rates[-1] > MAX_RATE_BPS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not 1-{MAX_RATES} rates of at most 10G, comma-separated")
+    return rates
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return trio.run(doctor, args)
+    except NetworkError as exc:
+        print(f"mcastd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mcastd: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+async def local_findings(ifname: str, listener: GroupListener, data_group: tuple[str, int],
+                         mtu: int) -> list[Finding]:
+    """The querier, MTU and sessions checks, run side by side (~3 s)."""
+    findings: list[Finding] = [local_mtu_finding(ifname, mtu)]
+    querier: list[Finding] = []
+
+    async def check_querier() -> None:
+        try:
+            found = await find_querier(ifname, QUERIER_PROBE_GROUP, QUERIER_WAIT)
+            querier.append(querier_finding(ifname, found, QUERIER_WAIT))
+        except NetworkError as exc:
+            querier.append(skipped("querier", f"{exc}"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(check_querier)
+        await trio.sleep(SESSIONS_WAIT)
+    sessions = sessions_findings(listener.snapshot(), data_group, on_sender=True)
+    return [*querier, *findings, *sessions]
+
+
+async def doctor(args: argparse.Namespace) -> int:
+    ifname = args.interface or default_interface()
+    discovery = (args.discovery_group, args.discovery_port)
+    data_group = (args.group, args.port)
+    mtu = interface_mtu(ifname)
+    endpoint = open_sender(ifname, 1, float(max(args.rates)))
+    listener = GroupListener(ifname, discovery, data_group)
+    problems: list[Finding] = []
+
+    def show(finding: Finding, laptop: str | None = None) -> None:
+        if finding.problem:
+            problems.append(finding)
+        if args.quiet <= 0 or finding.problem:
+            print_finding(finding, args.json, laptop)
+
+    def on_report(laptop: str, laptop_mtu: int, findings: list[Finding]) -> None:
+        del laptop_mtu  # the laptop's own MTU finding names it
+        for finding in findings:
+            show(finding, laptop)
+
+    here = responder_here(secrets.randbits(63), endpoint.address, mtu, PROBE_ADDR,
+                          args.rates)
+    responder = Responder(endpoint, here, discovery, PROBE_ADDR, on_report)
+    try:
+        with trio.move_on_after(args.duration):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(listener.run)
+                nursery.start_soon(responder.run)
+                for finding in await local_findings(ifname, listener, data_group, mtu):
+                    show(finding)
+                show(ok("responder", f"answering laptops' `mcast-receive --doctor` on "
+                                     f"{endpoint.address[0]} udp {endpoint.address[1]} for "
+                                     f"{args.duration:g} s"))
+    finally:
+        listener.close()
+        endpoint.close()
+    return exit_code(problems)
