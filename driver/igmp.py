@@ -49,7 +49,7 @@ def membership_query_source(packet: bytes) -> str | None:
 def _attach_igmp_filter(sock: socket.socket) -> None:
     program = b"".join(struct.pack("=HBBI", *insn) for insn in _FILTER)
     buffer = ctypes.create_string_buffer(program)
-    fprog = struct.pack("=HL", len(_FILTER), ctypes.addressof(buffer))
+    fprog = struct.pack("HP", len(_FILTER), ctypes.addressof(buffer))  # struct sock_fprog
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
