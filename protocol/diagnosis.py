@@ -228,6 +228,7 @@ def sessions_findings(watch: GroupWatch, data_group: Addr, *, on_sender: bool) -
     for group, sessions in sorted(by_group.items()):
         where = f"{group[0]}:{group[1]}"
         if len(sessions) >= 2:
+            sessions.sort(key=lambda s: (s.sender, s.name))
             named = " and ".join(f"{s.name!r} from {s.sender}" for s in sessions)
             findings.append(problem("sessions", (
                 f"{len(sessions)} sessions send to group {where}: {named}; their laptops "
