@@ -51,7 +51,7 @@ class GroupListener:
         """What was heard so far, and for how long."""
         watch = self.watch
         return GroupWatch(round(trio.current_time() - self.started, 1), dict(watch.sessions),
-                          dict(watch.data_sources), watch.dropped)
+                          dict(watch.data_sources), watch.dropped, set(watch.sealed_senders))
 
     async def run(self) -> None:
         self.started = trio.current_time()
@@ -81,8 +81,10 @@ class GroupListener:
                         r.here.responder_id != here.responder_id for r in self.responders):
                     self.responders.append(ResponderSeen(here, source[0]))
                     self.responder_found.set()
+            elif ptype == PacketType.SEALED:
+                self.watch.sealed_senders.add(source[0])  # an encrypted session's announcement
             else:
-                self.watch.dropped += 1  # SYNC and the like, or a sealed announcement
+                self.watch.dropped += 1  # not for the doctor
         except BadPacket:
             self.watch.dropped += 1
 

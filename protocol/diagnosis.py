@@ -216,6 +216,9 @@ class GroupWatch:
     sessions: dict[int, SessionSeen] = field(default_factory=dict)
     data_sources: dict[str, int] = field(default_factory=dict)  # source IP → datagrams
     dropped: int = 0  # foreign or garbled datagrams
+    # Who sends encrypted datagrams to the discovery group: their announcements are sealed,
+    # so their data on the group is accounted for, though not by name.
+    sealed_senders: set[str] = field(default_factory=set)
 
 
 def sessions_findings(watch: GroupWatch, data_group: Addr, *, on_sender: bool) -> list[Finding]:
@@ -239,6 +242,7 @@ def sessions_findings(watch: GroupWatch, data_group: Addr, *, on_sender: bool) -
                 f"session {s.name!r} from {s.sender} already sends to group {where}: a serve "
                 "here on the same group would mix with it; serve with another --group")))
     announced = {s.sender for s in watch.sessions.values() if s.group == data_group}
+    announced |= watch.sealed_senders
     strangers = {ip: n for ip, n in watch.data_sources.items() if ip not in announced}
     where = f"{data_group[0]}:{data_group[1]}"
     if strangers:
