@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import sys
+from functools import partial
 
 import trio
 
-from driver.doctor_output import print_finding
+from driver.doctor_output import print_finding, run_doctor
 from driver.doctor_watch import GroupListener
 from driver.igmp import find_querier
 from driver.options import (
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
     add_network_options,
     multicast_address,
     port_number,
@@ -84,14 +82,7 @@ def rate_list(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return trio.run(doctor, args)
-    except NetworkError as exc:
-        print(f"mcastd: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("mcastd: interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_doctor("mcastd", partial(doctor, args))
 
 
 async def local_findings(ifname: str, listener: GroupListener, data_group: tuple[str, int],

@@ -47,6 +47,7 @@ class Responder:
         self.probe = probe
         self.on_report = on_report
         self.dropped = 0  # foreign or garbled datagrams
+        self.send_errors = 0
         self._done: dict[tuple[int, int], BurstDone] = {}
         self._under_way: set[tuple[int, int]] = set()
         self._mtus: dict[int, int] = {}  # laptop id → the MTU it told
@@ -65,12 +66,10 @@ class Responder:
             await trio.sleep(HERE_INTERVAL)
 
     def _send(self, datagram: bytes, addr: Addr) -> None:
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            try:
-                self.endpoint.sock.sendto(datagram, addr)
-            except OSError as exc:
-                if exc.errno not in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENOBUFS):
-                    raise
+        try:
+            self.endpoint.sock.sendto(datagram, addr)
+        except OSError:  # a full buffer, no route, a local firewall: as if lost on the wire
+            self.send_errors += 1
 
     async def _serve(self, nursery: trio.Nursery) -> None:
         ring = RecvRing(16)
@@ -111,7 +110,7 @@ class Responder:
             self.dropped += 1
             return
         self._mtus[request.laptop_id] = request.mtu
-        plan = plan_burst(request)
+        plan = plan_burst(request, max(self.here.rates))
         if isinstance(plan, str):
             self._finish(key, BurstDone(request.laptop_id, request.burst, 0, 0.0, plan), source)
             return

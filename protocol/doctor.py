@@ -232,15 +232,16 @@ class BurstPlan:
         return 8 * (self.size + IPV4_UDP_HEADERS + ETHERNET_OVERHEAD) / self.rate_bps
 
 
-def plan_burst(request: BurstRequest) -> BurstPlan | str:
+def plan_burst(request: BurstRequest, max_rate_bps: int) -> BurstPlan | str:
     """What the responder sends for ``request``: bounded in count, time and size; or why not
-    (one sentence). A size above the responder's own link is not refused here: its kernel
-    refuses it (EMSGSIZE), and BURST_DONE says so."""
+    (one sentence). ``max_rate_bps``: the highest rate the responder announced; no laptop
+    makes it send faster. A size above the responder's own link is not refused here: its
+    kernel refuses it (EMSGSIZE), and BURST_DONE says so."""
     if not PROBE_HEADER_SIZE <= request.size <= datagram_size(JUMBO_MTU):
         return f"a probe of {request.size} bytes is outside {PROBE_HEADER_SIZE}-" \
                f"{datagram_size(JUMBO_MTU)}"
-    if not 0 < request.rate_bps <= MAX_RATE_BPS:
-        return f"a rate of {request.rate_bps} bit/s is outside 1-{MAX_RATE_BPS}"
+    if not 0 < request.rate_bps <= min(max_rate_bps, MAX_RATE_BPS):
+        return f"a rate of {request.rate_bps} bit/s is above the {max_rate_bps} announced"
     count = min(request.count, burst_count(request.rate_bps, request.size))
     if count <= 0:
         return "a burst of no datagrams"

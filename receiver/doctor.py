@@ -9,17 +9,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import secrets
-import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 import trio
 
 from driver.batchio import RecvRing
-from driver.doctor_output import print_finding
+from driver.doctor_output import print_finding, run_doctor
 from driver.doctor_watch import GroupListener, ResponderSeen
 from driver.igmp import find_querier
-from driver.options import EXIT_INTERRUPTED, EXIT_USAGE
 from driver.udp import (
     NetworkError,
     UdpEndpoint,
@@ -78,15 +76,13 @@ T = TypeVar("T")
 
 def run(args: argparse.Namespace) -> int:
     """The `--doctor` entry point: findings on stdout, exit 0 (all well) or 1."""
-    try:
-        findings = trio.run(laptop_doctor, args)
-    except NetworkError as exc:
-        print(f"mcast-receive: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("mcast-receive: interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return exit_code(findings)
+    findings: list[Finding] = []
+
+    async def main() -> int:
+        findings.extend(await laptop_doctor(args))
+        return exit_code(findings)
+
+    return run_doctor("mcast-receive", main)
 
 
 async def laptop_doctor(args: argparse.Namespace) -> list[Finding]:
@@ -202,7 +198,9 @@ class Prober:
         self._changed = trio.Event()  # set on every answer from the responder
 
     def _send(self, datagram: bytes) -> None:
-        with contextlib.suppress(BlockingIOError, InterruptedError):
+        # A full buffer, no route, this laptop's own firewall: as if lost on the wire, which
+        # the findings then tell.
+        with contextlib.suppress(OSError):
             self.control.sock.sendto(datagram, self.responder)
 
     async def receive_control(self) -> None:

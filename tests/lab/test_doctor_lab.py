@@ -170,3 +170,17 @@ def test_without_a_responder_the_laptop_says_where_to_start_one(tmp_path: Path) 
     assert problems(findings) == [
         "no mcastd doctor answered on the discovery group within 2 s: start `mcastd doctor` "
         "on the sender machine (or the switch does not carry multicast from it)"]
+
+
+def test_a_slow_laptop_link_shows_loss_above_its_speed(tmp_path: Path) -> None:
+    with Lab(1, querier=True, rate_mbit=[50]) as lab:
+        responder = start_responder(lab, tmp_path, duration=12)
+        code, findings = laptop_doctor(lab, tmp_path)
+        finish(responder)
+    assert code == 1
+    ten, hundred, five_hundred = of(findings, "loss")
+    assert ten["ok"] and not hundred["ok"] and not five_hundred["ok"], findings
+    assert hundred["finding"].startswith("at 100 Mbit/s ")
+    assert hundred["finding"].endswith("the path carries less than 100 Mbit/s; serve with "
+                                       "--rate 10M (it adapts, but starts there)")
+    assert [f["check"] for f in findings if not f["ok"]] == ["loss", "loss"]

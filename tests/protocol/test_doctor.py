@@ -143,12 +143,13 @@ def test_a_burst_holds_half_a_second_of_its_rate_within_the_count_limit() -> Non
 
 
 def test_a_plan_is_bounded_whatever_is_asked() -> None:
-    plan = plan_burst(BurstRequest(1, 2, 100_000_000, 1472, 10**9, 1500))
+    plan = plan_burst(BurstRequest(1, 2, 100_000_000, 1472, 10**9, 1500), 500_000_000)
     assert isinstance(plan, BurstPlan)
     assert plan.count == burst_count(100_000_000, 1472)
     assert plan.count * plan.interval <= MAX_BURST_SECONDS
-    assert plan_burst(BurstRequest(1, 2, 10_000_000, 1472, 5, 1500)) == BurstPlan(
+    assert plan_burst(BurstRequest(1, 2, 10_000_000, 1472, 5, 1500), 10**8) == BurstPlan(
         1, 2, 10_000_000, 1472, 5)
+    # Too small, too big, no rate, above what the responder announced, none at all.
     for size, rate, count in ((10, 10**7, 5), (9000, 10**7, 5), (1472, 0, 5),
-                              (1472, 10**11, 5), (1472, 10**7, 0)):
-        assert isinstance(plan_burst(BurstRequest(1, 2, rate, size, count, 1500)), str)
+                              (1472, 10**9, 5), (1472, 10**7, 0)):
+        assert isinstance(plan_burst(BurstRequest(1, 2, rate, size, count, 1500), 10**8), str)
