@@ -234,7 +234,7 @@ def sessions_findings(watch: GroupWatch, data_group: Addr, *, on_sender: bool) -
             sessions.sort(key=lambda s: (s.sender, s.name))
             named = " and ".join(f"{s.name!r} from {s.sender}" for s in sessions)
             findings.append(problem("sessions", (
-                f"{len(sessions)} sessions send to group {where}: {named}; their laptops "
+                f"{_count(len(sessions))} sessions send to group {where}: {named}; their laptops "
                 "receive both streams: restart one with a group of its own (--group)")))
         elif on_sender and group == data_group:
             s = sessions[0]
@@ -257,6 +257,10 @@ def sessions_findings(watch: GroupWatch, data_group: Addr, *, on_sender: bool) -
         findings.append(ok("sessions", f"no other session uses group {where} "
                                        f"(listened {watch.seconds:g} s){also}"))
     return findings
+
+
+def _count(n: int) -> str:
+    return {2: "two", 3: "three", 4: "four"}.get(n, str(n))
 
 
 def big_probe_size(sender_mtu: int) -> int | None:

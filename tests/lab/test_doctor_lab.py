@@ -155,7 +155,7 @@ def test_two_sessions_on_one_group_are_named(tmp_path: Path) -> None:
         code, findings = laptop_doctor(lab, tmp_path)
         admin_code, admin = finish(responder)
     a, b = (host.ip for host in lab.extras)
-    expected = (f"2 sessions send to group 239.255.77.2:9771: 'a' from {a} and 'b' from {b}; "
+    expected = (f"two sessions send to group 239.255.77.2:9771: 'a' from {a} and 'b' from {b}; "
                 "their laptops receive both streams: restart one with a group of its own "
                 "(--group)")
     assert code == 1

@@ -139,7 +139,7 @@ def test_two_sessions_on_one_group_are_named_with_their_senders() -> None:
     for on_sender in (True, False):
         (f,) = sessions_findings(watch, GROUP, on_sender=on_sender)
         assert f.problem and f.text == (
-            "2 sessions send to group 239.255.77.2:9771: 'a' from 10.77.0.1 and 'b' from "
+            "two sessions send to group 239.255.77.2:9771: 'a' from 10.77.0.1 and 'b' from "
             "10.77.0.3; their laptops receive both streams: restart one with a group of its "
             "own (--group)")
 
