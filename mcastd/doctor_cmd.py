@@ -88,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
 async def local_findings(ifname: str, listener: GroupListener, data_group: tuple[str, int],
                          mtu: int) -> list[Finding]:
     """The querier, MTU and sessions checks, run side by side (~3 s)."""
-    findings: list[Finding] = [local_mtu_finding(ifname, mtu)]
     querier: list[Finding] = []
 
     async def check_querier() -> None:
@@ -100,9 +99,12 @@ async def local_findings(ifname: str, listener: GroupListener, data_group: tuple
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(check_querier)
-        await trio.sleep(SESSIONS_WAIT)
+        async with trio.open_nursery() as listening:
+            listening.start_soon(listener.run)
+            await trio.sleep(SESSIONS_WAIT)
+            listening.cancel_scope.cancel()  # heard enough: a session's data costs CPU
     sessions = sessions_findings(listener.snapshot(), data_group, on_sender=True)
-    return [*querier, *findings, *sessions]
+    return [*querier, local_mtu_finding(ifname, mtu), *sessions]
 
 
 async def doctor(args: argparse.Namespace) -> int:
@@ -131,7 +133,6 @@ async def doctor(args: argparse.Namespace) -> int:
     try:
         with trio.move_on_after(args.duration):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(listener.run)
                 nursery.start_soon(responder.run)
                 for finding in await local_findings(ifname, listener, data_group, mtu):
                     show(finding)

@@ -118,17 +118,16 @@ async def laptop_doctor(args: argparse.Namespace) -> list[Finding]:
                 await listener.responder_found.wait()
             await trio.sleep_until(listener.started + SESSIONS_WAIT)
             await querier_done.wait()
-            findings += [show(f) for f in querier]
-            findings += [show(f) for f in sessions_findings(listener.snapshot(), DATA_ADDR,
-                                                             on_sender=False)]
-            if not listener.responders:
-                findings.append(show(responder_missing_finding(wait)))
-            else:
-                findings += await probe_responder(listener.responders[0], ifname, mtu,
-                                                  findings, show)
-            nursery.cancel_scope.cancel()
+            nursery.cancel_scope.cancel()  # heard enough: a session's data costs CPU
     finally:
         listener.close()
+    findings += [show(f) for f in querier]
+    findings += [show(f) for f in sessions_findings(listener.snapshot(), DATA_ADDR,
+                                                     on_sender=False)]
+    if not listener.responders:
+        findings.append(show(responder_missing_finding(wait)))
+    else:
+        findings += await probe_responder(listener.responders[0], ifname, mtu, findings, show)
     return findings
 
 
