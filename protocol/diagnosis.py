@@ -133,8 +133,10 @@ def loss_findings(outcomes: Sequence[BurstOutcome], probe_group: Addr) -> list[F
     for o in outcomes:
         rate = _mbit(o.rate_bps)
         if o.sent < 0:
-            findings.append(problem("loss", f"the sender never reported its {rate} burst "
-                                            "done: its answers are lost on the way back"))
+            findings.append(problem("loss", (
+                f"the sender never reported its {rate} burst done: its answers are lost on "
+                "the way back, or it is busy probing other laptops (it sends one burst at a "
+                "time: run the doctor on a few laptops at once)")))
         elif o.sent == 0:
             findings.append(problem("loss", f"the sender could not send its {rate} burst "
                                             f"({o.error or 'no reason given'})"))
