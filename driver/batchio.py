@@ -52,16 +52,30 @@ class RecvRing:
         self.slots = array("H", bytes(2 * capacity))  # the slot each datagram came in
         self.addrs = bytearray(slots * ADDR_SIZE)  # each slot's source sockaddr
         self.count = 0  # datagrams of the last receive
+        self._zones: dict[int, str] = {}  # interface index → name, for link-local sources
 
     def address_of(self, i: int) -> Addr:
         """The source (host, port) of datagram ``i`` of the last receive."""
         at = self.slots[i] * ADDR_SIZE
         family = int.from_bytes(self.addrs[at : at + 2], "little")
         if family == socket.AF_INET6:
-            _f, port, _flow, address, _scope = _SOCKADDR_IN6.unpack_from(self.addrs, at)
-            return socket.inet_ntop(socket.AF_INET6, address), int.from_bytes(port, "big")
+            _f, port, _flow, address, scope = _SOCKADDR_IN6.unpack_from(self.addrs, at)
+            host = socket.inet_ntop(socket.AF_INET6, address)
+            if scope:  # a link-local sender: the answer must leave by the same interface
+                host = f"{host}%{self._zone(scope)}"
+            return host, int.from_bytes(port, "big")
         _f, port, address = _SOCKADDR_IN.unpack_from(self.addrs, at)
         return socket.inet_ntoa(address), int.from_bytes(port, "big")
+
+    def _zone(self, index: int) -> str:
+        zone = self._zones.get(index)
+        if zone is None:
+            try:
+                zone = socket.if_indextoname(index)
+            except OSError:  # the interface went away: the index still routes
+                zone = str(index)
+            self._zones[index] = zone
+        return zone
 
     def put(self, datagrams: Sequence[tuple[bytes, Addr]]) -> int:
         """Fill the ring from ready-made datagrams, one per slot, as a receive would (for

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import ipaddress
 import logging
 import sys
 from collections.abc import Awaitable, Callable
 
 import trio
 
-from protocol.config import DISCOVERY_ADDR
+from protocol.config import DISCOVERY_ADDR, DISCOVERY_ADDR6
 
 from .console import Console
 from .units import parse_rate, parse_size
@@ -23,8 +24,12 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
     """Options both programs share."""
     parser.add_argument("-i", "--interface", metavar="IF",
                         help="network interface to use (default: the default route's)")
-    parser.add_argument("--discovery-group", default=DISCOVERY_ADDR[0], type=multicast_address,
-                        help="multicast group where sessions are announced (default %(default)s)")
+    parser.add_argument("--ipv6", action="store_true",
+                        help="run over IPv6 (link-local addresses, link-scope multicast); "
+                             "the default where the interface has no IPv4 address")
+    parser.add_argument("--discovery-group", type=multicast_address,
+                        help="multicast group where sessions are announced (default "
+                             f"{DISCOVERY_ADDR[0]}, IPv6 {DISCOVERY_ADDR6[0]})")
     parser.add_argument("--discovery-port", default=DISCOVERY_ADDR[1], type=port_number,
                         help="UDP port of the discovery group (default %(default)s)")
     add_output_options(parser)
@@ -43,11 +48,14 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def multicast_address(text: str) -> str:
-    parts = text.split(".")
-    octets = len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
-    if octets and 224 <= int(parts[0]) <= 239:
-        return text
-    raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 multicast address (224-239.x.x.x)")
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    if address is not None and address.is_multicast:
+        return str(address)
+    raise argparse.ArgumentTypeError(f"{text!r} is not a multicast address (IPv4 224-239.x.x.x, "
+                                     "IPv6 ff00::/8)")
 
 
 def port_number(text: str) -> int:

@@ -20,14 +20,18 @@ import trio
 from protocol.config import CONTROL_PORTS, Addr
 
 from .batchio import UDP_GRO, UDP_SEGMENT, RecvRing, recv_into, run_end, send_run
+from .family import ipv4_address, is_ipv6, link_local_address, scoped
+from .neterror import NetworkError as NetworkError  # where the programs import it from
 
 log = logging.getLogger(__name__)
 
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
 IP_MULTICAST_ALL = 49
+IPV6_MULTICAST_ALL = 29  # linux/in6.h
 IP_MTU_DISCOVER = 10  # linux/in.h
-IP_PMTUDISC_DO = 2
+IPV6_MTU_DISCOVER = 23
+IP_PMTUDISC_DO = 2  # (IPV6_PMTUDISC_DO too)
 SO_MEMINFO = 55  # asm-generic/socket.h
 _MEMINFO = struct.Struct("=9I")  # linux/sock_diag.h: SK_MEMINFO_VARS u32s, up to ...
 SK_MEMINFO_DROPS = 8  # ... the datagrams dropped because the receive buffer was full
@@ -49,10 +53,6 @@ SOCKET_BUFFER = 8 << 20  # ~6,000 full datagrams: rides out a few ms of a busy e
 # woken late found its link idle); a 50 ms interface queue (the lab's shaper) still holds it.
 SEND_BUFFER_SECONDS = 0.02
 SEND_BUFFER_MIN = 64 << 10  # one GSO batch
-
-
-class NetworkError(Exception):
-    """A socket could not be set up: one plain sentence for the user."""
 
 
 def gso_supported() -> bool:
@@ -142,18 +142,19 @@ class UdpEndpoint:
 
     def reassert_membership(self) -> None:
         """Leave and re-join this socket's group, so the kernel sends a fresh unsolicited
-        IGMP membership report (see IGMP_REASSERT_INTERVAL). No-op for a socket that joined
-        no group."""
-        mreqn = self.membership
-        if mreqn is None:
+        IGMP (MLD) membership report (see IGMP_REASSERT_INTERVAL). No-op for a socket that
+        joined no group."""
+        membership = self.membership
+        if membership is None:
             return
+        level, drop, add = _MEMBERSHIP_OPTIONS[len(membership) == _IPV6_MREQ_SIZE]
         try:
-            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreqn)
-            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+            self.sock.setsockopt(level, drop, membership)
+            self.sock.setsockopt(level, add, membership)
         except OSError as exc:
-            group = socket.inet_ntoa(mreqn[:4])
             raise NetworkError(
-                f"cannot renew membership of multicast group {group}: {exc.strerror}."
+                f"cannot renew membership of multicast group {_group_of(membership)}: "
+                f"{exc.strerror}."
             ) from exc
 
     def close(self) -> None:
@@ -163,26 +164,27 @@ class UdpEndpoint:
 # --- set-up ---------------------------------------------------------------------------------
 
 
-def interface_address(ifname: str) -> tuple[str, int]:
-    """(IPv4 address, index) of interface ``ifname``."""
-    import fcntl
-
+def interface_address(ifname: str, family: int = socket.AF_INET) -> tuple[str, int]:
+    """(address, index) of interface ``ifname``: its IPv4 address, or for AF_INET6 its
+    link-local one with the interface as zone ("fe80::1%eth0")."""
     try:
         index = socket.if_nametoindex(ifname)
     except OSError:
         raise NetworkError(
             f"there is no network interface called {ifname!r}: pick one from `ip link`."
         ) from None
-    siocgifaddr = 0x8915
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            req = struct.pack("256s", ifname.encode()[:15])
-            res = fcntl.ioctl(sock.fileno(), siocgifaddr, req)
-        except OSError:
-            raise NetworkError(
-                f"interface {ifname} has no IPv4 address: configure one or pick another."
-            ) from None
-    return socket.inet_ntoa(res[20:24]), index
+    if family == socket.AF_INET6:
+        local = link_local_address(ifname)
+        if local is None:
+            raise NetworkError(f"interface {ifname} has no usable IPv6 link-local address: "
+                               "bring it up, or wait a second for it to pass duplicate "
+                               "address detection.")
+        return scoped(local, ifname), index
+    ip = ipv4_address(ifname)
+    if ip is None:
+        raise NetworkError(f"interface {ifname} has no IPv4 address: configure one, pick "
+                           "another, or pass --ipv6.")
+    return ip, index
 
 
 def interface_mtu(ifname: str) -> int:
@@ -201,17 +203,28 @@ def interface_mtu(ifname: str) -> int:
     return int(struct.unpack_from("i", res, 16)[0])
 
 
-def default_interface(route_table: str = "/proc/net/route") -> str:
-    """The interface of the IPv4 default route."""
-    try:
-        with open(route_table) as f:
-            for line in f.readlines()[1:]:
-                fields = line.split()
-                if len(fields) > 2 and fields[1] == "00000000":
-                    return fields[0]
-    except OSError:
-        pass
+def default_interface(route_table: str = "/proc/net/route",
+                      ipv6_route_table: str = "/proc/net/ipv6_route") -> str:
+    """The interface of the IPv4 default route, else of the IPv6 one (an IPv6-only LAN)."""
+    for table, is_default in ((route_table, _ipv4_default), (ipv6_route_table, _ipv6_default)):
+        try:
+            with open(table) as f:
+                for line in f.readlines():
+                    fields = line.split()
+                    if is_default(fields) and fields[-1] != "lo":
+                        return fields[0] if table == route_table else fields[-1]
+        except OSError:
+            pass
     raise NetworkError("there is no default route to pick an interface from: pass --interface.")
+
+
+def _ipv4_default(fields: list[str]) -> bool:
+    return len(fields) > 2 and fields[1] == "00000000"
+
+
+def _ipv6_default(fields: list[str]) -> bool:
+    # destination ::/0, whatever the next hop; the kernel lists "unreachable" ones on lo.
+    return len(fields) == 10 and fields[0] == "0" * 32 and fields[1] == "00"
 
 
 def _raise_buffer(sock: socket.socket, force: int, option: int, size: int) -> None:
@@ -231,16 +244,42 @@ def _ip_mreqn(group: str, ifindex: int) -> bytes:
     return socket.inet_aton(group) + socket.inet_aton("0.0.0.0") + struct.pack("=i", ifindex)
 
 
+def _ipv6_mreq(group: str, ifindex: int) -> bytes:
+    return socket.inet_pton(socket.AF_INET6, group) + struct.pack("=I", ifindex)
+
+
+_IPV6_MREQ_SIZE = 20
+# (level, leave, join) by "is IPv6"
+_MEMBERSHIP_OPTIONS = {
+    False: (socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, socket.IP_ADD_MEMBERSHIP),
+    True: (socket.IPPROTO_IPV6, socket.IPV6_LEAVE_GROUP, socket.IPV6_JOIN_GROUP),
+}
+
+
+def _group_of(membership: bytes) -> str:
+    if len(membership) == _IPV6_MREQ_SIZE:
+        return socket.inet_ntop(socket.AF_INET6, membership[:16])
+    return socket.inet_ntoa(membership[:4])
+
+
+def _sockaddr(host: str, port: int, index: int) -> tuple[str, int] | tuple[str, int, int, int]:
+    """What bind() takes for ``host``: IPv6 with its interface as scope (link-local needs it)."""
+    if is_ipv6(host):
+        return host.split("%")[0], port, 0, index
+    return host, port
+
+
 def send_buffer_for(rate_bps: float) -> int:
     """The sender's socket buffer for a ceiling of ``rate_bps`` (see SEND_BUFFER_SECONDS)."""
     return max(SEND_BUFFER_MIN, min(SOCKET_BUFFER, int(rate_bps / 8 * SEND_BUFFER_SECONDS)))
 
 
-def bind_control_port(sock: socket.socket, ip: str, port: int | None) -> None:
-    """Bind ``sock`` to ``port`` on ``ip``, or (None) to the first free one of CONTROL_PORTS."""
+def bind_control_port(sock: socket.socket, ip: str, index: int, port: int | None) -> None:
+    """Bind ``sock`` to ``port`` on ``ip`` (of interface ``index``), or (None) to the first
+    free one of CONTROL_PORTS."""
     if port is not None:
         try:
-            sock.bind((ip, port))
+            sock.bind(_sockaddr(ip, port, index))
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
@@ -250,7 +289,7 @@ def bind_control_port(sock: socket.socket, ip: str, port: int | None) -> None:
         return
     for candidate in CONTROL_PORTS:
         try:
-            sock.bind((ip, candidate))
+            sock.bind(_sockaddr(ip, candidate, index))
             return
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
@@ -261,22 +300,31 @@ def bind_control_port(sock: socket.socket, ip: str, port: int | None) -> None:
 
 
 def open_sender(ifname: str, ttl: int, rate_bps: float, *, gso: bool | None = None,
-                control_port: int | None = None) -> UdpEndpoint:
+                control_port: int | None = None, family: int = socket.AF_INET
+                ) -> UdpEndpoint:
     """The sender's one socket: sends to the multicast groups out of ``ifname`` and receives
     the receivers' unicast control messages on its own address, at ``control_port`` (None: the
     first free one of CONTROL_PORTS). ``rate_bps``: the session's ceiling, which sizes what it
     may have queued at its interface (``send_buffer_for``)."""
-    ip, index = interface_address(ifname)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ip, index = interface_address(ifname, family)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        bind_control_port(sock, ip, control_port)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, _ip_mreqn("0.0.0.0", index))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+        bind_control_port(sock, ip, index, control_port)
         # Our own datagrams are of no use to us, except when loopback is the whole network.
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(ifname == "lo"))
+        loop = int(ifname == "lo")
         # Never fragment: a datagram too big for the link is refused here (EMSGSIZE), not cut
         # into fragments that one lost piece makes worthless on every laptop.
-        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, loop)
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IP_PMTUDISC_DO)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                            _ip_mreqn("0.0.0.0", index))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, loop)
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
         _raise_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, send_buffer_for(rate_bps))
         _raise_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, 1 << 20)
     except OSError as exc:
@@ -293,14 +341,28 @@ def open_group_listener(
 ) -> UdpEndpoint:
     """A socket that receives ``group`` on ``ifname`` only (several receivers on one host may
     share the port)."""
-    _ip, index = interface_address(ifname)
-    mreqn = _ip_mreqn(group[0], index)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ipv6 = is_ipv6(group[0])
+    try:
+        index = socket.if_nametoindex(ifname)
+    except OSError:
+        raise NetworkError(
+            f"there is no network interface called {ifname!r}: pick one from `ip link`."
+        ) from None
+    if not ipv6:
+        interface_address(ifname)  # says in one sentence if it has no IPv4 address
+    membership = _ipv6_mreq(group[0], index) if ipv6 else _ip_mreqn(group[0], index)
+    sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(group)  # bound to the group address: no other group's traffic gets in
-        sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+        # Bound to the group address: no other group's traffic gets in (IPv6: and to the
+        # interface, which a link-scope group needs).
+        sock.bind(_sockaddr(group[0], group[1], index))
+        if ipv6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, membership)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
         _raise_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, buffer)
     except OSError as exc:
         sock.close()
@@ -308,16 +370,16 @@ def open_group_listener(
             f"cannot join multicast group {group[0]}:{group[1]} on {ifname}: {exc.strerror}."
         ) from exc
     endpoint = UdpEndpoint(sock, gro=gro_supported() if gro is None else gro)
-    endpoint.membership = mreqn
+    endpoint.membership = membership
     return endpoint
 
 
-def open_unicast(ifname: str) -> UdpEndpoint:
+def open_unicast(ifname: str, family: int = socket.AF_INET) -> UdpEndpoint:
     """The receiver's control socket: JOIN/STATUS/DONE out, ACCEPT/DONE_ACK in."""
-    ip, _index = interface_address(ifname)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ip, index = interface_address(ifname, family)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        sock.bind((ip, 0))
+        sock.bind(_sockaddr(ip, 0, index))
     except OSError as exc:
         sock.close()
         raise NetworkError(f"cannot open a socket on {ifname}: {exc.strerror}.") from exc

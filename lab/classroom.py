@@ -182,7 +182,7 @@ def run_classroom_lab(
     kill_sender: tuple[float, float | None] | None = None,
     receiver_args_for: Mapping[int, Sequence[str]] | None = None,
     igmp_forget_after: float | None = None, extras_lead: float | None = None,
-    compare_bytes: bool = True, mtu: int = 1500,
+    compare_bytes: bool = True, mtu: int = 1500, ipv6_only: bool = False,
 ) -> LabResult:
     """Image ``receivers`` lab laptops from ``image``. ``late`` maps a receiver's index to the
     seconds after the sender's start at which it starts; the sender waits only for the others.
@@ -198,7 +198,7 @@ def run_classroom_lab(
     (:class:`Lab`). ``extras_lead``: start the extras that many seconds *before* the sender
     (a rogue that is there first). ``compare_bytes`` False: the laptops' disks are not meant to
     equal the image byte for byte (free space skipped), the caller checks them. ``mtu``: of
-    every link (9000: jumbo frames)."""
+    every link (9000: jumbo frames). ``ipv6_only``: a LAN without IPv4 (:class:`Lab`)."""
     late = dict(late or {})
     if any(not 0 <= i < receivers for i in late):
         raise ValueError(f"--late names a receiver outside 0..{receivers - 1}")
@@ -232,7 +232,7 @@ def run_classroom_lab(
         env["MCASTD_KEY"] = str(work / "sender.key")
         lab = stack.enter_context(
             Lab(receivers, rate_mbit=link_rates, loss_pct=losses, extra_hosts=extra_hosts,
-                igmp_forget_after=igmp_forget_after, mtu=mtu)
+                igmp_forget_after=igmp_forget_after, mtu=mtu, ipv6_only=ipv6_only)
         )
 
         def start(p: _Process, argv: list[str]) -> None:

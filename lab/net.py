@@ -15,11 +15,13 @@ removes everything.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import itertools
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -74,13 +76,16 @@ class Lab:
         igmp_forget_after: float | None = None,
         mtu: int = 1500,
         querier: bool = False,
+        ipv6_only: bool = False,
     ) -> None:
         """``rate_mbit``: one link speed for every host, or one per receiver (the sender and
         the extra hosts then get line speed); None is line speed. ``igmp_forget_after``: see
         :meth:`_snooping_switch`. ``mtu``: of every link (9000: a jumbo-frame LAN).
         ``querier``: the switch snoops IGMP and runs an ordinary querier (as a managed switch
         or a multicast router does), which answers a host's leave with a group-specific query;
-        without it (and without ``igmp_forget_after``) the bridge snoops but has no querier."""
+        without it (and without ``igmp_forget_after``) the bridge snoops but has no querier.
+        ``ipv6_only``: no IPv4 address anywhere, only the IPv6 link-local ones every
+        interface makes itself (a host's ``ip`` is then its link-local address)."""
         if receivers < 0 or extra_hosts < 0:
             raise ValueError("host counts must be >= 0")
         losses = [loss_pct] * receivers if isinstance(loss_pct, int | float) else list(loss_pct)
@@ -103,6 +108,7 @@ class Lab:
         if not 1280 <= mtu <= 65535:
             raise ValueError(f"mtu must be within 1280..65535, not {mtu}")
         self.mtu = mtu
+        self.ipv6_only = ipv6_only
         addresses = ipaddress.ip_network(subnet).hosts()
         self.prefixlen = ipaddress.ip_network(subnet).prefixlen
         self.prefix = prefix or f"mclab{os.getpid()}-{next(_counter)}"
@@ -174,6 +180,11 @@ class Lab:
                                f"prefix or left it behind (ip netns del {name})")
             netns.create(name)
             self._namespaces.append(name)
+            if self.ipv6_only:
+                # Link-local addresses usable at once: no duplicate address detection (one
+                # second) on a LAN whose every address the lab made.
+                subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw",
+                                "net.ipv6.conf.default.accept_dad=0"], check=True)
         with NetNS(self.bridge_netns) as switch:
             switch.link("set", index=switch.link_lookup(ifname="lo")[0], state="up")
             switch.link("add", ifname=BRIDGE, kind="bridge")
@@ -204,14 +215,32 @@ class Lab:
             with NetNS(host.netns) as ns:
                 ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
                 index = ns.link_lookup(ifname=host.ifname)[0]
-                ns.addr("add", index=index, address=host.ip, prefixlen=self.prefixlen)
+                if not self.ipv6_only:
+                    ns.addr("add", index=index, address=host.ip, prefixlen=self.prefixlen)
                 ns.link("set", index=index, state="up")
             self.set_rate(host, rate)
+        if self.ipv6_only:
+            self._take_link_local_addresses()
         for host, loss in zip(self.receivers, self._losses, strict=True):
             if loss:
                 self.set_loss(host, loss)
         # Snooping takes effect once the switch counts its querier as present (bounded wait).
         time.sleep(min(1.0, max(0.0, querier_active_at - time.monotonic())))
+
+    def _take_link_local_addresses(self) -> None:
+        """Each host's ``ip`` becomes the link-local address its interface made itself."""
+        found = []
+        for host in self.hosts:
+            with NetNS(host.netns) as ns:
+                index = ns.link_lookup(ifname=host.ifname)[0]
+                deadline = time.monotonic() + 5.0
+                while not (addrs := ns.get_addr(family=socket.AF_INET6, index=index)):
+                    if time.monotonic() > deadline:
+                        raise LabError(f"{host.name} made no IPv6 link-local address in 5 s")
+                    time.sleep(0.05)
+                found.append(dataclasses.replace(host, ip=addrs[0].get_attr("IFA_ADDRESS")))
+        self.sender, self.receivers = found[0], found[1 : 1 + len(self.receivers)]
+        self.extras = found[1 + len(self.receivers) :]
 
     @staticmethod
     def _snooping_switch(switch: Any, bridge: int, forget_after: float) -> float:

@@ -1,6 +1,8 @@
 """A host that only listens: what anyone on the classroom LAN can capture of a session
-(``python -m lab.sniffer --interface lab0 --out FILE``; inside the lab only). It joins the
-discovery and data groups, keeps every datagram (bounded in bytes and time), and counts how
+(``python -m lab.sniffer --interface lab0 --out FILE``; inside the lab only). It captures the
+link itself (a packet socket, as tcpdump does: each session's data group is its own, and an
+encrypted session does not say which), keeps every UDP datagram to our discovery and data
+ports (bounded in bytes and time), and counts how
 many it could read (decode as our control messages or data headers) or recognise as sealed,
 in ``OUT.json``. The capture goes to ``--out`` as the datagrams one after another, so a test
 can look for the image's bytes in it. Both are kept current: the lab may kill it any time.
@@ -17,21 +19,33 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from protocol.config import DATA_ADDR, DISCOVERY_ADDR, Addr
+from protocol.config import DATA_PORT, DISCOVERY_ADDR
 from protocol.errors import BadPacket
 from protocol.seal import is_sealed
 from protocol.wire import decode_control_untrusted, decode_data_untrusted
 
+_ETH_P_IP = 0x0800
 
-def listen(ifname: str, group: Addr) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+def capture_socket(ifname: str) -> socket.socket:
+    """Every IPv4 packet the interface sees, without link headers."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_IP))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sock.bind(group)
-    mreqn = (socket.inet_aton(group[0]) + socket.inet_aton("0.0.0.0")
-             + struct.pack("=i", socket.if_nametoindex(ifname)))
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+    sock.bind((ifname, 0))
     return sock
+
+
+def udp_payload(packet: bytes, ports: frozenset[int]) -> bytes | None:
+    """The payload of an IPv4 UDP packet to one of ``ports``, else None."""
+    if len(packet) < 28 or packet[9] != socket.IPPROTO_UDP:
+        return None
+    start = (packet[0] & 0x0F) * 4
+    if len(packet) < start + 8:
+        return None
+    port, length = struct.unpack_from("!2xHH", packet, start)
+    if port not in ports:
+        return None
+    return packet[start + 8 : start + length]
 
 
 def readable(data: bytes) -> bool:
@@ -59,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--max-bytes", type=int, default=64 << 20)
     args = parser.parse_args(argv)
-    socks = [listen(args.interface, DISCOVERY_ADDR), listen(args.interface, DATA_ADDR)]
+    socks = [capture_socket(args.interface)]
+    ports = frozenset({DISCOVERY_ADDR[1], DATA_PORT})
     counts = {"datagrams": 0, "sealed": 0, "readable": 0, "bytes": 0}
     end = time.monotonic() + args.seconds
     stats = Path(args.out + ".json")
@@ -71,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
                 # Drain it: one datagram per wake-up falls behind a loaded machine's stream.
                 while True:
                     try:
-                        data = sock.recv(65536, socket.MSG_DONTWAIT)
+                        packet = sock.recv(65536, socket.MSG_DONTWAIT)
                     except BlockingIOError:
                         break
+                    data = udp_payload(packet, ports)
+                    if data is None:
+                        continue
                     counts["datagrams"] += 1
                     counts["bytes"] += len(data)
                     counts["sealed"] += is_sealed(data)

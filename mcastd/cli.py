@@ -7,6 +7,7 @@ import argparse
 import logging
 import random
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ import trio
 from disk.capture import CaptureError, SourceDisk, plan
 from driver.batchio import pure_path_warning
 from driver.console import Console, make_console
+from driver.family import check_group_family, discovery_addr, resolve_family
 from driver.keys import (
     TRUST_FILE_NAME,
     KeyFileError,
@@ -53,7 +55,16 @@ from driver.udp import (
     open_sender,
 )
 from driver.units import format_bytes
-from protocol.config import CONTROL_PORTS, DATA_ADDR, DEFAULT_BLOCK_SIZE, SenderConfig
+from protocol.config import (
+    CONTROL_PORTS,
+    DATA_GROUPS,
+    DATA_GROUPS6,
+    DATA_PORT,
+    DEFAULT_BLOCK_SIZE,
+    Addr,
+    SenderConfig,
+    random_data_group,
+)
 from protocol.manifest import Manifest
 from protocol.seal import Sealer, session_symbol_size
 from protocol.sender import SenderSession
@@ -66,6 +77,7 @@ from .serve import SenderDaemon
 
 HASH_REPORT_INTERVAL = 5.0
 MIN_MTU = 576  # the least every IPv4 link carries (RFC 791)
+MIN_MTU6 = 1280  # and every IPv6 link (RFC 8200)
 _KEY_DEFAULT = "$MCASTD_KEY, else ~/.config/mcastd/sender.key"
 
 
@@ -83,9 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("image", metavar="IMAGE", help="image file or block device to send")
     add_network_options(serve)
-    serve.add_argument("--group", default=DATA_ADDR[0], type=multicast_address,
-                       help="multicast group for the data (default %(default)s)")
-    serve.add_argument("--port", default=DATA_ADDR[1], type=port_number,
+    serve.add_argument("--group", type=multicast_address,
+                       help="multicast group for the data (default: one drawn at random from "
+                            f"{DATA_GROUPS} (IPv6 {DATA_GROUPS6}) for this session, so that "
+                            "sessions running at once never share one)")
+    serve.add_argument("--port", default=DATA_PORT, type=port_number,
                        help="UDP port of the data group (default %(default)s)")
     serve.add_argument("--control-port", type=port_number, metavar="PORT",
                        help="UDP port the laptops answer to (default: the first free one of "
@@ -175,11 +189,13 @@ class Serve:
             # Keys before the network and the long hash: a bad file fails at once.
             signer = self._signer()
             secret = self._secret()
+            family = resolve_family(ifname, args.ipv6, (args.group, args.discovery_group))
+            network = session_network(args, family)
             endpoint = open_sender(ifname, args.ttl, args.rate,
                                    gso=False if args.no_gso else None,
-                                   control_port=args.control_port)
+                                   control_port=args.control_port, family=family)
             try:
-                return await self._serve(source, endpoint, ifname, signer, secret)
+                return await self._serve(source, endpoint, ifname, network, signer, secret)
             finally:
                 endpoint.close()
         finally:
@@ -209,10 +225,10 @@ class Serve:
 
     async def _serve(
         self, source: ImageSource | PreparedSource, endpoint: UdpEndpoint, ifname: str,
-        signer: Signer, secret: bytes | None,
+        network: SessionNetwork, signer: Signer, secret: bytes | None,
     ) -> int:
         args, console = self.args, self.console
-        mtu = session_mtu(ifname, args.mtu)
+        mtu = session_mtu(ifname, args.mtu, network.ipv6)
         prepared: dict[str, Any] = {}
         if isinstance(source, PreparedSource):
             # Its manifest root is its identity: nothing to hash, it serves at once.
@@ -234,11 +250,12 @@ class Serve:
         config = SenderConfig(
             image_size=source.size,
             image_sha256=digest,
-            control_addr=endpoint.address,
+            # An IPv6 link-local address without our interface's name: the laptops add theirs.
+            control_addr=(endpoint.address[0].split("%")[0], endpoint.address[1]),
             name=args.name or _default_name(args.image),
             created=time.time(),
-            discovery_addr=(args.discovery_group, args.discovery_port),
-            data_addr=(args.group, args.port),
+            discovery_addr=network.discovery,
+            data_addr=network.data,
             block_size=source.block_size,
             rate_bps=args.rate,
             fec_overhead=args.fec_overhead / 100.0,
@@ -252,7 +269,7 @@ class Serve:
             stall_timeout=args.stall_timeout,
             # Sealed datagrams are longer: keep them within the same MTU.
             symbol_size=session_symbol_size(sealed=secret is not None,
-                                            plain=symbol_size_for(mtu)),
+                                            plain=symbol_size_for(mtu, network.ipv6)),
             **prepared,
         )
         rng = random.Random(secrets.randbits(64))
@@ -263,7 +280,8 @@ class Serve:
         sealed = ", encrypted" if sealer is not None else ""
         console.message(
             f"session {config.name!r} on {ifname} ({endpoint.address[0]}), group "
-            f"{args.group}:{args.port}, {mtu}-byte packets, GSO {gso}, signed by "
+            f"{_addr_text(network.data)}, control port {endpoint.address[1]}, {mtu}-byte "
+            f"packets, GSO {gso}, signed by "
             f"{signer.fingerprint}{sealed}; "
             f"waiting for {args.min_receivers} receiver(s)"
         )
@@ -272,9 +290,33 @@ class Serve:
         return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def session_mtu(ifname: str, wanted: int | None) -> int:
+@dataclass(frozen=True)
+class SessionNetwork:
+    ipv6: bool
+    discovery: Addr
+    data: Addr
+
+
+def session_network(args: argparse.Namespace, family: int) -> SessionNetwork:
+    """The discovery group of the session's family and its own data group: ``--group``, else
+    one drawn at random (so that concurrent sessions never share one)."""
+    ipv6 = family == socket.AF_INET6
+    discovery = discovery_addr(family, args.discovery_group, args.discovery_port)
+    group = args.group
+    if group is None:
+        group = random_data_group(ipv6, random.Random(secrets.randbits(64)))
+    check_group_family(group, family, "--group")
+    return SessionNetwork(ipv6, discovery, (group, args.port))
+
+
+def _addr_text(addr: Addr) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def session_mtu(ifname: str, wanted: int | None, ipv6: bool = False) -> int:
     """The packet size the session sends: ``--mtu``, else the interface's (at most a jumbo
     frame's). More than the interface takes is refused: the kernel would have to fragment."""
+    least, family = (MIN_MTU6, "IPv6") if ipv6 else (MIN_MTU, "IPv4")
     link = interface_mtu(ifname)
     if wanted is None:
         return min(link, JUMBO_MTU)
@@ -282,8 +324,8 @@ def session_mtu(ifname: str, wanted: int | None) -> int:
         raise NetworkError(f"--mtu {wanted} is more than {ifname} takes ({link}): pass at most "
                            f"--mtu {link}, or raise the link's (ip link set {ifname} mtu "
                            f"{wanted}) on every machine and switch of the room.")
-    if wanted < MIN_MTU:
-        raise NetworkError(f"--mtu {wanted} is too small: IPv4 links take {MIN_MTU} at least.")
+    if wanted < least:
+        raise NetworkError(f"--mtu {wanted} is too small: {family} links take {least} at least.")
     return wanted
 
 

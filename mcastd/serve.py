@@ -175,6 +175,8 @@ class SenderDaemon:
             seconds=seconds,
             image_size=session.config.image_size,
             details={
+                "data_group": list(session.config.data_addr),
+                "control_port": self.endpoint.address[1],
                 "sent_bytes": stats.data_bytes,
                 "datagrams": stats.data_datagrams,
                 "repair_datagrams": stats.repair_datagrams,

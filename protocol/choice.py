@@ -19,7 +19,7 @@ from .manifest import DIGEST_SIZE as SHA256_SIZE
 from .receiver_stats import ReceiverStats
 from .seal import SEAL_OVERHEAD, is_sealed
 from .trust import announce_payload, fingerprint, verify
-from .wire import DATA_HEADER_SIZE, IPV4_UDP_HEADERS, Announce, decode_control_untrusted
+from .wire import DATA_HEADER_SIZE, Announce, decode_control_untrusted, ip_udp_headers
 
 RESTART_SILENCE = 2.0  # our sender silent this long + a new session of our image: it restarted
 _MAX_BLOCKS = 1 << 24  # block indexes a receiver will track (16 TiB at 1 MiB blocks)
@@ -69,9 +69,10 @@ class SessionChoice:
         largest, fits = msg.symbol_size + self._overhead, self.config.max_datagram
         if not fits or largest <= fits:
             return ""
-        return (f"its data packets are {largest + IPV4_UDP_HEADERS} bytes and this laptop's "
-                f"link takes {fits + IPV4_UDP_HEADERS} (serve with --mtu "
-                f"{fits + IPV4_UDP_HEADERS}, or give every link of the room the same MTU)")
+        headers = ip_udp_headers(":" in self.config.discovery_addr[0])
+        return (f"its data packets are {largest + headers} bytes and this laptop's "
+                f"link takes {fits + headers} (serve with --mtu "
+                f"{fits + headers}, or give every link of the room the same MTU)")
 
     def distrust(self, msg: Announce) -> str:
         """Why we must not follow this session ("" if we may)."""

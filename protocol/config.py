@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import random
 from dataclasses import dataclass
 
 from .wire import DEFAULT_SYMBOL_SIZE
@@ -10,11 +12,30 @@ Addr = tuple[str, int]
 
 DEFAULT_BLOCK_SIZE = 1 << 20
 DISCOVERY_ADDR: Addr = ("239.255.77.1", 9770)
-DATA_ADDR: Addr = ("239.255.77.2", 9771)
+DATA_ADDR: Addr = ("239.255.77.2", 9771)  # the data group of `--group` given no address
+# IPv6: link-scope multicast (ff12::/16: transient, this link only); 6d63 is "mc".
+DISCOVERY_ADDR6: Addr = ("ff12::6d63:1", 9770)
+# Each session draws its own data group from these (the admin-scoped 239.255.128.0/17, its
+# IPv6 twin ff12::6d63:8000/113), so that sessions on one LAN never share one: the group is
+# carried in the announcement. 32,768 groups of distinct Ethernet multicast addresses, so that
+# even a switch without IGMP snooping and a laptop's NIC filter keep them apart.
+DATA_GROUPS = ipaddress.ip_network("239.255.128.0/17")
+DATA_GROUPS6 = ipaddress.ip_network("ff12::6d63:8000/113")
+DATA_PORT = 9771
 # A sender's control port (where its laptops send JOIN/STATUS/DONE) is the first free one of
 # these: concurrent sessions on one machine each get their own, a crashed session's port is
 # free again once its process is gone, and a firewall opens one known range for them all.
 CONTROL_PORTS = range(9772, 9872)
+
+
+def discovery_addr_for(ipv6: bool) -> Addr:
+    return DISCOVERY_ADDR6 if ipv6 else DISCOVERY_ADDR
+
+
+def random_data_group(ipv6: bool, rng: random.Random) -> str:
+    """A data group for a new session, drawn from DATA_GROUPS (DATA_GROUPS6)."""
+    groups = DATA_GROUPS6 if ipv6 else DATA_GROUPS
+    return str(groups[rng.randrange(groups.num_addresses)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -520,7 +520,7 @@ class ReceiverSession:
         self._lack_pieces, self._lacks_unacked = [], False
         self._nak_at = None
         self.session_id = msg.session_id
-        self.sender_addr = (msg.control_host or addr[0], msg.control_port)
+        self.sender_addr = (in_zone_of(msg.control_host, addr[0]), msg.control_port)
         self._last_heard = now
         self._echo = (msg.sender_time, now)
         self._transition(_Input.FOLLOW)
@@ -792,3 +792,14 @@ class ReceiverSession:
         if self._digest == announce.image_sha256:
             return True, ""
         return False, "the written image does not match the sender's SHA-256"
+
+
+def in_zone_of(host: str, source: str) -> str:
+    """The sender's control host as announced (empty: the announcement's source), in the zone
+    the announcement came from: an IPv6 link-local address names the sender's interface,
+    which means nothing here ("fe80::1" heard as "fe80::1%eth0" → "fe80::1%eth0")."""
+    if not host:
+        return source
+    if "%" in source and "%" not in host and host.lower().startswith("fe80:"):
+        return host + source[source.index("%"):]
+    return host

@@ -47,6 +47,7 @@ DATA_HEADER_SIZE = DATA_HEADER.size  # 24
 SESSION_TAG_MASK = 0xFFFFFFFF
 KIND_MASK = 0x0F
 IPV4_UDP_HEADERS = 20 + 8
+IPV6_UDP_HEADERS = 40 + 8
 # IPv4 (20) + UDP (8) + our header fit a 1500-byte MTU with this symbol size.
 DEFAULT_SYMBOL_SIZE = 1500 - IPV4_UDP_HEADERS - DATA_HEADER_SIZE  # 1448
 # Links with a larger MTU (jumbo frames) get larger symbols, up to a 9000-byte frame's: beyond
@@ -54,9 +55,13 @@ DEFAULT_SYMBOL_SIZE = 1500 - IPV4_UDP_HEADERS - DATA_HEADER_SIZE  # 1448
 JUMBO_MTU = 9000
 
 
-def symbol_size_for(mtu: int) -> int:
-    """The largest symbol whose DATA datagram fits one IPv4 packet of ``mtu`` bytes."""
-    return min(mtu, JUMBO_MTU) - IPV4_UDP_HEADERS - DATA_HEADER_SIZE
+def ip_udp_headers(ipv6: bool) -> int:
+    return IPV6_UDP_HEADERS if ipv6 else IPV4_UDP_HEADERS
+
+
+def symbol_size_for(mtu: int, ipv6: bool = False) -> int:
+    """The largest symbol whose DATA datagram fits one IP packet of ``mtu`` bytes."""
+    return min(mtu, JUMBO_MTU) - ip_udp_headers(ipv6) - DATA_HEADER_SIZE
 MAX_CONTROL_SIZE = 65507
 
 CAUSE_DISK = "disk"  # a DONE's cause: the laptop's own disk failed (receiver/faults.py)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import random
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ import trio
 
 from driver.batchio import pure_path_warning
 from driver.console import Console, make_console
+from driver.family import discovery_addr, resolve_family
 from driver.keys import TRUST_FILE_NAME, KeyFileError, find_default_trust, parse_trust
 from driver.options import (
     EXIT_FAILED,
@@ -34,10 +36,10 @@ from driver.report import FinalReport
 from driver.secret import SECRET_FILE_NAME, find_default_secret, load_secret
 from driver.udp import IGMP_REASSERT_INTERVAL, NetworkError, default_interface, interface_mtu
 from driver.units import format_bytes
-from protocol.config import ReceiverConfig
+from protocol.config import DISCOVERY_ADDR, Addr, ReceiverConfig
 from protocol.receiver import ReceiverSession
 from protocol.seal import Sealer
-from protocol.wire import IPV4_UDP_HEADERS
+from protocol.wire import ip_udp_headers
 
 from . import doctor
 from .daemon import ReceiverDaemon
@@ -127,9 +129,11 @@ def trusted_keys(values: Sequence[str] | None) -> frozenset[str] | None:
 
 def receiver_config(
     args: argparse.Namespace, trusted: frozenset[str] | None, image: bytes | None,
-    host: dict[str, str] | None = None, max_datagram: int = 0,
+    host: dict[str, str] | None = None, max_datagram: int = 0, discovery: Addr | None = None,
 ) -> ReceiverConfig:
-    return ReceiverConfig(discovery_addr=(args.discovery_group, args.discovery_port),
+    if discovery is None:
+        discovery = (args.discovery_group or DISCOVERY_ADDR[0], args.discovery_port)
+    return ReceiverConfig(discovery_addr=discovery,
                           session_name=args.session, image_sha256=image, trusted=trusted,
                           delta=args.delta, host=tuple((host or {}).items()),
                           max_datagram=max_datagram)
@@ -140,14 +144,17 @@ async def receive(
     trusted: frozenset[str] | None, secret: tuple[bytes, Path] | None,
 ) -> int:
     ifname = args.interface or default_interface()
-    discovery = (args.discovery_group, args.discovery_port)
-    net = KernelNet(ifname, discovery, gro=False if args.no_gro else None)
+    family = resolve_family(ifname, args.ipv6, (args.discovery_group,))
+    discovery = discovery_addr(family, args.discovery_group, args.discovery_port)
+    ipv6 = family == socket.AF_INET6
+    net = KernelNet(ifname, discovery, gro=False if args.no_gro else None, family=family)
     state_dir = None if args.no_resume else args.state_dir or default_state_dir()
     rng = random.Random(secrets.randbits(64))
     image: bytes | None = None  # after a lost sender: only a session of the same image will do
     host = host_identity(ifname, info.path)  # told to the sender, for the admin's summary
     try:
-        console.message(f"listening for sessions on {ifname} ({discovery[0]}:{discovery[1]})")
+        where = f"[{discovery[0]}]" if ipv6 else discovery[0]
+        console.message(f"listening for sessions on {ifname} ({where}:{discovery[1]})")
         if (slow := pure_path_warning()) is not None:
             console.message(slow, level=logging.WARNING)
         if trusted:
@@ -157,7 +164,7 @@ async def receive(
             console.message(f"following only sessions encrypted with the secret in {secret[1]}")
         while True:
             config = receiver_config(args, trusted, image, host,
-                                     interface_mtu(ifname) - IPV4_UDP_HEADERS)
+                                     interface_mtu(ifname) - ip_udp_headers(ipv6), discovery)
             # Nonces from the system's generator: they must never repeat under the key.
             sealer = Sealer(secret[0], random.SystemRandom()) if secret is not None else None
             session = ReceiverSession(config, random.Random(rng.getrandbits(64)),

@@ -3,6 +3,7 @@ is chosen, and a unicast socket for talking to the sender."""
 
 from __future__ import annotations
 
+import socket
 from typing import Protocol
 
 from driver.endpoint import Endpoint
@@ -33,12 +34,13 @@ class ReceiverNet(Protocol):
 
 
 class KernelNet:
-    def __init__(self, ifname: str, discovery: Addr, *, gro: bool | None = None) -> None:
+    def __init__(self, ifname: str, discovery: Addr, *, gro: bool | None = None,
+                 family: int = socket.AF_INET) -> None:
         self.ifname = ifname
         self.gro = gro
         self.discovery = open_group_listener(discovery, ifname, buffer=1 << 20)
         try:
-            self.control = open_unicast(ifname)
+            self.control = open_unicast(ifname, family)
         except BaseException:
             self.discovery.close()
             raise

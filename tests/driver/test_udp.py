@@ -80,10 +80,20 @@ def test_the_default_interface_comes_from_the_route_table(tmp_path: object) -> N
         "lab0\t00004D0A\t00000000\t0001\n"
         "wan7\t00000000\t0101A8C0\t0003\n"
     )
-    assert default_interface(str(table)) == "wan7"
+    none = tmp_path / "none"
+    assert default_interface(str(table), str(none)) == "wan7"
     table.write_text("Iface\tDestination\tGateway\tFlags\n")
     with pytest.raises(Exception, match="pass --interface"):
-        default_interface(str(table))
+        default_interface(str(table), str(none))
+    # An IPv6-only LAN: the IPv6 default route's interface (the kernel's unreachable one on lo
+    # does not count).
+    ipv6 = tmp_path / "ipv6_route"
+    ipv6.write_text(
+        f"{'0' * 32} 00 {'0' * 32} 00 {'0' * 32} ffffffff 00000001 00000000 00200200       lo\n"
+        f"fe80{'0' * 28} 40 {'0' * 32} 00 {'0' * 32} 00000100 00000001 00000000 00000001  lab0\n"
+        f"{'0' * 32} 00 {'0' * 32} 00 fe80{'0' * 27}1 00000400 00000003 00000000 00000003  wan6\n"
+    )
+    assert default_interface(str(table), str(ipv6)) == "wan6"
 
 
 def test_a_full_receive_buffer_counts_its_drops() -> None:
