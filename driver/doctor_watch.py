@@ -4,6 +4,7 @@ who sends to the data group, and which doctor responders announce themselves."""
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,10 +17,19 @@ from protocol.errors import BadPacket
 from protocol.wire import Announce, PacketType, decode_control_as_untrusted, packet_type_untrusted
 
 from .batchio import RecvRing
-from .udp import UdpEndpoint, open_group_listener
+from .family import discovery_addr
+from .udp import NetworkError, UdpEndpoint, open_group_listener
 
 _Handler = Callable[[bytes, Addr], None]
 _BUFFER = 1 << 20  # the data group may carry a session at full rate: only sources matter
+
+
+def doctor_discovery(group: str | None, port: int, ipv6: bool) -> Addr:
+    """The discovery group the doctor listens on: IPv4's (its checks are IGMP's; MLD, their
+    IPv6 twin, would slot in here and in driver/igmp.py)."""
+    if ipv6:
+        raise NetworkError("the doctor checks IPv4 networks only (IGMP): leave --ipv6 out")
+    return discovery_addr(socket.AF_INET, group, port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +41,17 @@ class ResponderSeen:
 class GroupListener:
     """Records what arrives until cancelled (:meth:`run`); read :attr:`watch` at any time."""
 
-    def __init__(self, ifname: str, discovery: Addr, data_group: Addr) -> None:
+    def __init__(self, ifname: str, discovery: Addr, data_group: Addr | None) -> None:
+        """``data_group``: also count who sends to it (None: sessions draw their own groups,
+        only the announcements tell which)."""
         self.discovery = open_group_listener(discovery, ifname, gro=False, buffer=_BUFFER)
-        try:
-            self.data = open_group_listener(data_group, ifname, gro=False, buffer=_BUFFER)
-        except BaseException:
-            self.discovery.close()
-            raise
+        self.data: UdpEndpoint | None = None
+        if data_group is not None:
+            try:
+                self.data = open_group_listener(data_group, ifname, gro=False, buffer=_BUFFER)
+            except BaseException:
+                self.discovery.close()
+                raise
         self.watch = GroupWatch(seconds=0.0)
         self.started = trio.current_time()
         self.responders: list[ResponderSeen] = []
@@ -45,7 +59,8 @@ class GroupListener:
 
     def close(self) -> None:
         self.discovery.close()
-        self.data.close()
+        if self.data is not None:
+            self.data.close()
 
     def snapshot(self) -> GroupWatch:
         """What was heard so far, and for how long."""
@@ -57,7 +72,8 @@ class GroupListener:
         self.started = trio.current_time()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._drain, self.discovery, self._on_discovery)
-            nursery.start_soon(self._drain, self.data, self._on_data)
+            if self.data is not None:
+                nursery.start_soon(self._drain, self.data, self._on_data)
 
     async def _drain(self, endpoint: UdpEndpoint, handle: _Handler) -> None:
         ring = RecvRing(16)

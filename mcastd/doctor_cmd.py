@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import socket
 from functools import partial
 
 import trio
 
 from driver.doctor_output import print_finding, run_doctor
-from driver.doctor_watch import GroupListener
+from driver.doctor_watch import GroupListener, doctor_discovery
+from driver.family import check_group_family
 from driver.igmp import find_querier
 from driver.options import (
     add_network_options,
@@ -21,7 +23,7 @@ from driver.options import (
     rate_argument,
 )
 from driver.udp import NetworkError, default_interface, interface_mtu, open_sender
-from protocol.config import DATA_ADDR
+from protocol.config import DATA_PORT, Addr
 from protocol.diagnosis import (
     Finding,
     exit_code,
@@ -55,10 +57,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "on laptops (path, loss and round trip at a few rates, MTU, firewall) for --duration "
         "seconds, printing each finding on one line. Exit 0 if all is well, 1 if not.")
     add_network_options(parser)
-    parser.add_argument("--group", default=DATA_ADDR[0], type=multicast_address,
-                        help="the data group sessions would use (default %(default)s)")
-    parser.add_argument("--port", default=DATA_ADDR[1], type=port_number,
-                        help="UDP port of the data group (default %(default)s)")
+    parser.add_argument("--group", type=multicast_address,
+                        help="the data group you mean to pass `serve --group`: also check who "
+                             "sends to it (default: none; each session draws its own, and only "
+                             "two announced on one group are a problem)")
+    parser.add_argument("--port", default=DATA_PORT, type=port_number,
+                        help="UDP port of that group (default %(default)s)")
     parser.add_argument("--duration", type=duration, default=60.0, metavar="SECONDS",
                         help="answer laptops this long, then exit (default %(default)g)")
     parser.add_argument("--rates", type=rate_list, metavar="RATES",
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     return run_doctor("mcastd", partial(doctor, args))
 
 
-async def local_findings(ifname: str, listener: GroupListener, data_group: tuple[str, int],
+async def local_findings(ifname: str, listener: GroupListener, data_group: Addr | None,
                          mtu: int) -> list[Finding]:
     """The querier, MTU and sessions checks, run side by side (~3 s)."""
     querier: list[Finding] = []
@@ -109,8 +113,10 @@ async def local_findings(ifname: str, listener: GroupListener, data_group: tuple
 
 async def doctor(args: argparse.Namespace) -> int:
     ifname = args.interface or default_interface()
-    discovery = (args.discovery_group, args.discovery_port)
-    data_group = (args.group, args.port)
+    discovery = doctor_discovery(args.discovery_group, args.discovery_port, args.ipv6)
+    data_group = None if args.group is None else (args.group, args.port)
+    if args.group is not None:
+        check_group_family(args.group, socket.AF_INET, "--group")
     mtu = interface_mtu(ifname)
     endpoint = open_sender(ifname, 1, float(max(args.rates)))
     listener = GroupListener(ifname, discovery, data_group)

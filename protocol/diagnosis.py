@@ -223,9 +223,12 @@ class GroupWatch:
     sealed_senders: set[str] = field(default_factory=set)
 
 
-def sessions_findings(watch: GroupWatch, data_group: Addr, *, on_sender: bool) -> list[Finding]:
-    """Two sessions on one data group mix their streams on every laptop of both. ``on_sender``:
-    the admin's machine, where a session already on ``data_group`` would meet a new serve's."""
+def sessions_findings(watch: GroupWatch, data_group: Addr | None, *,
+                      on_sender: bool) -> list[Finding]:
+    """Two sessions on one data group mix their streams on every laptop of both (each session
+    draws its own group unless `serve --group` names one). ``data_group``: the group the
+    admin means to serve on (``--group``) or None; on the admin's machine (``on_sender``) a
+    session already on it would meet the new serve's."""
     by_group: dict[Addr, list[SessionSeen]] = {}
     for seen in watch.sessions.values():
         by_group.setdefault(seen.group, []).append(seen)
@@ -236,28 +239,33 @@ def sessions_findings(watch: GroupWatch, data_group: Addr, *, on_sender: bool) -
             sessions.sort(key=lambda s: (s.sender, s.name))
             named = " and ".join(f"{s.name!r} from {s.sender}" for s in sessions)
             findings.append(problem("sessions", (
-                f"{_count(len(sessions))} sessions send to group {where}: {named}; their laptops "
-                "receive both streams: restart one with a group of its own (--group)")))
+                f"{_count(len(sessions))} sessions send to group {where}: {named}; their "
+                "laptops receive both streams: restart one without --group so each picks its "
+                "own")))
         elif on_sender and group == data_group:
             s = sessions[0]
             findings.append(problem("sessions", (
                 f"session {s.name!r} from {s.sender} already sends to group {where}: a serve "
-                "here on the same group would mix with it; serve with another --group")))
-    announced = {s.sender for s in watch.sessions.values() if s.group == data_group}
-    announced |= watch.sealed_senders
-    strangers = {ip: n for ip, n in watch.data_sources.items() if ip not in announced}
-    where = f"{data_group[0]}:{data_group[1]}"
-    if strangers:
-        who = ", ".join(f"{ip} ({n} datagrams)" for ip, n in sorted(strangers.items()))
-        findings.append(problem("sessions", (
-            f"traffic no announced session accounts for reaches group {where} from {who}: "
-            "another program (or a session announced elsewhere) uses it; give one of them "
-            "another group")))
+                "here with the same --group would mix with it; serve without --group so each "
+                "picks its own")))
+    if data_group is not None:
+        announced = {s.sender for s in watch.sessions.values() if s.group == data_group}
+        announced |= watch.sealed_senders
+        strangers = {ip: n for ip, n in watch.data_sources.items() if ip not in announced}
+        where = f"{data_group[0]}:{data_group[1]}"
+        if strangers:
+            who = ", ".join(f"{ip} ({n} datagrams)" for ip, n in sorted(strangers.items()))
+            findings.append(problem("sessions", (
+                f"traffic no announced session accounts for reaches group {where} from {who}: "
+                "another program (or a session announced elsewhere) uses it; serve without "
+                "--group, or with another one")))
     if not findings:
-        others = len(watch.sessions)
-        also = f" ({others} session(s) on other groups)" if others else ""
-        findings.append(ok("sessions", f"no other session uses group {where} "
-                                       f"(listened {watch.seconds:g} s){also}"))
+        count = len(watch.sessions)
+        heard = f"{count} session(s) announced" if count else "no session announced"
+        mine = f" and none uses group {data_group[0]}:{data_group[1]}" \
+            if data_group is not None else ""
+        findings.append(ok("sessions", f"no two sessions share a data group{mine} ({heard}, "
+                                       f"listened {watch.seconds:g} s)"))
     return findings
 
 

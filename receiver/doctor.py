@@ -16,7 +16,7 @@ import trio
 
 from driver.batchio import RecvRing
 from driver.doctor_output import print_finding, run_doctor
-from driver.doctor_watch import GroupListener, ResponderSeen
+from driver.doctor_watch import GroupListener, ResponderSeen, doctor_discovery
 from driver.igmp import find_querier
 from driver.udp import (
     NetworkError,
@@ -26,7 +26,7 @@ from driver.udp import (
     open_group_listener,
     open_unicast,
 )
-from protocol.config import DATA_ADDR, Addr
+from protocol.config import Addr
 from protocol.diagnosis import (
     BurstOutcome,
     Finding,
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def laptop_doctor(args: argparse.Namespace) -> list[Finding]:
     ifname = args.interface or default_interface()
-    discovery = (args.discovery_group, args.discovery_port)
+    discovery = doctor_discovery(args.discovery_group, args.discovery_port, args.ipv6)
     wait = args.timeout or RESPONDER_WAIT
     mtu = interface_mtu(ifname)
 
@@ -109,7 +109,7 @@ async def laptop_doctor(args: argparse.Namespace) -> list[Finding]:
         finally:
             querier_done.set()
 
-    listener = GroupListener(ifname, discovery, DATA_ADDR)
+    listener = GroupListener(ifname, discovery, None)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(listener.run)
@@ -122,7 +122,7 @@ async def laptop_doctor(args: argparse.Namespace) -> list[Finding]:
     finally:
         listener.close()
     findings += [show(f) for f in querier]
-    findings += [show(f) for f in sessions_findings(listener.snapshot(), DATA_ADDR,
+    findings += [show(f) for f in sessions_findings(listener.snapshot(), None,
                                                      on_sender=False)]
     if not listener.responders:
         findings.append(show(responder_missing_finding(wait)))

@@ -146,9 +146,11 @@ def test_two_sessions_on_one_group_are_named(tmp_path: Path) -> None:
     image.write_bytes(os.urandom(1 << 20))
     with Lab(1, extra_hosts=2, querier=True) as lab:
         for host, name in zip(lab.extras, ("a", "b"), strict=True):
-            # Both keep announcing while they wait for a laptop that never joins.
+            # Both on one group (by --group), announcing while they wait for a laptop that
+            # never joins.
             lab.popen(host, [sys.executable, "-m", "mcastd", "serve", str(image), "--interface",
-                             IFNAME, "--name", name, "--all-blocks", "--key",
+                             IFNAME, "--group", "239.255.77.2", "--name", name,
+                             "--all-blocks", "--key",
                              str(tmp_path / f"{name}.key")],
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(tmp_path),
                       cwd=REPO)
@@ -158,8 +160,8 @@ def test_two_sessions_on_one_group_are_named(tmp_path: Path) -> None:
         admin_code, admin = finish(responder)
     a, b = (host.ip for host in lab.extras)
     expected = (f"two sessions send to group 239.255.77.2:9771: 'a' from {a} and 'b' from {b}; "
-                "their laptops receive both streams: restart one with a group of its own "
-                "(--group)")
+                "their laptops receive both streams: restart one without --group so each picks "
+                "its own")
     assert code == 1
     assert problems(findings) == [expected]
     assert admin_code == 1 and expected in problems(admin)

@@ -74,7 +74,7 @@ def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     (["doctor", "--duration", "100000"], "more than a day"),
     (["doctor", "--rates", "fast"], "--rate wants bits per second"),
     (["doctor", "--rates", "1M,2M,3M,4M,5M,6M,7M,8M,9M"], "not 1-8 rates"),
-    (["doctor", "--group", "10.0.0.1"], "not an IPv4 multicast address"),
+    (["doctor", "--group", "10.0.0.1"], "not a multicast address"),
 ])
 def test_bad_arguments_are_one_sentence(argv: list[str], says: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,6 +86,18 @@ def test_rates_are_sorted_and_the_defaults_bounded() -> None:
     assert args.rates == [10_000_000, 100_000_000]
     args = build_parser().parse_args(["doctor"])
     assert args.rates == [10_000_000, 100_000_000, 500_000_000] and args.duration == 60
+    assert args.group is None  # sessions draw their own groups: only collisions are checked
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["doctor", "--ipv6"], "the doctor checks IPv4 networks only (IGMP): leave --ipv6 out"),
+    (["doctor", "--group", "ff12::6d63:9"], "--group ff12::6d63:9 is not an IPv4"),
+])
+def test_ipv6_is_refused_in_one_sentence(argv: list[str], says: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert mcastd_main([*argv, "--interface", "lo", "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
 
 
 def test_an_unknown_interface_is_one_sentence_and_exit_2(

@@ -136,32 +136,46 @@ def test_two_sessions_on_one_group_are_named_with_their_senders() -> None:
     watch = _watch(SessionSeen(2, "b", "10.77.0.3", GROUP), SessionSeen(1, "a", "10.77.0.1",
                                                                         GROUP),
                    sources={"10.77.0.1": 50, "10.77.0.3": 60})
-    for on_sender in (True, False):
-        (f,) = sessions_findings(watch, GROUP, on_sender=on_sender)
+    for on_sender, data_group in ((True, GROUP), (False, None), (True, None)):
+        (f,) = sessions_findings(watch, data_group, on_sender=on_sender)
         assert f.problem and f.text == (
             "two sessions send to group 239.255.77.2:9771: 'a' from 10.77.0.1 and 'b' from "
-            "10.77.0.3; their laptops receive both streams: restart one with a group of its "
-            "own (--group)")
+            "10.77.0.3; their laptops receive both streams: restart one without --group so "
+            "each picks its own")
 
 
-def test_one_session_on_the_group_matters_only_on_the_sender_machine() -> None:
+def test_one_session_on_the_group_matters_only_to_a_serve_meaning_to_use_it() -> None:
     watch = _watch(SessionSeen(1, "a", "10.77.0.1", GROUP))
-    (laptop,) = sessions_findings(watch, GROUP, on_sender=False)
-    assert not laptop.problem
+    (laptop,) = sessions_findings(watch, None, on_sender=False)
+    assert laptop.text == ("ok: no two sessions share a data group (1 session(s) announced, "
+                           "listened 3 s)")
     (admin,) = sessions_findings(watch, GROUP, on_sender=True)
     assert admin.problem and "already sends to group 239.255.77.2:9771" in admin.text
+    (elsewhere,) = sessions_findings(watch, ("239.255.77.9", 9771), on_sender=True)
+    assert not elsewhere.problem
 
 
-def test_sessions_on_other_groups_are_fine() -> None:
-    watch = _watch(SessionSeen(1, "a", "10.77.0.1", ("239.255.77.3", 9771)))
+def test_sessions_on_groups_of_their_own_are_fine() -> None:
+    watch = _watch(SessionSeen(1, "a", "10.77.0.1", ("239.255.200.3", 9771)),
+                   SessionSeen(2, "b", "10.77.0.3", ("239.255.130.8", 9771)))
     (f,) = sessions_findings(watch, GROUP, on_sender=True)
-    assert f.text == ("ok: no other session uses group 239.255.77.2:9771 (listened 3 s) "
-                      "(1 session(s) on other groups)")
+    assert f.text == ("ok: no two sessions share a data group and none uses group "
+                      "239.255.77.2:9771 (2 session(s) announced, listened 3 s)")
+    (quiet,) = sessions_findings(_watch(), None, on_sender=False)
+    assert quiet.text == "ok: no two sessions share a data group (no session announced, " \
+                         "listened 3 s)"
 
 
-def test_unannounced_traffic_on_the_group_is_named() -> None:
-    (f,) = sessions_findings(_watch(sources={"10.77.0.9": 12}), GROUP, on_sender=False)
+def test_unannounced_traffic_on_the_admins_group_is_named() -> None:
+    (f,) = sessions_findings(_watch(sources={"10.77.0.9": 12}), GROUP, on_sender=True)
     assert f.problem and "from 10.77.0.9 (12 datagrams)" in f.text
+
+
+def test_an_encrypted_sessions_traffic_is_accounted_for() -> None:
+    watch = _watch(sources={"10.77.0.5": 40})
+    watch.sealed_senders.add("10.77.0.5")
+    (f,) = sessions_findings(watch, GROUP, on_sender=True)
+    assert not f.problem
 
 
 def test_the_senders_own_mtu() -> None:
@@ -169,9 +183,3 @@ def test_the_senders_own_mtu() -> None:
     assert local_mtu_finding("eth0", 1500).text == \
         "ok: eth0 takes 1500-byte packets: serve sends 1500-byte ones"
 
-
-def test_an_encrypted_sessions_traffic_is_accounted_for() -> None:
-    watch = _watch(sources={"10.77.0.5": 40})
-    watch.sealed_senders.add("10.77.0.5")
-    (f,) = sessions_findings(watch, GROUP, on_sender=False)
-    assert not f.problem
