@@ -118,8 +118,6 @@ async def doctor(args: argparse.Namespace) -> int:
     if args.group is not None:
         check_group_family(args.group, socket.AF_INET, "--group")
     mtu = interface_mtu(ifname)
-    endpoint = open_sender(ifname, 1, float(max(args.rates)))
-    listener = GroupListener(ifname, discovery, data_group)
     problems: list[Finding] = []
 
     def show(finding: Finding, laptop: str | None = None) -> None:
@@ -128,24 +126,30 @@ async def doctor(args: argparse.Namespace) -> int:
         if args.quiet <= 0 or finding.problem:
             print_finding(finding, args.json, laptop)
 
-    def on_report(laptop: str, laptop_mtu: int, findings: list[Finding]) -> None:
-        del laptop_mtu  # the laptop's own MTU finding names it
+    def on_report(laptop: str, findings: list[Finding]) -> None:
         for finding in findings:
             show(finding, laptop)
 
-    here = responder_here(secrets.randbits(63), endpoint.address, mtu, PROBE_ADDR,
-                          args.rates)
-    responder = Responder(endpoint, here, discovery, PROBE_ADDR, on_report)
+    started = trio.current_time()
+    endpoint = open_sender(ifname, 1, float(max(args.rates)))
     try:
-        with trio.move_on_after(args.duration):
+        listener = GroupListener(ifname, discovery, data_group)
+        here = responder_here(secrets.randbits(63), endpoint.address, mtu, PROBE_ADDR,
+                              args.rates)
+        responder = Responder(endpoint, here, discovery, PROBE_ADDR, on_report)
+        try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(responder.run)
+                nursery.start_soon(responder.run)  # laptops may come during the local checks
                 for finding in await local_findings(ifname, listener, data_group, mtu):
                     show(finding)
                 show(ok("responder", f"answering laptops' `mcast-receive --doctor` on "
-                                     f"{endpoint.address[0]} udp {endpoint.address[1]} for "
-                                     f"{args.duration:g} s"))
+                                     f"{endpoint.address[0]} udp {endpoint.address[1]} until "
+                                     f"{args.duration:g} s have passed"))
+                # The local checks always finish; --duration may end the answering with them.
+                await trio.sleep_until(started + args.duration)
+                nursery.cancel_scope.cancel()
+        finally:
+            listener.close()
     finally:
-        listener.close()
         endpoint.close()
     return exit_code(problems)

@@ -35,7 +35,7 @@ MAX_LAPTOPS = 1024  # laptops remembered (bursts done, results shown): bounds th
 MAX_BURSTS_KEPT = 8192  # answers kept for repeated requests, oldest forgotten first
 MAX_QUEUED = 16  # bursts waiting their turn; more requests are dropped (a flood)
 
-LaptopReport = Callable[[str, int, list[Finding]], None]  # (address, MTU, its findings)
+LaptopReport = Callable[[str, list[Finding]], None]  # (the laptop's address, its findings)
 
 
 class Responder:
@@ -50,7 +50,7 @@ class Responder:
         self.send_errors = 0
         self._done: dict[tuple[int, int], BurstDone] = {}
         self._under_way: set[tuple[int, int]] = set()
-        self._mtus: dict[int, int] = {}  # laptop id → the MTU it told
+        self._laptops: set[int] = set()  # ids of the laptops that asked for bursts
         self._reported: set[int] = set()
         self._sending = trio.Lock()  # one burst at a time: they would measure each other
 
@@ -94,7 +94,7 @@ class Responder:
             if msg.laptop_id not in self._reported and len(self._reported) < MAX_LAPTOPS:
                 self._reported.add(msg.laptop_id)  # the laptop sends it more than once
                 findings = [Finding(check, status, text) for check, status, text in msg.findings]
-                self.on_report(source[0], self._mtus.get(msg.laptop_id, 0), findings)
+                self.on_report(source[0], findings)
         else:
             self.dropped += 1  # a doctor message not meant for the responder
 
@@ -106,10 +106,10 @@ class Responder:
             self._send(self._done[key].encode(), source)
             return
         if len(self._under_way) >= MAX_QUEUED or (
-                len(self._mtus) >= MAX_LAPTOPS and request.laptop_id not in self._mtus):
+                len(self._laptops) >= MAX_LAPTOPS and request.laptop_id not in self._laptops):
             self.dropped += 1
             return
-        self._mtus[request.laptop_id] = request.mtu
+        self._laptops.add(request.laptop_id)
         plan = plan_burst(request, max(self.here.rates))
         if isinstance(plan, str):
             self._finish(key, BurstDone(request.laptop_id, request.burst, 0, 0.0, plan), source)

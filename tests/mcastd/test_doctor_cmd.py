@@ -108,7 +108,7 @@ def test_an_unknown_interface_is_one_sentence_and_exit_2(
 
 
 def _responder(endpoint: FakeEndpoint,
-               reports: list[tuple[str, int, list[Finding]]]) -> Responder:
+               reports: list[tuple[str, list[Finding]]]) -> Responder:
     here = responder_here(5, ("10.77.0.1", 9772), 1500, PROBE_ADDR, [10_000_000])
     return Responder(endpoint, here, DISCOVERY, PROBE_ADDR,  # type: ignore[arg-type]
                      lambda *report: reports.append(report))
@@ -120,7 +120,7 @@ def _run(test: Callable[[], Any]) -> None:
 
 def test_the_responder_answers_pings_bursts_and_results() -> None:
     endpoint = FakeEndpoint()
-    reports: list[tuple[str, int, list[Finding]]] = []
+    reports: list[tuple[str, list[Finding]]] = []
     responder = _responder(endpoint, reports)
 
     async def main() -> None:
@@ -153,8 +153,8 @@ def test_the_responder_answers_pings_bursts_and_results() -> None:
                 responder._handle(result, LAPTOP, nursery)
             responder._handle(b"garbage", LAPTOP, nursery)
             nursery.cancel_scope.cancel()
-        assert reports == [("10.77.0.2", 9000, [Finding("mtu", "problem",
-                                                         "the sender's link takes ...")])]
+        assert reports == [("10.77.0.2", [Finding("mtu", "problem",
+                                                   "the sender's link takes ...")])]
         assert responder.dropped == 1
 
     _run(main)
