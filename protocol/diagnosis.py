@@ -28,9 +28,6 @@ class Finding:
     def problem(self) -> bool:
         return self.status == PROBLEM
 
-    def line(self) -> str:
-        return self.text
-
 
 def ok(check: str, text: str) -> Finding:
     return Finding(check, OK, f"ok: {text}")

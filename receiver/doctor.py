@@ -45,7 +45,6 @@ from protocol.diagnosis import (
 from protocol.doctor import (
     MAX_RESULT_LINES,
     MAX_TEXT,
-    PROBE_HEADER,
     QUERIER_PROBE_GROUP,
     BurstDone,
     BurstRequest,
@@ -55,9 +54,9 @@ from protocol.doctor import (
     burst_count,
     datagram_size,
     decode_doctor_untrusted,
+    decode_probe_untrusted,
 )
 from protocol.errors import BadPacket
-from protocol.wire import MAGIC, PROTOCOL_VERSION, PacketType
 
 RESPONDER_WAIT = 10.0  # default for finding `mcastd doctor` (--timeout changes it)
 SESSIONS_WAIT = 3.0  # sessions announce every 0.25-1 s
@@ -69,7 +68,6 @@ BURST_ATTEMPTS = 3
 BURST_ANSWER_WAIT = 2.0  # a burst takes 0.5 s, at most 1 s: then BURST_DONE comes
 BURST_GRACE = 0.2  # the last datagrams of a burst may trail its BURST_DONE
 RESULT_COPIES = 3  # the result is sent this often (UDP; the responder keeps one)
-_PROBE_PREFIX = bytes((*MAGIC, PROTOCOL_VERSION, PacketType.DOCTOR_PROBE))
 
 T = TypeVar("T")
 
@@ -193,7 +191,6 @@ class Prober:
         self.arrived: dict[int, int] = {}
         self.dropped = 0  # foreign or garbled datagrams
         self._bursts = 0
-        self._id_bytes = laptop_id.to_bytes(8, "little")
         self._changed = trio.Event()  # set on every answer from the responder
 
     def _send(self, datagram: bytes) -> None:
@@ -228,19 +225,21 @@ class Prober:
 
     async def count_probes(self) -> None:
         ring = RecvRing(64)
-        prefix = _PROBE_PREFIX + self._id_bytes  # ours: the probes of other laptops pass by
         arrived = self.arrived
         while True:
             await self.probe.wait_readable()
             with contextlib.suppress(BlockingIOError, InterruptedError):
                 while self.probe.receive_into(ring):
                     for i in range(ring.count):
-                        data = ring.datagram(i)
-                        if len(data) < PROBE_HEADER.size or not data.startswith(prefix):
+                        try:
+                            probe = decode_probe_untrusted(ring.datagram(i))
+                        except BadPacket:
                             self.dropped += 1
                             continue
-                        burst = int.from_bytes(data[12:16], "little")
-                        arrived[burst] = arrived.get(burst, 0) + 1
+                        if probe.laptop_id != self.laptop_id:
+                            self.dropped += 1  # another laptop's burst, passing by
+                            continue
+                        arrived[probe.burst] = arrived.get(probe.burst, 0) + 1
 
     async def _until(self, value: Callable[[], T | None], seconds: float) -> T | None:
         with trio.move_on_after(seconds):
