@@ -188,3 +188,20 @@ def test_a_slow_laptop_link_shows_loss_above_its_speed(tmp_path: Path) -> None:
     assert hundred["finding"].endswith("the path carries less than 100 Mbit/s; serve with "
                                        "--rate 10M (it adapts, but starts there)")
     assert [f["check"] for f in findings if not f["ok"]] == ["loss", "loss"]
+
+
+def test_two_laptops_at_once_each_get_their_bursts_and_the_admin_sees_both(
+        tmp_path: Path) -> None:
+    with Lab(2, querier=True) as lab:
+        responder = start_responder(lab, tmp_path, duration=14)
+        laptops = [lab.popen(host, [sys.executable, "-m", "receiver", "--doctor", "--interface",
+                                    IFNAME, "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(tmp_path),
+                             cwd=REPO) for host in lab.receivers]
+        results = [finish(proc) for proc in laptops]
+        admin_code, admin = finish(responder)
+    for code, findings in results:
+        assert code == 0 and not problems(findings), findings
+        assert len(of(findings, "loss")) == 2
+    assert admin_code == 0
+    assert {f["laptop"] for f in admin if "laptop" in f} == {h.ip for h in lab.receivers}
