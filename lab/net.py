@@ -75,11 +75,15 @@ class Lab:
         prefix: str | None = None,
         igmp_forget_after: float | None = None,
         mtu: int = 1500,
+        querier: bool = False,
         ipv6_only: bool = False,
     ) -> None:
         """``rate_mbit``: one link speed for every host, or one per receiver (the sender and
         the extra hosts then get line speed); None is line speed. ``igmp_forget_after``: see
         :meth:`_snooping_switch`. ``mtu``: of every link (9000: a jumbo-frame LAN).
+        ``querier``: the switch snoops IGMP and runs an ordinary querier (as a managed switch
+        or a multicast router does), which answers a host's leave with a group-specific query;
+        without it (and without ``igmp_forget_after``) the bridge snoops but has no querier.
         ``ipv6_only``: no IPv4 address anywhere, only the IPv6 link-local ones every
         interface makes itself (a host's ``ip`` is then its link-local address)."""
         if receivers < 0 or extra_hosts < 0:
@@ -99,6 +103,8 @@ class Lab:
         if igmp_forget_after is not None and not 0.01 <= igmp_forget_after <= 86400:
             raise ValueError(f"igmp_forget_after must be within 0.01..86400 s, "
                              f"not {igmp_forget_after}")
+        if querier and igmp_forget_after is not None:
+            raise ValueError("igmp_forget_after already gives the switch a querier of its own")
         if not 1280 <= mtu <= 65535:
             raise ValueError(f"mtu must be within 1280..65535, not {mtu}")
         self.mtu = mtu
@@ -119,6 +125,7 @@ class Lab:
         self.rate_mbit = rate_mbit if rate_mbit is None or isinstance(rate_mbit, int | float) \
             else list(rate_mbit)
         self.igmp_forget_after = igmp_forget_after
+        self.querier = querier
         self._rates = rates  # per host, in self.hosts order
         self._losses = losses
         self._namespaces: list[str] = []
@@ -186,6 +193,8 @@ class Lab:
             querier_active_at = 0.0
             if self.igmp_forget_after is not None:
                 querier_active_at = self._snooping_switch(switch, bridge, self.igmp_forget_after)
+            elif self.querier:
+                querier_active_at = self._querier_switch(switch, bridge)
             for host in self.hosts:
                 # gso_max_segs=1 makes the kernel cut GSO batches into single frames before they
                 # leave a host, as a NIC does on the wire: otherwise a 44-datagram batch crosses
@@ -264,6 +273,17 @@ class Lab:
         # A message of its own, after the response interval is set: enabling the querier arms
         # a delay of one response interval (10 s at the default) before the bridge uses its
         # membership table, and the kernel reads the interval when the querier is enabled.
+        switch.link("set", index=bridge, kind="bridge", br_mcast_querier=1)
+        return time.monotonic() + _QUERY_RESPONSE_CS / 100 + 0.1
+
+    @staticmethod
+    def _querier_switch(switch: Any, bridge: int) -> float:
+        """Make the bridge a snooping switch with an ordinary IGMP querier (the kernel's
+        default intervals: a general query every 125 s, a group-specific one within a second
+        of a leave); returns when (monotonic) its snooping takes effect. The response interval
+        is shortened, as in :meth:`_snooping_switch`, so that it does within a second."""
+        switch.link("set", index=bridge, kind="bridge", br_mcast_snooping=1,
+                    br_mcast_query_response_intvl=_QUERY_RESPONSE_CS)
         switch.link("set", index=bridge, kind="bridge", br_mcast_querier=1)
         return time.monotonic() + _QUERY_RESPONSE_CS / 100 + 0.1
 

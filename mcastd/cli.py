@@ -71,7 +71,7 @@ from protocol.sender import SenderSession
 from protocol.trust import Signer
 from protocol.wire import JUMBO_MTU, symbol_size_for
 
-from . import capture_cmd, image_cmd, stick_cmd
+from . import capture_cmd, doctor_cmd, image_cmd, stick_cmd
 from .image import ImageError, ImageSource, PreparedSource, default_cache_dir, open_image
 from .serve import SenderDaemon
 from .status import DEFAULT_ADDRESS, StatusServer, status_address
@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     capture_cmd.add_parser(sub)
     image_cmd.add_parser(sub)
     stick_cmd.add_parser(sub)
+    doctor_cmd.add_parser(sub)
     return parser
 
 
@@ -438,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return image_cmd.run(args)
     if args.command == "stick":
         return stick_cmd.run(args)
+    if args.command == "doctor":
+        return doctor_cmd.run(args)
     level = verbosity(args)
     console = make_console(json_mode=args.json, verbosity=level)
     setup_logging(console, level)

@@ -87,6 +87,14 @@ class PacketType(IntEnum):
     LACKS = 13  # a piece of a delta receiver's report of what its disk lacks (protocol/delta.py)
     LACKS_ACK = 14  # the sender's answer: the pieces it still lacks (none: the report is in)
     ABORT = 15  # the sender stops mid-way (its image failed to read): the laptops stop too
+    # The doctor's probes (protocol/doctor.py): never part of a session.
+    DOCTOR_HERE = 16
+    DOCTOR_PING = 17
+    DOCTOR_PONG = 18
+    DOCTOR_BURST = 19
+    DOCTOR_BURST_DONE = 20
+    DOCTOR_PROBE = 21
+    DOCTOR_RESULT = 22
 
 
 def data_header(

@@ -41,6 +41,7 @@ from protocol.receiver import ReceiverSession
 from protocol.seal import Sealer
 from protocol.wire import ip_udp_headers
 
+from . import doctor
 from .daemon import ReceiverDaemon
 from .export import ExportError, export_image
 from .identity import host_identity
@@ -56,8 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Receive a disk image from `mcastd serve` over UDP multicast and write it "
         "to TARGET; exit 0 only when the whole TARGET verified against the image's SHA-256.",
     )
-    parser.add_argument("target", metavar="TARGET",
+    parser.add_argument("target", metavar="TARGET", nargs="?",
                         help="file (created or overwritten) or block device to write")
+    parser.add_argument("--doctor", action="store_true",
+                        help="instead, check the network against `mcastd doctor` on the "
+                             "sender machine and print what is wrong, one line each (exit 1 "
+                             "if anything is; --timeout: how long to look for it, default 10)")
     add_network_options(parser)
     parser.add_argument("--session", metavar="NAME",
                         help="join only the session of this name (default: the first one "
@@ -205,6 +210,12 @@ def _explain_lost_sender(report: FinalReport, session: ReceiverSession, resumabl
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.doctor:
+        if args.target is not None:
+            parser.error("--doctor checks the network and writes nothing: leave TARGET out")
+        return doctor.run(args)
+    if args.target is None:
+        parser.error("the following arguments are required: TARGET")
     level = verbosity(args)
     if args.from_image is not None and args.delta:
         parser.error("--delta compares the disk with a session's manifest; --from-image "

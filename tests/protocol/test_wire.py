@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol.doctor import DOCTOR_PACKET_TYPES
 from protocol.errors import BadPacket
 from protocol.wire import (
     CONTROL_TYPES,
@@ -162,8 +163,10 @@ def test_decode_as_checks_the_type() -> None:
 
 
 def test_every_control_type_is_registered() -> None:
-    # DATA has its fixed header; SEALED wraps any other (protocol/seal.py).
-    assert set(CONTROL_TYPES) == set(PacketType) - {PacketType.DATA, PacketType.SEALED}
+    # DATA has its fixed header; SEALED wraps any other (protocol/seal.py); the doctor's
+    # probes are no session's (protocol/doctor.py).
+    assert set(CONTROL_TYPES) == (set(PacketType) - {PacketType.DATA, PacketType.SEALED}
+                                  - DOCTOR_PACKET_TYPES)
 
 
 @settings(max_examples=2000)
