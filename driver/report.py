@@ -22,8 +22,13 @@ class ReceiverRow:
     reason: str = ""  # why it failed or was dropped
     seconds: float | None = None  # from transfer start to its verified image
     verified_bytes: int = 0  # what a verified one read back and found right (0: not verified)
-    # Who it says it is (receiver/identity.py): mac, dmi_serial, disk_model, disk_serial.
+    # Who it says it is (receiver/identity.py): mac, hostname, dmi_serial, disk_model,
+    # disk_serial.
     host: dict[str, str] = field(default_factory=dict)
+    # By the sender's wall clock, seconds since the epoch: when it joined (or the transfer
+    # started, if later) and when it finished (None: not yet).
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 @dataclass(slots=True)

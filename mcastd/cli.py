@@ -46,6 +46,7 @@ from driver.options import (
     ttl_value,
     verbosity,
 )
+from driver.report import FinalReport
 from driver.secret import SECRET_FILE_NAME, generate_secret, load_or_create_secret
 from driver.udp import (
     NetworkError,
@@ -73,6 +74,13 @@ from protocol.wire import JUMBO_MTU, symbol_size_for
 
 from . import capture_cmd, doctor_cmd, image_cmd, stick_cmd
 from .image import ImageError, ImageSource, PreparedSource, default_cache_dir, open_image
+from .report_dir import (
+    HISTORY_NAME,
+    ReportDirError,
+    SessionFacts,
+    check_report_dir,
+    write_session_report,
+)
 from .serve import SenderDaemon
 from .status import DEFAULT_ADDRESS, StatusServer, status_address
 
@@ -154,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--encrypt", type=Path, metavar="FILE",
                        help="encrypt every datagram with the secret in FILE (created if "
                             "missing); laptops need the same file")
+    serve.add_argument("--report", type=Path, metavar="DIR",
+                       help="at the end, write what happened to each laptop to DIR (a CSV and "
+                            f"a JSON file per session) and add the verified ones to "
+                            f"DIR/{HISTORY_NAME}: which image went to which laptop, and when")
     serve.add_argument("--status", nargs="?", const=DEFAULT_ADDRESS, type=status_address,
                        metavar="[HOST:]PORT",
                        help="serve a live status page, /api/session and /metrics over HTTP "
@@ -190,6 +202,8 @@ class Serve:
         ifname = args.interface or default_interface()
         if (slow := pure_path_warning()) is not None:
             self.console.message(slow, level=logging.WARNING)
+        if args.report is not None:
+            check_report_dir(args.report)  # now, not after an hour of imaging
         source = open_image(args.image, args.block_size)
         try:
             # Keys before the network and the long hash: a bad file fails at once.
@@ -303,6 +317,10 @@ class Serve:
             console.message(f"status page: {status.url(endpoint.address[0])}")
         report = await SenderDaemon(session, source, endpoint, console,
                                     status=status.run if status is not None else None).run()
+        if args.report is not None:
+            save_session_report(args.report, SessionFacts(
+                config.name, config.image_sha256, manifest.root if manifest else None,
+                config.created), report, console)
         console.final(report)
         return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -328,6 +346,21 @@ def session_network(args: argparse.Namespace, family: int) -> SessionNetwork:
 
 def _addr_text(addr: Addr) -> str:
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def save_session_report(directory: Path, facts: SessionFacts, report: FinalReport,
+                        console: Console) -> None:
+    """--report: before the final line, so a script that saw that line finds the files. A
+    directory that cannot take them (a full disk) does not change the session's outcome: the
+    laptops are imaged; the error says what is missing."""
+    try:
+        written = write_session_report(directory, facts, report, time.time())
+    except OSError as exc:
+        console.message(f"could not write the report in {directory}: {exc.strerror or exc}; "
+                        "the laptops' results are in the summary below", level=logging.ERROR)
+        return
+    console.message(f"report: {written[0]} and {written[1].name}; verified laptops added to "
+                    f"{directory / HISTORY_NAME}")
 
 
 def session_mtu(ifname: str, wanted: int | None, ipv6: bool = False) -> int:
@@ -445,5 +478,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = make_console(json_mode=args.json, verbosity=level)
     setup_logging(console, level)
     return run_program("mcastd", console, Serve(args, console).run,
-                       (ImageError, NetworkError, KeyFileError),
+                       (ImageError, NetworkError, KeyFileError, ReportDirError),
                        "receivers will notice within 10 s.")

@@ -3,6 +3,7 @@ live view of every receiver."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -48,6 +49,7 @@ class SenderDaemon:
         self._nursery: trio.Nursery | None = None
         self.error: str | None = None
         self._started = trio.current_time()
+        self._wall = time.time() - self._started  # trio's clock + this = the wall clock
         self._send_rate = RateMeter(self._started, 0, interval=REPORT_INTERVAL, weight=1.0)
         self._rates: dict[int, RateMeter] = {}  # receiver id → image bits it stores per second
         self.status = status
@@ -152,7 +154,8 @@ class SenderDaemon:
         rate = meter.update(now, stored)
         seconds = None
         if info.finished_at is not None and session.started_at is not None:
-            seconds = info.finished_at - session.started_at
+            seconds = info.finished_at - max(session.started_at, info.joined_at)
+        started = None if session.started_at is None else max(session.started_at, info.joined_at)
         verified = info.outcome is Outcome.VERIFIED
         return ReceiverRow(
             addr=_addr(info.addr),
@@ -162,8 +165,10 @@ class SenderDaemon:
             loss=info.loss,
             reason=receiver_reason(info),
             seconds=seconds,
-            verified_bytes=verified_size(session) if verified else 0,
+            verified_bytes=(info.verified_bytes or verified_size(session)) if verified else 0,
             host=dict(info.host),
+            started_at=None if started is None else started + self._wall,
+            finished_at=None if info.finished_at is None else info.finished_at + self._wall,
         )
 
     def final_report(self) -> FinalReport:

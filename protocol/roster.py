@@ -39,7 +39,7 @@ class ReceiverInfo:
         "received", "dropped", "loss", "naks", "outcome", "reason", "finished_at",
         "delivery", "progress_at", "reported", "status_tokens", "status_at",
         "repair_credit", "credit_seq", "credit_arrived", "join_seq", "delta", "lacks",
-        "lacked", "host",
+        "lacked", "host", "verified_bytes",
     )
 
     def __init__(self, receiver_id: int, addr: Addr, now: float,
@@ -59,6 +59,7 @@ class ReceiverInfo:
         self.outcome: Outcome | None = None  # None while active
         self.reason = ""
         self.finished_at: float | None = None
+        self.verified_bytes = 0  # what its DONE says it read back and found right
         self.delivery = Delivery()
         self.progress_at = now  # when its blocks_done last grew
         self.reported = False  # a STATUS arrived: its loss is known

@@ -77,6 +77,7 @@ from .usedmap import UsedBlocks
 from .wire import (
     CAUSE_DISK,
     FLAG_REPAIR,
+    HOST_MAX_ENTRIES,
     Abort,
     Accept,
     Announce,
@@ -958,7 +959,13 @@ class SenderSession:
         info.last_heard = now
         if info.outcome is not None:
             return  # a repeated DONE: our ACK was lost
+        # The laptop's own part of the admin's report: who it is, as it knows by the end (it
+        # may have opened its disk since its JOIN), and what it read back.
+        for key, value in msg.host.items():
+            if key in info.host or len(info.host) < HOST_MAX_ENTRIES:
+                info.host[key] = value
         ok = msg.ok and msg.digest == self.config.image_sha256
+        info.verified_bytes = msg.verified_bytes if ok else 0
         reason = msg.reason or ("" if ok else "its image does not match the SHA-256")
         outcome = (Outcome.VERIFIED if ok else
                    Outcome.DISK_ERROR if msg.cause == CAUSE_DISK else Outcome.FAILED)

@@ -1,5 +1,6 @@
 """Who this laptop is, for the sender's summary and the boot stick's report: the interface's
-MAC, the machine's serial number (DMI) and the target disk's model and serial, from sysfs.
+MAC, its host name, the machine's serial number (DMI) and the target disk's model and serial,
+from sysfs.
 
 Each is optional: a value that cannot be read (product_serial is root's only, a VM has none, a
 file target has no disk) is left out rather than guessed.
@@ -8,15 +9,20 @@ file target has no disk) is left out rather than guessed.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from protocol.wire import HOST_MAX_CHARS
 
 
-def host_identity(interface: str, target: str, sysfs: Path = Path("/sys")) -> dict[str, str]:
-    """``mac``, ``dmi_serial``, ``disk_model`` and ``disk_serial``, those that are known."""
+def host_identity(interface: str, target: str, sysfs: Path = Path("/sys"),
+                  hostname: str | None = None) -> dict[str, str]:
+    """``mac``, ``hostname``, ``dmi_serial``, ``disk_model`` and ``disk_serial``, those that
+    are known. ``hostname``: the name to report (default: this system's)."""
+    name = socket.gethostname() if hostname is None else hostname
     found = {
         "mac": _read(sysfs / "class/net" / interface / "address"),
+        "hostname": clean(name.encode()),
         "dmi_serial": _read(sysfs / "class/dmi/id/product_serial"),
     }
     disk = _disk_dir(target, sysfs)

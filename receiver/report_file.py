@@ -17,7 +17,7 @@ from typing import Any
 
 from driver.report import FinalReport
 
-IDENTITY = ("mac", "dmi_serial", "disk_model", "disk_serial")  # receiver/identity.py's keys
+IDENTITY = ("mac", "hostname", "dmi_serial", "disk_model", "disk_serial")  # identity.py
 
 
 def report_record(report: FinalReport, finished_at: datetime) -> dict[str, Any]:

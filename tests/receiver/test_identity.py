@@ -4,6 +4,7 @@ devices/, an NVMe namespace whose device is its controller, a SATA disk with VPD
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -54,42 +55,42 @@ def sysfs(tmp_path: Path) -> Path:
 
 
 def test_an_nvme_disk_names_its_controllers_model_and_serial(sysfs: Path) -> None:
-    assert host_identity("eth0", "/dev/nvme0n1", sysfs) == {
+    assert host_identity("eth0", "/dev/nvme0n1", sysfs, hostname="") == {
         "mac": MAC, "dmi_serial": "PF2ABCDE", "disk_model": "QEMU NVMe Ctrl",
         "disk_serial": "NVME0001",
     }
 
 
 def test_a_partition_target_names_its_disk(sysfs: Path) -> None:
-    found = host_identity("eth0", "/dev/nvme0n1p1", sysfs)
+    found = host_identity("eth0", "/dev/nvme0n1p1", sysfs, hostname="")
     assert (found["disk_model"], found["disk_serial"]) == ("QEMU NVMe Ctrl", "NVME0001")
 
 
 def test_a_sata_disk_has_its_serial_in_vpd_page_80(sysfs: Path) -> None:
-    found = host_identity("eth0", "/dev/sda", sysfs)
+    found = host_identity("eth0", "/dev/sda", sysfs, hostname="")
     assert (found["disk_model"], found["disk_serial"]) == ("Samsung SSD 860", "S3Z9NB0K123456X")
 
 
 def test_a_file_target_has_no_disk_fields(sysfs: Path, tmp_path: Path) -> None:
     # Even one named like a disk: only a /dev node is a disk.
-    assert host_identity("eth0", str(tmp_path / "sda"), sysfs) == {
+    assert host_identity("eth0", str(tmp_path / "sda"), sysfs, hostname="") == {
         "mac": MAC, "dmi_serial": "PF2ABCDE"}
 
 
 def test_what_cannot_be_read_is_left_out(sysfs: Path) -> None:
     (sysfs / "devices/virtual/dmi/id/product_serial").write_text("\n")  # a VM's: empty
     (sysfs / "devices/pci0000:00/0000:00:04.0/nvme/nvme0/serial").unlink()
-    assert host_identity("eth0", "/dev/nvme0n1", sysfs) == {
+    assert host_identity("eth0", "/dev/nvme0n1", sysfs, hostname="") == {
         "mac": MAC, "disk_model": "QEMU NVMe Ctrl"}
     # An unknown interface and disk, no DMI at all: nothing, and no error.
-    assert host_identity("wlan9", "/dev/vdz", sysfs / "nowhere") == {}
+    assert host_identity("wlan9", "/dev/vdz", sysfs / "nowhere", hostname="") == {}
 
 
 def test_an_unreadable_serial_is_left_out(sysfs: Path) -> None:
     serial = sysfs / "devices/virtual/dmi/id/product_serial"
     serial.unlink()
     serial.mkdir()  # reading it fails as an unreadable file does (root reads anything)
-    assert "dmi_serial" not in host_identity("eth0", "/dev/sda", sysfs)
+    assert "dmi_serial" not in host_identity("eth0", "/dev/sda", sysfs, hostname="")
 
 
 def test_values_are_printable_and_short() -> None:
@@ -97,3 +98,9 @@ def test_values_are_printable_and_short() -> None:
     assert clean(b"\xff\xfeX") == "\ufffd\ufffdX"
     long = clean(b"S" * 100)
     assert len(long) == HOST_MAX_CHARS and long.isprintable()
+
+
+def test_the_host_name_is_told_too_and_cleaned(tmp_path: Path) -> None:
+    found = host_identity("eth0", "/dev/vdz", tmp_path, hostname="lab-07\n")
+    assert found == {"hostname": "lab-07"}
+    assert host_identity("eth0", "/dev/vdz", tmp_path)["hostname"] == socket.gethostname()

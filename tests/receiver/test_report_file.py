@@ -11,8 +11,8 @@ import pytest
 from driver.report import FinalReport
 from receiver.report_file import report_record, write_report
 
-HOST = {"mac": "52:54:00:12:34:56", "dmi_serial": "PF2ABCDE", "disk_model": "QEMU NVMe Ctrl",
-        "disk_serial": "NVME0001"}
+HOST = {"mac": "52:54:00:12:34:56", "hostname": "lab-07", "dmi_serial": "PF2ABCDE",
+        "disk_model": "QEMU NVMe Ctrl", "disk_serial": "NVME0001"}
 WHEN = datetime(2025, 3, 4, 10, 20, 30, 123456, tzinfo=UTC)
 
 
@@ -37,7 +37,8 @@ def test_a_laptop_that_found_no_session_has_every_key_unknown_ones_null() -> Non
                           "host": {"mac": HOST["mac"]}, "verified_bytes": 0})
     record = report_record(report, WHEN.astimezone(timezone(timedelta(hours=2))))
     assert record == {
-        "mac": HOST["mac"], "dmi_serial": None, "disk_model": None, "disk_serial": None,
+        "mac": HOST["mac"], "hostname": None, "dmi_serial": None, "disk_model": None,
+        "disk_serial": None,
         "target": "/tmp/t.img", "session": None, "image_sha256": None, "seconds": 5.0,
         "result": "failed", "message": "no session was announced within 5 s",
         "bytes_verified": 0, "finished_at": "2025-03-04T10:20:30Z",  # UTC, whatever the zone
