@@ -203,6 +203,17 @@ def interface_mtu(ifname: str) -> int:
     return int(struct.unpack_from("i", res, 16)[0])
 
 
+def interface_speed(ifname: str, sysfs: str = "/sys/class/net") -> float | None:
+    """The link speed the NIC negotiated, bits per second; None where it says none (a virtual
+    interface, a link that is down, a driver that does not tell)."""
+    try:
+        with open(f"{sysfs}/{ifname}/speed") as f:
+            mbit = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    return mbit * 1e6 if 0 < mbit < 10_000_000 else None
+
+
 def default_interface(route_table: str = "/proc/net/route",
                       ipv6_route_table: str = "/proc/net/ipv6_route") -> str:
     """The interface of the IPv4 default route, else of the IPv6 one (an IPv6-only LAN)."""

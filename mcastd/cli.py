@@ -53,6 +53,7 @@ from driver.udp import (
     UdpEndpoint,
     default_interface,
     interface_mtu,
+    interface_speed,
     open_sender,
 )
 from driver.units import format_bytes
@@ -85,6 +86,7 @@ from .serve import SenderDaemon
 from .status import DEFAULT_ADDRESS, StatusServer, status_address
 
 HASH_REPORT_INTERVAL = 5.0
+DEFAULT_RATE = 900e6
 MIN_MTU = 576  # the least every IPv4 link carries (RFC 791)
 MIN_MTU6 = 1280  # and every IPv6 link (RFC 8200)
 _KEY_DEFAULT = "$MCASTD_KEY, else ~/.config/mcastd/sender.key"
@@ -114,9 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="UDP port the laptops answer to (default: the first free one of "
                             f"{CONTROL_PORTS.start}-{CONTROL_PORTS.stop - 1}, the range a "
                             "firewall must let in)")
-    serve.add_argument("--rate", default="900M", type=rate_argument,
+    serve.add_argument("--rate", type=rate_argument,
                        help="ceiling on the wire in bits/s, Ethernet frames counted: 900M, 1G, "
-                            "100M (default 900M)")
+                            "100M (default 900M, or the interface's link speed if slower)")
     serve.add_argument("--mtu", type=positive_int, metavar="BYTES",
                        help="largest IP packet to send (default: the interface's MTU, up to "
                             "9000 for jumbo frames); lower it when some switch or laptop on "
@@ -210,8 +212,8 @@ class Serve:
             signer = self._signer()
             secret = self._secret()
             family = resolve_family(ifname, args.ipv6, (args.group, args.discovery_group))
-            network = session_network(args, family)
-            endpoint = open_sender(ifname, args.ttl, args.rate,
+            network = session_network(args, family, ifname)
+            endpoint = open_sender(ifname, args.ttl, network.rate_bps,
                                    gso=False if args.no_gso else None,
                                    control_port=args.control_port, family=family)
             try:
@@ -285,11 +287,11 @@ class Serve:
             discovery_addr=network.discovery,
             data_addr=network.data,
             block_size=source.block_size,
-            rate_bps=args.rate,
+            rate_bps=network.rate_bps,
             fec_overhead=args.fec_overhead / 100.0,
             adapt_fec=not args.fixed_fec,
             adapt_rate=not args.fixed_rate,
-            min_rate_bps=min(args.min_rate, args.rate),
+            min_rate_bps=min(args.min_rate, network.rate_bps),
             min_receivers=args.min_receivers,
             max_wait=args.max_wait,
             late_join_window=args.late_join_window,
@@ -330,18 +332,24 @@ class SessionNetwork:
     ipv6: bool
     discovery: Addr
     data: Addr
+    rate_bps: float  # the ceiling: --rate, else DEFAULT_RATE or the link's speed if slower
 
 
-def session_network(args: argparse.Namespace, family: int) -> SessionNetwork:
-    """The discovery group of the session's family and its own data group: ``--group``, else
-    one drawn at random (so that concurrent sessions never share one)."""
+def session_network(args: argparse.Namespace, family: int, ifname: str) -> SessionNetwork:
+    """The discovery group of the session's family, its own data group (``--group``, else
+    one drawn at random, so that concurrent sessions never share one) and its ceiling."""
     ipv6 = family == socket.AF_INET6
     discovery = discovery_addr(family, args.discovery_group, args.discovery_port)
     group = args.group
     if group is None:
         group = random_data_group(ipv6, random.Random(secrets.randbits(64)))
     check_group_family(group, family, "--group")
-    return SessionNetwork(ipv6, discovery, (group, args.port))
+    rate: float = args.rate
+    if rate is None:
+        # A 100 Mbit/s NIC takes no more: a ceiling above it only overflows its queue.
+        speed = interface_speed(ifname)
+        rate = DEFAULT_RATE if speed is None else min(DEFAULT_RATE, speed)
+    return SessionNetwork(ipv6, discovery, (group, args.port), rate)
 
 
 def _addr_text(addr: Addr) -> str:

@@ -25,6 +25,7 @@ from driver.udp import (
     default_interface,
     gro_supported,
     gso_supported,
+    interface_speed,
     open_group_listener,
     open_sender,
     send_buffer_for,
@@ -241,3 +242,14 @@ def test_a_control_port_that_is_taken_is_refused_in_one_sentence() -> None:
             open_sender("lo", 0, 100e6, gso=False, control_port=first.address[1])
     finally:
         first.close()
+
+
+def test_the_link_speed_comes_from_sysfs_where_the_nic_tells_it(tmp_path: Path) -> None:
+    for name, text in (("eth0", "100\n"), ("veth0", "10000\n"), ("wlan0", "-1\n"), ("x", "?")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "speed").write_text(text)
+    assert interface_speed("eth0", str(tmp_path)) == 100e6
+    assert interface_speed("veth0", str(tmp_path)) == 10e9
+    assert interface_speed("wlan0", str(tmp_path)) is None  # unknown: -1
+    assert interface_speed("x", str(tmp_path)) is None
+    assert interface_speed("nosuch", str(tmp_path)) is None

@@ -3,6 +3,7 @@ one plain sentence and exit code 2, nothing sent, nothing written."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,12 @@ from receiver.cli import main as receive_main
 SERVE_OPTIONS = [
     "--interface", "--group", "--port", "--rate", "--min-receivers", "--max-wait",
     "--fec-overhead", "--block-size", "--ttl", "--name", "--json", "--quiet", "--verbose",
-    "--discovery-group", "--discovery-port", "--no-gso", "--key", "--encrypt",
+    "--discovery-group", "--discovery-port", "--no-gso", "--key", "--encrypt", "--ipv6",
+    "--control-port", "--report", "--status",
 ]
 RECEIVE_OPTIONS = ["--interface", "--session", "--timeout", "--json", "--quiet", "--verbose",
-                   "--discovery-group", "--discovery-port", "--no-gro", "--trust", "--encrypt"]
+                   "--discovery-group", "--discovery-port", "--no-gro", "--trust", "--encrypt",
+                   "--ipv6", "--doctor"]
 
 
 def usage_error(main: object, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -312,3 +315,21 @@ def test_serve_creates_a_missing_secret_and_says_where_it_goes(
     assert load_secret(secret)
     assert (f"created a new encryption secret at {secret}: copy it to every boot stick"
             in capsys.readouterr().out)
+
+
+def test_a_session_draws_its_own_group_and_takes_the_links_speed_as_ceiling() -> None:
+    from mcastd.cli import DEFAULT_RATE, build_parser, session_network
+
+    args = build_parser().parse_args(["serve", "x.img"])
+    first = session_network(args, socket.AF_INET, "lo")
+    second = session_network(args, socket.AF_INET, "lo")
+    assert first.data != second.data and first.data[1] == 9771
+    assert first.discovery == ("239.255.77.1", 9770)
+    assert first.rate_bps == DEFAULT_RATE  # loopback tells no speed
+    six = session_network(build_parser().parse_args(["serve", "x.img", "--ipv6"]),
+                          socket.AF_INET6, "lo")
+    assert six.ipv6 and six.data[0].startswith("ff12::6d63:")
+    assert six.discovery[0] == "ff12::6d63:1"
+    fixed = session_network(build_parser().parse_args(
+        ["serve", "x.img", "--group", "239.1.2.3", "--rate", "100M"]), socket.AF_INET, "lo")
+    assert fixed.data == ("239.1.2.3", 9771) and fixed.rate_bps == 100e6
