@@ -321,8 +321,10 @@ def open_sender(ifname: str, ttl: int, rate_bps: float, *, gso: bool | None = No
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         bind_control_port(sock, ip, index, control_port)
-        # Our own datagrams are of no use to us, except when loopback is the whole network.
-        loop = int(ifname == "lo")
+        # Looped back to this machine's own members only (the kernel copies nothing where
+        # there are none): another session run here hears our announcements, and a laptop
+        # program run here for a test receives.
+        loop = 1
         # Never fragment: a datagram too big for the link is refused here (EMSGSIZE), not cut
         # into fragments that one lost piece makes worthless on every laptop.
         if family == socket.AF_INET6:

@@ -4,13 +4,14 @@ the signing key receivers trust (or, with --secret, the shared secret of --encry
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import random
 import secrets
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from driver.udp import (
     default_interface,
     interface_mtu,
     interface_speed,
+    open_group_listener,
     open_sender,
 )
 from driver.units import format_bytes
@@ -317,8 +319,10 @@ class Serve:
         )
         if status is not None:
             console.message(f"status page: {status.url(endpoint.address[0])}")
-        report = await SenderDaemon(session, source, endpoint, console,
-                                    status=status.run if status is not None else None).run()
+        with _discovery_listener(network.discovery, ifname, console) as discovery:
+            report = await SenderDaemon(
+                session, source, endpoint, console,
+                status=status.run if status is not None else None, discovery=discovery).run()
         if args.report is not None:
             save_session_report(args.report, SessionFacts(
                 config.name, config.image_sha256, manifest.root if manifest else None,
@@ -354,6 +358,23 @@ def session_network(args: argparse.Namespace, family: int, ifname: str) -> Sessi
 
 def _addr_text(addr: Addr) -> str:
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+@contextlib.contextmanager
+def _discovery_listener(group: Addr, ifname: str, console: Console
+                        ) -> Iterator[UdpEndpoint | None]:
+    """The discovery group, where another session using our data group would be heard. Only
+    a warning depends on it: a group that cannot be joined here is not a reason to stop."""
+    try:
+        listener = open_group_listener(group, ifname, gro=False, buffer=1 << 16)
+    except NetworkError as exc:
+        console.message(f"not listening for other sessions: {exc}", level=logging.DEBUG)
+        yield None
+        return
+    try:
+        yield listener
+    finally:
+        listener.close()
 
 
 def save_session_report(directory: Path, facts: SessionFacts, report: FinalReport,

@@ -3,11 +3,13 @@ live view of every receiver."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import trio
 
+from driver.batchio import RecvRing
 from driver.console import Console
 from driver.endpoint import Endpoint
 from driver.loop import SessionDriver, Worker
@@ -27,6 +29,7 @@ from protocol.layout import raw_block_length
 from protocol.roster import ReceiverInfo
 from protocol.sender import SenderSession, SenderState
 
+from .group_sharers import GroupSharers
 from .image import BlockSource, ImageError
 
 REPORT_INTERVAL = 0.25
@@ -39,7 +42,10 @@ class SenderDaemon:
     def __init__(
         self, session: SenderSession, source: BlockSource, endpoint: Endpoint, console: Console,
         *, worker: Worker | None = None, status: StatusTask | None = None,
+        discovery: Endpoint | None = None,
     ) -> None:
+        """``discovery``: a listener on the discovery group, to hear other sessions that
+        announce our data group (mcastd/group_sharers.py)."""
         self.session = session
         self.source = source
         self.endpoint = endpoint
@@ -53,6 +59,7 @@ class SenderDaemon:
         self._send_rate = RateMeter(self._started, 0, interval=REPORT_INTERVAL, weight=1.0)
         self._rates: dict[int, RateMeter] = {}  # receiver id → image bits it stores per second
         self.status = status
+        self.discovery = discovery
         self.last_snapshot: SenderSnapshot | None = None  # what the status page reads
 
     async def run(self) -> FinalReport:
@@ -62,6 +69,8 @@ class SenderDaemon:
             nursery.start_soon(self._report_loop)
             if self.status is not None:
                 nursery.start_soon(self.status, self)
+            if self.discovery is not None:
+                nursery.start_soon(self._hear_group_sharers, self.discovery)
             await self.driver.run()
             nursery.cancel_scope.cancel()
         return self.final_report()
@@ -107,6 +116,16 @@ class SenderDaemon:
         session = self.session
         return kind, payload, precompute_repairs(payload, session.config.symbol_size,
                                                  session.fec_overhead)
+
+    async def _hear_group_sharers(self, discovery: Endpoint) -> None:
+        sharers = GroupSharers(self.session.session_id, self.session.config.data_addr)
+        ring = RecvRing(16)
+        while True:
+            await discovery.wait_readable()
+            for i in range(discovery.receive_into(ring)):
+                warning = sharers.heard(ring.datagram(i), ring.address_of(i))
+                if warning is not None:
+                    self.console.message(warning, level=logging.WARNING)
 
     # --- progress -------------------------------------------------------------------------
 

@@ -127,7 +127,7 @@ async def test_a_disk_too_small_is_refused_before_anything_is_written(
 async def test_the_senders_summary_and_each_laptops_report_name_the_laptop(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    hosts = {i: {"mac": f"52:54:00:00:00:0{i}", "dmi_serial": f"SN{i}",
+    hosts = {i: {"mac": f"52:54:00:00:00:0{i}", "hostname": f"lab-0{i}", "dmi_serial": f"SN{i}",
                  "disk_model": "QEMU NVMe Ctrl", "disk_serial": f"NVME000{i}"} for i in range(2)}
     fake_disk = TargetInfo(str(tmp_path / "tiny-disk"), True, 1 << 20, None)
     with trio.fail_after(60):

@@ -84,3 +84,19 @@ def test_a_hung_session_does_not_block_the_next_one(tmp_path: Path) -> None:
     assert all(p.returncode == 0 for p in laptops), [e.decode()[-500:] for _o, e in outs]
     data = image.read_bytes()
     assert all((tmp_path / f"{h.name}.img").read_bytes() == data for h in lab.receivers)
+
+
+def test_two_sessions_given_the_same_group_each_say_so_and_still_image_their_rooms(
+        tmp_path: Path) -> None:
+    images = []
+    for room in range(2):
+        path = tmp_path / f"room{room}.img"
+        write_image(path, 8 << 20, seed=95 + room, kind="random")
+        images.append(path)
+    rooms = run_rooms(images, 1, sender_rate_mbit=None, timeout=120,
+                      sender_args=["--group", "239.255.77.2", "--rate", "200M"])
+    assert all(r.ok and all(x.sha_match for x in r.receivers) for r in rooms), [
+        (r.sender.message, [x.message for x in r.receivers]) for r in rooms]
+    for room, other in ((rooms[0], "room1"), (rooms[1], "room0")):
+        assert any(f"session '{other}' from " in w and "239.255.77.2:9771 too" in w
+                   for w in room.sender.warnings), room.sender.warnings
