@@ -14,7 +14,7 @@ from driver.console import Console
 from driver.endpoint import Endpoint
 from driver.loop import SessionDriver, Worker
 from driver.report import FinalReport, RateMeter, ReceiverRow, SenderSnapshot
-from driver.units import format_bytes
+from driver.units import format_bytes, format_rate
 from protocol.blockcache import precompute_repairs
 from protocol.events import (
     BlockWanted,
@@ -29,10 +29,11 @@ from protocol.layout import raw_block_length
 from protocol.roster import ReceiverInfo
 from protocol.sender import SenderSession, SenderState
 
-from .group_sharers import GroupSharers
 from .image import BlockSource, ImageError
+from .neighbours import Neighbours
 
 REPORT_INTERVAL = 0.25
+NEIGHBOUR_CHECK_INTERVAL = 0.5
 ENCODE_THREADS = 2  # the machines we target have 2+ cores; zstd releases the GIL
 # A task run beside the session with the daemon (the status page: mcastd/status.py).
 StatusTask = Callable[["SenderDaemon"], Awaitable[None]]
@@ -44,8 +45,8 @@ class SenderDaemon:
         *, worker: Worker | None = None, status: StatusTask | None = None,
         discovery: Endpoint | None = None,
     ) -> None:
-        """``discovery``: a listener on the discovery group, to hear other sessions that
-        announce our data group (mcastd/group_sharers.py)."""
+        """``discovery``: a listener on the discovery group, to hear the other sessions
+        (mcastd/neighbours.py)."""
         self.session = session
         self.source = source
         self.endpoint = endpoint
@@ -70,7 +71,7 @@ class SenderDaemon:
             if self.status is not None:
                 nursery.start_soon(self.status, self)
             if self.discovery is not None:
-                nursery.start_soon(self._hear_group_sharers, self.discovery)
+                nursery.start_soon(self._hear_neighbours, self.discovery)
             await self.driver.run()
             nursery.cancel_scope.cancel()
         return self.final_report()
@@ -117,15 +118,32 @@ class SenderDaemon:
         return kind, payload, precompute_repairs(payload, session.config.symbol_size,
                                                  session.fec_overhead)
 
-    async def _hear_group_sharers(self, discovery: Endpoint) -> None:
-        sharers = GroupSharers(self.session.session_id, self.session.config.data_addr)
+    async def _hear_neighbours(self, discovery: Endpoint) -> None:
+        """Warn of another session on our group; share this machine's link with the other
+        sessions sending from it (mcastd/neighbours.py)."""
+        session = self.session
+        config = session.config
+        neighbours = Neighbours(session.session_id, config.data_addr, config.control_addr[0])
+        ceiling, sharing = config.rate_bps, 0
         ring = RecvRing(16)
         while True:
-            await discovery.wait_readable()
+            with trio.move_on_after(NEIGHBOUR_CHECK_INTERVAL):
+                await discovery.wait_readable()
+            now = trio.current_time()
             for i in range(discovery.receive_into(ring)):
-                warning = sharers.heard(ring.datagram(i), ring.address_of(i))
+                warning = neighbours.heard(ring.datagram(i), ring.address_of(i), now)
                 if warning is not None:
                     self.console.message(warning, level=logging.WARNING)
+            others = neighbours.sending_here(now)
+            if others != sharing:
+                sharing = others
+                session.set_rate(ceiling / (1 + others), now)
+                self.driver.poke()
+                share = format_rate(ceiling / (1 + others))
+                self.console.message(
+                    f"{others} other session(s) send from this machine: this one takes "
+                    f"{share} of its {format_rate(ceiling)} link" if others else
+                    f"no other session sends from this machine: back to {share}")
 
     # --- progress -------------------------------------------------------------------------
 

@@ -370,9 +370,12 @@ class SenderSession:
         cache.evict(self._cursor, self.repairs.pending, self.fec_overhead)
 
     def set_rate(self, rate_bps: float, now: float) -> None:
-        """A new ceiling (the adaptation stays below it)."""
+        """A new ceiling (the adaptation stays below it). A session sending at its old
+        ceiling goes to the new one at once, up too: another session on this machine's link
+        finished, and what it leaves is ours."""
+        at_ceiling = self.rate.rate >= 0.99 * self.rate.ceiling
         self.rate.ceiling = rate_bps
-        self.rate.rate = min(self.rate.rate, rate_bps)
+        self.rate.rate = rate_bps if at_ceiling else min(self.rate.rate, rate_bps)
         self.rate.floor = min(self.rate.floor, rate_bps)
         self._pacer.set_rate(self.rate.rate / 8.0, now)
 

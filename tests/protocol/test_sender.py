@@ -1022,6 +1022,15 @@ def test_set_rate_above_an_adapted_rate_keeps_it() -> None:
     assert sender.rate.rate == pytest.approx(11e6)
 
 
+def test_a_session_at_its_ceiling_follows_a_higher_one_at_once() -> None:
+    sender, _ = sender_for(random_image(400_000), rate_bps=100e6)
+    join(sender, 1, R1, 0.0)
+    sender.set_rate(33e6, 0.05)  # two more sessions began sending from this machine
+    sender.set_rate(100e6, 0.1)  # and ended
+    assert (sender.rate.ceiling, sender.rate.rate) == (100e6, 100e6)
+    assert sender._pacer.rate == pytest.approx(100e6 / 8)
+
+
 def test_set_rate_before_the_start_is_the_starting_rate() -> None:
     sender, _ = sender_for(random_image(400_000), rate_bps=100e6)
     sender.set_rate(20e6, 0.0)
