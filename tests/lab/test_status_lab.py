@@ -272,8 +272,10 @@ def test_the_admin_starts_drops_and_stops_through_the_api_with_the_token(
     assert status == 200, answer
     code, message = receiver_final(receivers[1], 30)
     assert code != 0 and "dropped by the admin" in message, message
-    after = {r["addr"]: r for r in session()["receivers"]}
-    assert after[row["addr"]]["state"] == "dropped"
+    # The page reads the snapshot the daemon makes every 0.25 s: the next one shows it.
+    after = wait_for("the drop in the table", lambda: {
+        r["addr"]: r for r in session()["receivers"]
+        if r["addr"] == row["addr"] and r["state"] == "dropped"}, timeout=5)
     assert after[row["addr"]]["reason"] == "dropped by the admin"
     status, answer = http(lab, admin, "POST", f"{base}/api/drop", {"receiver": row["addr"]},
                           token)
