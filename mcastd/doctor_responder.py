@@ -110,7 +110,7 @@ class Responder:
             self.dropped += 1
             return
         self._laptops.add(request.laptop_id)
-        plan = plan_burst(request, max(self.here.rates))
+        plan = plan_burst(request, max(self.here.rates), ":" in self.probe[0])
         if isinstance(plan, str):
             self._finish(key, BurstDone(request.laptop_id, request.burst, 0, 0.0, plan), source)
             return
