@@ -126,8 +126,15 @@ class Agent:
         if not link.ipv6 or link.how == "ipv6":
             return link.how == "ipv6"
         said = False
-        while (ipv6 := probe.announced_on_ipv6(config, stick.path, link.ifname,
-                                               FAMILY_WAIT)) is None:
+        ignored: set[str] = set()
+
+        def on_ignored(text: str) -> None:  # as mcast-receive would say it, once
+            if text not in ignored:
+                ignored.add(text)
+                self.screen.log(text)
+
+        while (ipv6 := probe.announced_on_ipv6(config, stick.path, link.ifname, FAMILY_WAIT,
+                                               on_ignored)) is None:
             if not said:  # said once; the laptop keeps listening
                 said = True
                 self.screen.log("no session announced yet, on IPv4 or IPv6: start mcastd "

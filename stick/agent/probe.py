@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import select
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from driver.keys import parse_trust
@@ -38,18 +38,24 @@ def needed_size(config: StickConfig, stick: Path, ifname: str, timeout: float,
     return heard[1].min_size or heard[1].image_size
 
 
-def announced_on_ipv6(config: StickConfig, stick: Path, ifname: str, timeout: float
-                      ) -> bool | None:
+Ignored = Callable[[str], None]  # told, as mcast-receive says it, of a session not followed
+
+
+def announced_on_ipv6(config: StickConfig, stick: Path, ifname: str, timeout: float,
+                      on_ignored: Ignored | None = None) -> bool | None:
     """Whether the session this stick follows is announced on IPv6 (True) or IPv4 (False),
     listening on both discovery groups; None if it is heard on neither within ``timeout``."""
-    heard = hear_session(config, stick, ifname, timeout, [DISCOVERY_ADDR, DISCOVERY_ADDR6])
+    heard = hear_session(config, stick, ifname, timeout, [DISCOVERY_ADDR, DISCOVERY_ADDR6],
+                         on_ignored)
     return None if heard is None else heard[0] == DISCOVERY_ADDR6
 
 
 def hear_session(config: StickConfig, stick: Path, ifname: str, timeout: float,
-                 discoveries: Sequence[Addr]) -> tuple[Addr, Announce] | None:
+                 discoveries: Sequence[Addr], on_ignored: Ignored | None = None
+                 ) -> tuple[Addr, Announce] | None:
     """The first session this stick follows announced on one of ``discoveries`` within
-    ``timeout`` seconds: (the discovery group it was heard on, its announcement)."""
+    ``timeout`` seconds: (the discovery group it was heard on, its announcement). Sessions
+    heard but refused (another key, another secret) go to ``on_ignored``, once each."""
     trusted = parse_trust(str(stick / TRUST_NAME)) if config.trust else None
     secret = load_secret(stick / SECRET_NAME, private=False) if config.secret else None
     now = time.monotonic()
@@ -66,14 +72,15 @@ def hear_session(config: StickConfig, stick: Path, ifname: str, timeout: float,
                                session_name=config.session or None, trusted=trusted),
                 random.Random(), now, sealer=sealer)
             ears.append((discovery, listener, session))
-        return _listen(ears, now + timeout)
+        return _listen(ears, now + timeout, on_ignored or (lambda _text: None))
     finally:
         for _discovery, listener, _session in ears:
             listener.close()
 
 
-def _listen(ears: list[tuple[Addr, UdpEndpoint, ReceiverSession]], deadline: float
-            ) -> tuple[Addr, Announce] | None:
+def _listen(ears: list[tuple[Addr, UdpEndpoint, ReceiverSession]], deadline: float,
+            on_ignored: Ignored) -> tuple[Addr, Announce] | None:
+    told: set[int] = set()
     while ears and (now := time.monotonic()) < deadline:
         timers = [t for _d, _l, s in ears if (t := s.get_timer()) is not None]
         wait = min([deadline, *timers]) - now
@@ -91,4 +98,8 @@ def _listen(ears: list[tuple[Addr, UdpEndpoint, ReceiverSession]], deadline: flo
             while (event := session.next_event()) is not None:
                 if isinstance(event, SessionFound) and session.announce is not None:
                     return discovery, session.announce
+            for sid, (name, host, why) in session.refused_sessions.items():
+                if sid not in told:
+                    told.add(sid)
+                    on_ignored(f"ignored session {name!r} from {host}: {why}")
     return None

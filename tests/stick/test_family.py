@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,8 @@ def family(link: Link, heard: list[bool | None], monkeypatch: pytest.MonkeyPatch
     """(the agent's choice, what it logged, how often it listened)."""
     calls = 0
 
-    def announced_on_ipv6(config: StickConfig, stick: Path, ifname: str,
-                          timeout: float) -> bool | None:
+    def announced_on_ipv6(config: StickConfig, stick: Path, ifname: str, timeout: float,
+                          on_ignored: Callable[[str], None] | None = None) -> bool | None:
         nonlocal calls
         calls += 1
         return heard.pop(0)
