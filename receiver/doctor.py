@@ -18,7 +18,7 @@ import trio
 from driver.batchio import RecvRing
 from driver.doctor_output import print_finding, run_doctor
 from driver.doctor_watch import GroupListener, ResponderSeen
-from driver.family import check_group_family, discovery_addr, resolve_family
+from driver.family import discovery_addr, resolve_family
 from driver.igmp import find_querier
 from driver.udp import (
     NetworkError,
@@ -145,7 +145,6 @@ async def probe_responder(responder: ResponderSeen, ifname: str, family: int, mt
     # An announced link-local host names the responder's interface: ours is the one heard on.
     control = (in_zone_of(here.control_host, responder.source), here.control_port)
     probe_group = (here.probe_group, here.probe_port)
-    check_group_family(here.probe_group, family, "the responder's probe group")
     findings = [show(responder_found_finding(control, here.mtu))]
     control_endpoint = open_unicast(ifname, family)
     try:
