@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from protocol.config import discovery_addr_for
-
 from ..config import CONFIG_NAME, ConfigError, StickConfig, parse_config
 from . import capture, disks, network, probe
 from .hooks import hook_environment, partitions_of, reread_partition_table, run_hooks
@@ -57,12 +55,11 @@ class Agent:
         screen.title = f"mcastd boot stick: {config.session or 'first session announced'}"
         link = self._network()
         screen.fact("network", f"{link.ifname} {link.mac} {link.address} ({link.how})")
-        ipv6 = self._family(config, stick, link)
-        discovery = discovery_addr_for(ipv6)
         target = self._target(config.target, stick, "write",
                               lambda: probe.needed_size(config, stick.path, link.ifname,
-                                                        PROBE_TIMEOUT, discovery))
+                                                        PROBE_TIMEOUT))
         screen.fact("disk", target.describe())
+        ipv6 = self._family(config, stick, link)  # after the disk: it may wait for the admin
         journal = stick.path / "journals" / fat_name(f"{link.mac}-{target.serial or target.name}")
         report = stick.path / "reports" / f"{fat_name(link.mac)}.json"
         (stick.path / "reports").mkdir(exist_ok=True)

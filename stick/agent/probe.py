@@ -27,12 +27,15 @@ from protocol.wire import Announce
 
 from ..config import SECRET_NAME, TRUST_NAME, StickConfig
 
+BOTH_FAMILIES = (DISCOVERY_ADDR, DISCOVERY_ADDR6)
+
 
 def needed_size(config: StickConfig, stick: Path, ifname: str, timeout: float,
-                discovery: Addr = DISCOVERY_ADDR) -> int | None:
+                discoveries: Sequence[Addr] = BOTH_FAMILIES) -> int | None:
     """The smallest disk that holds the session's image, or None if none is heard within
-    ``timeout`` seconds (the laptop then asks, as without the probe)."""
-    heard = hear_session(config, stick, ifname, timeout, [discovery])
+    ``timeout`` seconds (the laptop then asks, as without the probe). Asked before the
+    session's family is known: it listens on both."""
+    heard = hear_session(config, stick, ifname, timeout, discoveries)
     if heard is None:
         return None
     return heard[1].min_size or heard[1].image_size
@@ -45,8 +48,7 @@ def announced_on_ipv6(config: StickConfig, stick: Path, ifname: str, timeout: fl
                       on_ignored: Ignored | None = None) -> bool | None:
     """Whether the session this stick follows is announced on IPv6 (True) or IPv4 (False),
     listening on both discovery groups; None if it is heard on neither within ``timeout``."""
-    heard = hear_session(config, stick, ifname, timeout, [DISCOVERY_ADDR, DISCOVERY_ADDR6],
-                         on_ignored)
+    heard = hear_session(config, stick, ifname, timeout, BOTH_FAMILIES, on_ignored)
     return None if heard is None else heard[0] == DISCOVERY_ADDR6
 
 

@@ -37,13 +37,13 @@ def test_the_announced_sessions_size_is_heard(sender: tuple[int, Path],
                                               tmp_path: Path) -> None:
     port, _ = sender
     config = StickConfig(session="room-12")
-    assert needed_size(config, tmp_path, "lo", 20, ("239.255.77.1", port)) == 3 * MIB
+    assert needed_size(config, tmp_path, "lo", 20, [("239.255.77.1", port)]) == 3 * MIB
 
 
 def test_another_session_name_is_not_heard(sender: tuple[int, Path], tmp_path: Path) -> None:
     port, _ = sender
     config = StickConfig(session="room-13")
-    assert needed_size(config, tmp_path, "lo", 3, ("239.255.77.1", port)) is None
+    assert needed_size(config, tmp_path, "lo", 3, [("239.255.77.1", port)]) is None
 
 
 def test_a_session_signed_by_another_key_is_told_as_mcast_receive_tells_it(

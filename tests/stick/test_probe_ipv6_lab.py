@@ -22,12 +22,11 @@ MIB = 1 << 20
 PROBE = f"""
 import json, sys
 from pathlib import Path
-from protocol.config import DISCOVERY_ADDR, DISCOVERY_ADDR6
 from stick.agent.probe import announced_on_ipv6, needed_size
 from stick.config import StickConfig
 config, stick = StickConfig(session="room-12"), Path(sys.argv[1])
 ipv6 = announced_on_ipv6(config, stick, "{IFNAME}", 20)
-size = needed_size(config, stick, "{IFNAME}", 20, DISCOVERY_ADDR6 if ipv6 else DISCOVERY_ADDR)
+size = needed_size(config, stick, "{IFNAME}", 20)  # on both families
 print(json.dumps([ipv6, size]))
 """
 
