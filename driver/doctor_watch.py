@@ -1,10 +1,11 @@
 """The doctor's ears on the discovery group and a data group: which sessions are announced,
-who sends to the data group, and which doctor responders announce themselves."""
+who sends to the data group, and which doctor responders announce themselves. Senders are
+named without an IPv6 zone, as sessions announce themselves ("fe80::1", not "fe80::1%eth0"):
+the two must compare equal."""
 
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,25 +18,20 @@ from protocol.errors import BadPacket
 from protocol.wire import Announce, PacketType, decode_control_as_untrusted, packet_type_untrusted
 
 from .batchio import RecvRing
-from .family import discovery_addr
-from .udp import NetworkError, UdpEndpoint, open_group_listener
+from .udp import UdpEndpoint, open_group_listener
 
 _Handler = Callable[[bytes, Addr], None]
 _BUFFER = 1 << 20  # the data group may carry a session at full rate: only sources matter
 
 
-def doctor_discovery(group: str | None, port: int, ipv6: bool) -> Addr:
-    """The discovery group the doctor listens on: IPv4's (its checks are IGMP's; MLD, their
-    IPv6 twin, would slot in here and in driver/igmp.py)."""
-    if ipv6:
-        raise NetworkError("the doctor checks IPv4 networks only (IGMP): leave --ipv6 out")
-    return discovery_addr(socket.AF_INET, group, port)
+def unzoned(host: str) -> str:
+    return host.split("%", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
 class ResponderSeen:
     here: Here
-    source: str  # the address its announcement came from
+    source: str  # the address its announcement came from (with its zone, if link-local)
 
 
 class GroupListener:
@@ -89,8 +85,9 @@ class GroupListener:
             ptype = packet_type_untrusted(data)
             if ptype == PacketType.ANNOUNCE:
                 msg = decode_control_as_untrusted(data, Announce)
+                sender = unzoned(msg.control_host or source[0])
                 self.watch.sessions[msg.session_id] = SessionSeen(
-                    msg.session_id, msg.name, msg.control_host, (msg.data_host, msg.data_port))
+                    msg.session_id, msg.name, sender, (msg.data_host, msg.data_port))
             elif ptype == PacketType.DOCTOR_HERE:
                 here = decode_doctor_untrusted(data)
                 if isinstance(here, Here) and all(
@@ -98,7 +95,8 @@ class GroupListener:
                     self.responders.append(ResponderSeen(here, source[0]))
                     self.responder_found.set()
             elif ptype == PacketType.SEALED:
-                self.watch.sealed_senders.add(source[0])  # an encrypted session's announcement
+                # An encrypted session's announcement.
+                self.watch.sealed_senders.add(unzoned(source[0]))
             else:
                 self.watch.dropped += 1  # not for the doctor
         except BadPacket:
@@ -106,5 +104,6 @@ class GroupListener:
 
     def _on_data(self, data: bytes, source: Addr) -> None:
         del data  # whatever it is, someone sends to the group
-        self.watch.data_sources[source[0]] = self.watch.data_sources.get(source[0], 0) + 1
+        sender = unzoned(source[0])
+        self.watch.data_sources[sender] = self.watch.data_sources.get(sender, 0) + 1
 

@@ -5,7 +5,8 @@ it, and listen for any membership query (type 0x11) for a bounded time. Needs ro
 The listening socket is a packet socket filtered to IGMP, not ``socket(AF_INET, SOCK_RAW,
 IPPROTO_IGMP)``: a router sends its group-specific query to the group itself, and the kernel
 drops a datagram for a group this host has just left before any AF_INET raw socket sees it
-(a Linux bridge's querier sends it to 224.0.0.1, which both see).
+(a Linux bridge's querier sends it to 224.0.0.1, which both see). On IPv6 the same is done
+with MLD (driver/mld.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import contextlib
 import ctypes
 import socket
 import struct
+from collections.abc import Callable
 
 import trio
 
+from .family import is_ipv6
+from .mld import ETH_P_IPV6, mld_query_source
+from .mld import FILTER as MLD_FILTER
 from .udp import NetworkError
 
 ETH_P_IP = 0x0800
@@ -46,24 +51,27 @@ def membership_query_source(packet: bytes) -> str | None:
     return socket.inet_ntoa(packet[12:16])
 
 
-def _attach_igmp_filter(sock: socket.socket) -> None:
-    program = b"".join(struct.pack("=HBBI", *insn) for insn in _FILTER)
+def _attach_filter(sock: socket.socket, insns: list[tuple[int, int, int, int]]) -> None:
+    program = b"".join(struct.pack("=HBBI", *insn) for insn in insns)
     buffer = ctypes.create_string_buffer(program)
-    fprog = struct.pack("HP", len(_FILTER), ctypes.addressof(buffer))  # struct sock_fprog
+    fprog = struct.pack("HP", len(insns), ctypes.addressof(buffer))  # struct sock_fprog
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
-def open_igmp_listener(ifname: str) -> socket.socket:
+def open_igmp_listener(ifname: str, ipv6: bool = False) -> socket.socket:
+    """A packet socket on ``ifname`` that sees IGMP (``ipv6``: MLD) packets, sent or heard."""
+    name, ethertype, insns = ("MLD", ETH_P_IPV6, MLD_FILTER) if ipv6 else ("IGMP", ETH_P_IP,
+                                                                            _FILTER)
     try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ethertype))
     except PermissionError:
-        raise NetworkError("listening for IGMP queries needs root (a raw socket)") from None
+        raise NetworkError(f"listening for {name} queries needs root (a raw socket)") from None
     try:
-        _attach_igmp_filter(sock)
-        sock.bind((ifname, ETH_P_IP))
+        _attach_filter(sock, insns)
+        sock.bind((ifname, ethertype))
     except OSError as exc:
         sock.close()
-        raise NetworkError(f"cannot listen for IGMP on {ifname}: {exc.strerror}") from exc
+        raise NetworkError(f"cannot listen for {name} on {ifname}: {exc.strerror}") from exc
     sock.setblocking(False)
     # What arrived before the filter was attached may be anything: start clean.
     with contextlib.suppress(BlockingIOError):
@@ -74,17 +82,26 @@ def open_igmp_listener(ifname: str) -> socket.socket:
 
 async def find_querier(ifname: str, probe_group: str, seconds: float) -> str | None:
     """The address of a querier heard within ``seconds`` of leaving ``probe_group`` on
-    ``ifname``, else None."""
+    ``ifname``, else None. An IPv6 group: an MLD querier."""
     index = socket.if_nametoindex(ifname)
-    mreqn = socket.inet_aton(probe_group) + socket.inet_aton("0.0.0.0") + struct.pack("=i",
-                                                                                       index)
-    listener = open_igmp_listener(ifname)
-    member = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ipv6 = is_ipv6(probe_group)
+    if ipv6:
+        family, level, join, leave = (socket.AF_INET6, socket.IPPROTO_IPV6,
+                                      socket.IPV6_JOIN_GROUP, socket.IPV6_LEAVE_GROUP)
+        mreq = socket.inet_pton(socket.AF_INET6, probe_group) + struct.pack("=I", index)
+    else:
+        family, level, join, leave = (socket.AF_INET, socket.IPPROTO_IP,
+                                      socket.IP_ADD_MEMBERSHIP, socket.IP_DROP_MEMBERSHIP)
+        mreq = socket.inet_aton(probe_group) + socket.inet_aton("0.0.0.0") + struct.pack(
+            "=i", index)
+    listener = open_igmp_listener(ifname, ipv6)
+    member = socket.socket(family, socket.SOCK_DGRAM)
+    source = mld_query_source if ipv6 else membership_query_source
     try:
-        member.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
-        heard = await _query_within(listener, JOIN_SETTLE)  # a general query counts too
-        member.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreqn)
-        return heard or await _query_within(listener, seconds)
+        member.setsockopt(level, join, mreq)
+        heard = await _query_within(listener, JOIN_SETTLE, source)  # a general one counts too
+        member.setsockopt(level, leave, mreq)
+        return heard or await _query_within(listener, seconds, source)
     except OSError as exc:
         raise NetworkError(f"cannot join {probe_group} on {ifname}: {exc.strerror}") from exc
     finally:
@@ -92,7 +109,8 @@ async def find_querier(ifname: str, probe_group: str, seconds: float) -> str | N
         listener.close()
 
 
-async def _query_within(sock: socket.socket, seconds: float) -> str | None:
+async def _query_within(sock: socket.socket, seconds: float,
+                        query_source: Callable[[bytes], str | None]) -> str | None:
     with trio.move_on_after(seconds):
         while True:
             await trio.lowlevel.wait_readable(sock)
@@ -103,7 +121,7 @@ async def _query_within(sock: socket.socket, seconds: float) -> str | None:
                     break
                 if address[2] == PACKET_OUTGOING:
                     continue
-                source = membership_query_source(packet)
+                source = query_source(packet)
                 if source is not None:
                     return source
     return None

@@ -81,8 +81,9 @@ class Lab:
         """``rate_mbit``: one link speed for every host, or one per receiver (the sender and
         the extra hosts then get line speed); None is line speed. ``igmp_forget_after``: see
         :meth:`_snooping_switch`. ``mtu``: of every link (9000: a jumbo-frame LAN).
-        ``querier``: the switch snoops IGMP and runs an ordinary querier (as a managed switch
-        or a multicast router does), which answers a host's leave with a group-specific query;
+        ``querier``: the switch snoops IGMP and MLD and runs an ordinary querier of each (as a
+        managed switch or a multicast router does), which answers a host's leave with a
+        group-specific query;
         without it (and without ``igmp_forget_after``) the bridge snoops but has no querier.
         ``ipv6_only``: no IPv4 address anywhere, only the IPv6 link-local ones every
         interface makes itself (a host's ``ip`` is then its link-local address)."""
@@ -282,8 +283,9 @@ class Lab:
         default intervals: a general query every 125 s, a group-specific one within a second
         of a leave); returns when (monotonic) its snooping takes effect. The response interval
         is shortened, as in :meth:`_snooping_switch`, so that it does within a second."""
+        # MLDv2 as hosts speak it: the IPv6 querier answers a leave as the IPv4 one does.
         switch.link("set", index=bridge, kind="bridge", br_mcast_snooping=1,
-                    br_mcast_query_response_intvl=_QUERY_RESPONSE_CS)
+                    br_mcast_query_response_intvl=_QUERY_RESPONSE_CS, br_mcast_mld_version=2)
         switch.link("set", index=bridge, kind="bridge", br_mcast_querier=1)
         return time.monotonic() + _QUERY_RESPONSE_CS / 100 + 0.1
 

@@ -1,6 +1,7 @@
-"""`mcastd doctor`: on the admin's machine, the local checks (IGMP querier, MTU, sessions on
-the group), then a responder that laptops running `mcast-receive --doctor` probe, for
---duration seconds, showing each laptop's findings as they come. Exit 1 if any was a problem."""
+"""`mcastd doctor`: on the admin's machine, the local checks (IGMP or, on IPv6, MLD querier,
+MTU, sessions on the group), then a responder that laptops running `mcast-receive --doctor`
+probe, for --duration seconds, showing each laptop's findings as they come. Exit 1 if any was
+a problem."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from functools import partial
 import trio
 
 from driver.doctor_output import print_finding, run_doctor
-from driver.doctor_watch import GroupListener, doctor_discovery
-from driver.family import check_group_family
+from driver.doctor_watch import GroupListener, unzoned
+from driver.family import check_group_family, discovery_addr, resolve_family
 from driver.igmp import find_querier
 from driver.options import (
     add_network_options,
@@ -33,13 +34,7 @@ from protocol.diagnosis import (
     sessions_findings,
     skipped,
 )
-from protocol.doctor import (
-    DEFAULT_RATES,
-    MAX_RATE_BPS,
-    MAX_RATES,
-    PROBE_ADDR,
-    QUERIER_PROBE_GROUP,
-)
+from protocol.doctor import DEFAULT_RATES, MAX_RATE_BPS, MAX_RATES, probe_addresses
 
 from .doctor_responder import Responder, responder_here
 
@@ -52,10 +47,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "doctor",
         help="check the network for multicast imaging, and answer laptops' probes",
-        description="Check what breaks multicast imaging: an IGMP querier on the LAN, this "
-        "link's MTU, other sessions on the data group; then answer `mcast-receive --doctor` "
-        "on laptops (path, loss and round trip at a few rates, MTU, firewall) for --duration "
-        "seconds, printing each finding on one line. Exit 0 if all is well, 1 if not.")
+        description="Check what breaks multicast imaging: an IGMP (IPv6: MLD) querier on the "
+        "LAN, this link's MTU, other sessions on the data group; then answer `mcast-receive "
+        "--doctor` on laptops (path, loss and round trip at a few rates, MTU, firewall) for "
+        "--duration seconds, printing each finding on one line. Exit 0 if all is well, 1 if not.")
     add_network_options(parser)
     parser.add_argument("--group", type=multicast_address,
                         help="the data group you mean to pass `serve --group`: also check who "
@@ -90,14 +85,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def local_findings(ifname: str, listener: GroupListener, data_group: Addr | None,
-                         mtu: int) -> list[Finding]:
+                         mtu: int, ipv6: bool) -> list[Finding]:
     """The querier, MTU and sessions checks, run side by side (~3 s)."""
     querier: list[Finding] = []
 
     async def check_querier() -> None:
         try:
-            found = await find_querier(ifname, QUERIER_PROBE_GROUP, QUERIER_WAIT)
-            querier.append(querier_finding(ifname, found, QUERIER_WAIT))
+            found = await find_querier(ifname, probe_addresses(ipv6)[1], QUERIER_WAIT)
+            querier.append(querier_finding(ifname, found, QUERIER_WAIT, ipv6))
         except NetworkError as exc:
             querier.append(skipped("querier", f"{exc}"))
 
@@ -113,11 +108,14 @@ async def local_findings(ifname: str, listener: GroupListener, data_group: Addr 
 
 async def doctor(args: argparse.Namespace) -> int:
     ifname = args.interface or default_interface()
-    discovery = doctor_discovery(args.discovery_group, args.discovery_port, args.ipv6)
+    family = resolve_family(ifname, args.ipv6, (args.group, args.discovery_group))
+    ipv6 = family == socket.AF_INET6
+    discovery = discovery_addr(family, args.discovery_group, args.discovery_port)
     data_group = None if args.group is None else (args.group, args.port)
     if args.group is not None:
-        check_group_family(args.group, socket.AF_INET, "--group")
+        check_group_family(args.group, family, "--group")
     mtu = interface_mtu(ifname)
+    probe = probe_addresses(ipv6)[0]
     problems: list[Finding] = []
 
     def show(finding: Finding, laptop: str | None = None) -> None:
@@ -128,22 +126,23 @@ async def doctor(args: argparse.Namespace) -> int:
 
     def on_report(laptop: str, findings: list[Finding]) -> None:
         for finding in findings:
-            show(finding, laptop)
+            show(finding, unzoned(laptop))  # as the laptop's own findings name itself
 
     started = trio.current_time()
-    endpoint = open_sender(ifname, 1, float(max(args.rates)))
+    endpoint = open_sender(ifname, 1, float(max(args.rates)), family=family)
     try:
         listener = GroupListener(ifname, discovery, data_group)
-        here = responder_here(secrets.randbits(63), endpoint.address, mtu, PROBE_ADDR,
-                              args.rates)
-        responder = Responder(endpoint, here, discovery, PROBE_ADDR, on_report)
+        # Announced without its zone, which names this machine's interface, not the laptop's.
+        control = (unzoned(endpoint.address[0]), endpoint.address[1])
+        here = responder_here(secrets.randbits(63), control, mtu, probe, args.rates)
+        responder = Responder(endpoint, here, discovery, probe, on_report)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(responder.run)  # laptops may come during the local checks
-                for finding in await local_findings(ifname, listener, data_group, mtu):
+                for finding in await local_findings(ifname, listener, data_group, mtu, ipv6):
                     show(finding)
                 show(ok("responder", f"answering laptops' `mcast-receive --doctor` on "
-                                     f"{endpoint.address[0]} udp {endpoint.address[1]} until "
+                                     f"{control[0]} udp {control[1]} until "
                                      f"{args.duration:g} s have passed"))
                 # The local checks always finish; --duration may end the answering with them.
                 await trio.sleep_until(started + args.duration)

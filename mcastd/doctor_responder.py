@@ -11,6 +11,7 @@ from collections.abc import Callable
 import trio
 
 from driver.batchio import RecvRing
+from driver.family import is_ipv6
 from driver.udp import UdpEndpoint
 from protocol.config import Addr
 from protocol.diagnosis import Finding
@@ -110,7 +111,7 @@ class Responder:
             self.dropped += 1
             return
         self._laptops.add(request.laptop_id)
-        plan = plan_burst(request, max(self.here.rates))
+        plan = plan_burst(request, max(self.here.rates), is_ipv6(self.probe[0]))
         if isinstance(plan, str):
             self._finish(key, BurstDone(request.laptop_id, request.burst, 0, 0.0, plan), source)
             return

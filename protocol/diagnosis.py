@@ -52,14 +52,22 @@ def _mbit(rate_bps: float) -> str:
 # --- 1. the IGMP querier -----------------------------------------------------------------
 
 
-def querier_finding(ifname: str, querier: str | None, waited: float) -> Finding:
+def membership_protocol(ipv6: bool) -> str:
+    """What hosts tell switches their groups with: IGMP, or on IPv6 its twin MLD."""
+    return "MLD" if ipv6 else "IGMP"
+
+
+def querier_finding(ifname: str, querier: str | None, waited: float,
+                    ipv6: bool = False) -> Finding:
+    name = membership_protocol(ipv6)
     if querier is None:
         return problem("querier", (
-            f"no IGMP querier answered on {ifname} within {waited:g} s: a switch that snoops "
-            "IGMP will cut laptops off after ~4 min; enable an IGMP querier on the switch or "
-            "router"))
-    who = "the switch's own (address 0.0.0.0)" if querier == "0.0.0.0" else querier
-    return ok("querier", f"an IGMP querier answers on {ifname}: {who}")
+            f"no {name} querier answered on {ifname} within {waited:g} s: a switch that snoops "
+            f"{name} will cut laptops off after ~4 min; enable an {name} querier on the switch "
+            "or router"))
+    unspecified = querier in ("0.0.0.0", "::")
+    who = f"the switch's own (address {querier})" if unspecified else querier
+    return ok("querier", f"an {name} querier answers on {ifname}: {who}")
 
 
 # --- 4. MTU ----------------------------------------------------------------------------
@@ -120,11 +128,12 @@ def loss_findings(outcomes: Sequence[BurstOutcome], probe_group: Addr) -> list[F
     """One finding per rate (the 1500-byte bursts, lowest rate first)."""
     if outcomes and all(o.arrived == 0 for o in outcomes) and any(o.sent > 0 for o in outcomes):
         group = f"{probe_group[0]}:{probe_group[1]}"
+        name = membership_protocol(":" in probe_group[0])
         return [problem("loss", (
             f"none of the sender's probe datagrams to {group} arrived while its announcements "
             "on the discovery group did: the switch does not carry every group to this laptop "
-            "(IGMP snooping without a querier?); enable an IGMP querier, or check the switch's "
-            "multicast settings"))]
+            f"({name} snooping without a querier?); enable an {name} querier, or check the "
+            "switch's multicast settings"))]
     findings = []
     clean = [o.rate_bps for o in outcomes if o.sent > 0 and o.loss <= LOSS_TOLERATED]
     for o in outcomes:
@@ -270,7 +279,7 @@ def _count(n: int) -> str:
     return {2: "two", 3: "three", 4: "four"}.get(n, str(n))
 
 
-def big_probe_size(sender_mtu: int) -> int | None:
+def big_probe_size(sender_mtu: int, ipv6: bool = False) -> int | None:
     """The sender's packet size to probe beside 1500-byte ones (None: it sends no larger)."""
-    size = datagram_size(sender_mtu)
-    return size if size > datagram_size(1500) else None
+    size = datagram_size(sender_mtu, ipv6)
+    return size if size > datagram_size(1500, ipv6) else None

@@ -24,13 +24,16 @@ from typing import Any, ClassVar
 import msgpack
 
 from .errors import BadPacket
-from .wire import IPV4_UDP_HEADERS, JUMBO_MTU, MAGIC, PREFIX, PROTOCOL_VERSION, PacketType
+from .wire import JUMBO_MTU, MAGIC, PREFIX, PROTOCOL_VERSION, PacketType, ip_udp_headers
 
 # Probe bursts go to a group of their own, on a port outside the control range (a firewall
 # that drops the control ports then still lets the probe through: the doctor can tell them
 # apart). The querier check joins and leaves another group, which no session uses.
 PROBE_ADDR = ("239.255.77.250", 9769)
 QUERIER_PROBE_GROUP = "239.255.77.251"
+# Their IPv6 twins, link scope, beside the discovery group and below the data groups.
+PROBE_ADDR6 = ("ff12::6d63:fa", 9769)
+QUERIER_PROBE_GROUP6 = "ff12::6d63:fb"
 DEFAULT_RATES = (10_000_000, 100_000_000, 500_000_000)
 # Every burst is bounded in time and count, whatever a request asks.
 MAX_BURST_SECONDS = 0.5
@@ -206,15 +209,21 @@ def decode_probe_untrusted(data: bytes | memoryview) -> Probe:
 # --- bursts ------------------------------------------------------------------------------
 
 
-def datagram_size(mtu: int) -> int:
-    """The largest probe (UDP payload) one IPv4 packet of ``mtu`` bytes carries."""
-    return min(mtu, JUMBO_MTU) - IPV4_UDP_HEADERS
+def probe_addresses(ipv6: bool) -> tuple[tuple[str, int], str]:
+    """(the probe group, the querier check's group) of a family."""
+    return (PROBE_ADDR6, QUERIER_PROBE_GROUP6) if ipv6 else (PROBE_ADDR, QUERIER_PROBE_GROUP)
 
 
-def burst_count(rate_bps: int, size: int, seconds: float = MAX_BURST_SECONDS) -> int:
+def datagram_size(mtu: int, ipv6: bool = False) -> int:
+    """The largest probe (UDP payload) one IP packet of ``mtu`` bytes carries."""
+    return min(mtu, JUMBO_MTU) - ip_udp_headers(ipv6)
+
+
+def burst_count(rate_bps: int, size: int, seconds: float = MAX_BURST_SECONDS,
+                ipv6: bool = False) -> int:
     """How many datagrams of ``size`` a burst of ``seconds`` at ``rate_bps`` holds (on the
     wire, Ethernet frames counted), within MAX_BURST_COUNT."""
-    wire_bits = 8 * (size + IPV4_UDP_HEADERS + ETHERNET_OVERHEAD)
+    wire_bits = 8 * (size + ip_udp_headers(ipv6) + ETHERNET_OVERHEAD)
     return max(1, min(MAX_BURST_COUNT, int(rate_bps * seconds / wire_bits)))
 
 
@@ -225,24 +234,28 @@ class BurstPlan:
     rate_bps: int
     size: int
     count: int
+    ipv6: bool = False
 
     @property
     def interval(self) -> float:
         """Seconds between two datagrams at the plan's rate."""
-        return 8 * (self.size + IPV4_UDP_HEADERS + ETHERNET_OVERHEAD) / self.rate_bps
+        return 8 * (self.size + ip_udp_headers(self.ipv6) + ETHERNET_OVERHEAD) / self.rate_bps
 
 
-def plan_burst(request: BurstRequest, max_rate_bps: int) -> BurstPlan | str:
+def plan_burst(request: BurstRequest, max_rate_bps: int, ipv6: bool = False
+               ) -> BurstPlan | str:
     """What the responder sends for ``request``: bounded in count, time and size; or why not
     (one sentence). ``max_rate_bps``: the highest rate the responder announced; no laptop
     makes it send faster. A size above the responder's own link is not refused here: its
-    kernel refuses it (EMSGSIZE), and BURST_DONE says so."""
-    if not PROBE_HEADER_SIZE <= request.size <= datagram_size(JUMBO_MTU):
-        return f"a probe of {request.size} bytes is outside {PROBE_HEADER_SIZE}-" \
-               f"{datagram_size(JUMBO_MTU)}"
+    kernel refuses it (EMSGSIZE), and BURST_DONE says so. ``ipv6``: the probe group's family
+    (its headers are 20 bytes longer)."""
+    largest = datagram_size(JUMBO_MTU, ipv6)
+    if not PROBE_HEADER_SIZE <= request.size <= largest:
+        return f"a probe of {request.size} bytes is outside {PROBE_HEADER_SIZE}-{largest}"
     if not 0 < request.rate_bps <= min(max_rate_bps, MAX_RATE_BPS):
         return f"a rate of {request.rate_bps} bit/s is above the {max_rate_bps} announced"
-    count = min(request.count, burst_count(request.rate_bps, request.size))
+    count = min(request.count, burst_count(request.rate_bps, request.size, ipv6=ipv6))
     if count <= 0:
         return "a burst of no datagrams"
-    return BurstPlan(request.laptop_id, request.burst, request.rate_bps, request.size, count)
+    return BurstPlan(request.laptop_id, request.burst, request.rate_bps, request.size, count,
+                     ipv6)

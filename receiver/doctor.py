@@ -1,14 +1,15 @@
 """`mcast-receive --doctor`: on a laptop, every check against the first `mcastd doctor` heard
-on the discovery group: the IGMP querier, other sessions on the group, the control port (a
-firewall?) and the round trip, loss at a few rates, and the MTU of both ends. One line per
-finding (or a JSON object with --json), also sent back to the responder for the admin's
-screen. Exit 0 if all is well, 1 if a problem was found."""
+on the discovery group: the IGMP (IPv6: MLD) querier, other sessions on the group, the
+control port (a firewall?) and the round trip, loss at a few rates, and the MTU of both ends.
+One line per finding (or a JSON object with --json), also sent back to the responder for the
+admin's screen. Exit 0 if all is well, 1 if a problem was found."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import secrets
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -16,7 +17,8 @@ import trio
 
 from driver.batchio import RecvRing
 from driver.doctor_output import print_finding, run_doctor
-from driver.doctor_watch import GroupListener, ResponderSeen, doctor_discovery
+from driver.doctor_watch import GroupListener, ResponderSeen
+from driver.family import discovery_addr, resolve_family
 from driver.igmp import find_querier
 from driver.udp import (
     NetworkError,
@@ -45,7 +47,6 @@ from protocol.diagnosis import (
 from protocol.doctor import (
     MAX_RESULT_LINES,
     MAX_TEXT,
-    QUERIER_PROBE_GROUP,
     BurstDone,
     BurstRequest,
     Ping,
@@ -55,8 +56,10 @@ from protocol.doctor import (
     datagram_size,
     decode_doctor_untrusted,
     decode_probe_untrusted,
+    probe_addresses,
 )
 from protocol.errors import BadPacket
+from protocol.receiver import in_zone_of
 
 RESPONDER_WAIT = 10.0  # default for finding `mcastd doctor` (--timeout changes it)
 SESSIONS_WAIT = 3.0  # sessions announce every 0.25-1 s
@@ -85,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def laptop_doctor(args: argparse.Namespace) -> list[Finding]:
     ifname = args.interface or default_interface()
-    discovery = doctor_discovery(args.discovery_group, args.discovery_port, args.ipv6)
+    family = resolve_family(ifname, args.ipv6, (args.discovery_group,))
+    ipv6 = family == socket.AF_INET6
+    discovery = discovery_addr(family, args.discovery_group, args.discovery_port)
     wait = args.timeout or RESPONDER_WAIT
     mtu = interface_mtu(ifname)
 
@@ -100,8 +105,8 @@ async def laptop_doctor(args: argparse.Namespace) -> list[Finding]:
 
     async def check_querier() -> None:
         try:
-            found = await find_querier(ifname, QUERIER_PROBE_GROUP, QUERIER_WAIT)
-            querier.append(querier_finding(ifname, found, QUERIER_WAIT))
+            found = await find_querier(ifname, probe_addresses(ipv6)[1], QUERIER_WAIT)
+            querier.append(querier_finding(ifname, found, QUERIER_WAIT, ipv6))
         except NetworkError as exc:
             querier.append(skipped("querier", str(exc)))
         finally:
@@ -125,26 +130,29 @@ async def laptop_doctor(args: argparse.Namespace) -> list[Finding]:
     if not listener.responders:
         findings.append(show(responder_missing_finding(wait)))
     else:
-        findings += await probe_responder(listener.responders[0], ifname, mtu, findings, show)
+        findings += await probe_responder(listener.responders[0], ifname, family, mtu,
+                                          findings, show)
     return findings
 
 
-async def probe_responder(responder: ResponderSeen, ifname: str, mtu: int,
+async def probe_responder(responder: ResponderSeen, ifname: str, family: int, mtu: int,
                           earlier: list[Finding], show: Callable[[Finding], Finding]
                           ) -> list[Finding]:
     """The checks against the responder; at the end every finding (``earlier`` ones too) is
     sent to it for the admin's screen."""
     here = responder.here
-    control = (here.control_host, here.control_port)
+    ipv6 = family == socket.AF_INET6
+    # An announced link-local host names the responder's interface: ours is the one heard on.
+    control = (in_zone_of(here.control_host, responder.source), here.control_port)
     probe_group = (here.probe_group, here.probe_port)
     findings = [show(responder_found_finding(control, here.mtu))]
-    control_endpoint = open_unicast(ifname)
+    control_endpoint = open_unicast(ifname, family)
     try:
         probe_endpoint = open_group_listener(probe_group, ifname, gro=False)
     except BaseException:
         control_endpoint.close()
         raise
-    prober = Prober(control_endpoint, probe_endpoint, control, secrets.randbits(63), mtu)
+    prober = Prober(control_endpoint, probe_endpoint, control, secrets.randbits(63), mtu, ipv6)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(prober.receive_control)
@@ -157,11 +165,11 @@ async def probe_responder(responder: ResponderSeen, ifname: str, mtu: int,
             small: BurstOutcome | None = None
             big: BurstOutcome | None = None
             if rtts:
-                size = datagram_size(min(1500, mtu, here.mtu))
+                size = datagram_size(min(1500, mtu, here.mtu), ipv6)
                 outcomes = [await prober.burst(rate, size) for rate in here.rates]
                 findings += [show(f) for f in loss_findings(outcomes, probe_group)]
                 small = outcomes[0]
-                if (big_size := big_probe_size(here.mtu)) is not None:
+                if (big_size := big_probe_size(here.mtu, ipv6)) is not None:
                     big = await prober.burst(here.rates[0], big_size)
             else:
                 findings.append(show(skipped("loss", "no probe bursts: they are asked for on "
@@ -180,12 +188,13 @@ class Prober:
     """The laptop's half of the probe: pings, burst requests, and the count of what arrived."""
 
     def __init__(self, control: UdpEndpoint, probe: UdpEndpoint, responder: Addr,
-                 laptop_id: int, mtu: int) -> None:
+                 laptop_id: int, mtu: int, ipv6: bool = False) -> None:
         self.control = control
         self.probe = probe
         self.responder = responder
         self.laptop_id = laptop_id
         self.mtu = mtu
+        self.ipv6 = ipv6
         self.rtts: dict[int, float] = {}
         self.done: dict[int, BurstDone] = {}
         self.arrived: dict[int, int] = {}
@@ -262,7 +271,7 @@ class Prober:
         self._bursts += 1
         burst = self._bursts
         request = BurstRequest(self.laptop_id, burst, rate_bps, size,
-                               burst_count(rate_bps, size), self.mtu).encode()
+                               burst_count(rate_bps, size, ipv6=self.ipv6), self.mtu).encode()
         drops_before = self.probe.drops() or 0
         done: BurstDone | None = None
         for _attempt in range(BURST_ATTEMPTS):

@@ -53,9 +53,11 @@ class VmRoom:
 
 
 @contextmanager
-def vm_room(workdir: Path) -> Iterator[VmRoom]:
-    """A lab with a sender and no lab receivers; laptops are added with :meth:`laptop`."""
-    with Lab(0) as lab:
+def vm_room(workdir: Path, ipv6_only: bool = False) -> Iterator[VmRoom]:
+    """A lab with a sender and no lab receivers; laptops are added with :meth:`laptop`.
+    ``ipv6_only``: the sender has no IPv4 address (an IPv6-only LAN; the laptops still take
+    IPv4 link-local addresses, finding no DHCP server)."""
+    with Lab(0, ipv6_only=ipv6_only) as lab:
         room = VmRoom(lab, workdir)
         try:
             yield room

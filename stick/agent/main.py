@@ -25,6 +25,7 @@ from .stickfs import Stick, StickError, boot_args, firmware, mount_stick, unmoun
 NETWORK_RETRY = 5.0
 DISK_RESCAN = 5.0
 PROBE_TIMEOUT = 20.0  # for the session's announcement, when the disk size decides
+FAMILY_WAIT = 30.0  # listening for the session on both families, before saying so
 
 
 class Failed(Exception):
@@ -58,12 +59,14 @@ class Agent:
                               lambda: probe.needed_size(config, stick.path, link.ifname,
                                                         PROBE_TIMEOUT))
         screen.fact("disk", target.describe())
+        ipv6 = self._family(config, stick, link)  # after the disk: it may wait for the admin
         journal = stick.path / "journals" / fat_name(f"{link.mac}-{target.serial or target.name}")
         report = stick.path / "reports" / f"{fat_name(link.mac)}.json"
         (stick.path / "reports").mkdir(exist_ok=True)
         screen.log(f"receiving onto {target.device}")
         received = run_receiver(
-            receiver_argv(config, stick.path, target.device, link.ifname, journal, report),
+            receiver_argv(config, stick.path, target.device, link.ifname, journal, report,
+                          ipv6),
             self._progress, lambda level, text: screen.log(text))
         if not received.ok:
             raise Failed(received.message)
@@ -113,6 +116,28 @@ class Agent:
                 self.screen.log("no network: plug a cable into this laptop's wired port "
                                 f"(trying again every {NETWORK_RETRY:.0f} s)")
             time.sleep(NETWORK_RETRY)
+
+    def _family(self, config: StickConfig, stick: Stick, link: network.Link) -> bool:
+        """Whether the session runs on IPv6: where the link has both families' addresses,
+        the one it is announced on (waits for it, as mcast-receive would)."""
+        if not link.ipv6 or link.how == "ipv6":
+            return link.how == "ipv6"
+        said = False
+        ignored: set[str] = set()
+
+        def on_ignored(text: str) -> None:  # as mcast-receive would say it, once
+            if text not in ignored:
+                ignored.add(text)
+                self.screen.log(text)
+
+        while (ipv6 := probe.announced_on_ipv6(config, stick.path, link.ifname, FAMILY_WAIT,
+                                               on_ignored)) is None:
+            if not said:  # said once; the laptop keeps listening
+                said = True
+                self.screen.log("no session announced yet, on IPv4 or IPv6: start mcastd "
+                                "serve (still listening)")
+        self.screen.log(f"the session is announced on {'IPv6' if ipv6 else 'IPv4'}")
+        return ipv6
 
     def _target(self, target: str, stick: Stick, purpose: str,
                 needed: Callable[[], int | None] | None = None) -> disks.Disk:

@@ -1,5 +1,7 @@
 """Bring up the laptop's wired network: DHCP if a server answers within seconds, else an IPv4
-link-local address (RFC 3927), so a classroom switch with no DHCP server works too.
+link-local address (RFC 3927), so a classroom switch with no DHCP server works too. Every link
+also has the IPv6 link-local address the kernel makes itself, which is enough for a session on
+an IPv6-only LAN: a link with that alone is a link too, never a reason to wait.
 
 A link-local laptop also gets an on-link default route: the sender may have any address on
 the same link, and ARP finds it there.
@@ -11,9 +13,11 @@ import hashlib
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import as_file, files
 from pathlib import Path
+
+from driver.family import DAD_WAIT, link_local_address
 
 ARPHRD_ETHER = "1"
 CARRIER_WAIT = 6.0  # seconds for links to come up after the drivers loaded
@@ -24,8 +28,9 @@ DHCP_TRIES = 3  # DISCOVERs one second apart: "a few seconds"
 class Link:
     ifname: str
     mac: str
-    address: str  # "10.0.0.12/24" or "169.254.7.9/16"
-    how: str  # "dhcp" or "link-local"
+    address: str  # "10.0.0.12/24", "169.254.7.9/16" or (how "ipv6") "fe80::…"
+    how: str  # "dhcp", "link-local" or "ipv6" (no IPv4 address: its IPv6 link-local one)
+    ipv6: str = ""  # its IPv6 link-local address, "" if it has none (IPv6 disabled)
 
 
 def _read(path: Path) -> str:
@@ -80,11 +85,20 @@ def bring_up(log: Callable[[str], None], sysfs: Path = Path("/sys")) -> list[Lin
             log(f"{name}: no cable")
             continue
         mac = _read(sysfs / "class/net" / name / "address")
-        link = _dhcp(name, mac) or _link_local(name, mac, log)
+        link = with_ipv6(_dhcp(name, mac) or _link_local(name, mac, log), name, mac,
+                         link_local_address(name, wait=DAD_WAIT) or "")
         if link is not None:
             log(f"{name} ({mac}): {link.address} by {link.how}")
             links.append(link)
     return sorted(links, key=lambda link: link.how != "dhcp")
+
+
+def with_ipv6(link: Link | None, ifname: str, mac: str, ipv6: str) -> Link | None:
+    """``link`` (its IPv4 address, None if it got none) with its IPv6 link-local address
+    ``ipv6`` ("" if none); a link with only the IPv6 one is an IPv6 link."""
+    if link is not None:
+        return replace(link, ipv6=ipv6)
+    return Link(ifname, mac, ipv6, "ipv6", ipv6) if ipv6 else None
 
 
 def _dhcp(ifname: str, mac: str) -> Link | None:

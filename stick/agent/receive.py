@@ -22,9 +22,13 @@ class Received:
 
 
 def receiver_argv(config: StickConfig, stick: Path, target: str, ifname: str,
-                  journal_dir: Path, report: Path) -> list[str]:
+                  journal_dir: Path, report: Path, ipv6: bool = False) -> list[str]:
+    """``ipv6``: the session runs on IPv6, said outright: the link may have an IPv4
+    link-local address too, which mcast-receive would otherwise prefer."""
     argv = ["mcast-receive", target, "--json", "--interface", ifname, "--state-dir",
             str(journal_dir), "--report", str(report)]
+    if ipv6:
+        argv.append("--ipv6")
     if config.session:
         argv += ["--session", config.session]
     if config.trust:

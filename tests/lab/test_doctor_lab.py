@@ -31,12 +31,13 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def start_responder(lab: Lab, tmp_path: Path, duration: float = 20,
-                    rates: str = "10M,100M") -> subprocess.Popen[bytes]:
+                    rates: str = "10M,100M", ipv6: bool = False) -> subprocess.Popen[bytes]:
     """``rates``: two low ones unless the test is about rates, so that a busy test machine
     (a laptop process starved at 500 Mbit/s) does not add a loss finding of its own."""
     proc = lab.popen(lab.sender,
                      [sys.executable, "-m", "mcastd", "doctor", "--interface", IFNAME,
-                      "--duration", str(duration), "--rates", rates, "--json"],
+                      "--duration", str(duration), "--rates", rates, "--json",
+                      *(["--ipv6"] if ipv6 else [])],
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(tmp_path),
                      cwd=REPO)
     time.sleep(0.5)  # its first announcement is out before the laptop listens

@@ -90,11 +90,12 @@ def test_rates_are_sorted_and_the_defaults_bounded() -> None:
 
 
 @pytest.mark.parametrize(("argv", "says"), [
-    (["doctor", "--ipv6"], "the doctor checks IPv4 networks only (IGMP): leave --ipv6 out"),
-    (["doctor", "--group", "ff12::6d63:9"], "--group ff12::6d63:9 is not an IPv4"),
+    # IPv6 asked for, by --ipv6 or by an IPv6 group, where the interface has none (loopback).
+    (["doctor", "--ipv6"], "interface lo has no usable IPv6 link-local address"),
+    (["doctor", "--group", "ff12::6d63:9"], "interface lo has no usable IPv6 link-local"),
 ])
-def test_ipv6_is_refused_in_one_sentence(argv: list[str], says: str,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_ipv6_without_a_link_local_address_is_one_sentence(
+        argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert mcastd_main([*argv, "--interface", "lo", "--duration", "1"]) == 2
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1

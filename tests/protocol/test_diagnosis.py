@@ -183,3 +183,25 @@ def test_the_senders_own_mtu() -> None:
     assert local_mtu_finding("eth0", 1500).text == \
         "ok: eth0 takes 1500-byte packets: serve sends 1500-byte ones"
 
+
+
+# --- IPv6 -----------------------------------------------------------------------------------
+
+
+def test_on_ipv6_the_querier_is_an_mld_one() -> None:
+    assert querier_finding("lab0", None, 3.0, ipv6=True).text == (
+        "no MLD querier answered on lab0 within 3 s: a switch that snoops MLD will cut "
+        "laptops off after ~4 min; enable an MLD querier on the switch or router")
+    assert querier_finding("lab0", "fe80::1", 3.0, ipv6=True).text == \
+        "ok: an MLD querier answers on lab0: fe80::1"
+    assert "the switch's own (address ::)" in querier_finding("lab0", "::", 3.0, True).text
+
+
+def test_no_ipv6_probe_at_all_points_at_mld_snooping() -> None:
+    found = loss_findings([outcome(10**7, 406, 0, 1452)], ("ff12::6d63:fa", 9769))
+    assert "(MLD snooping without a querier?); enable an MLD querier" in found[0].text
+
+
+def test_the_big_ipv6_probe_leaves_room_for_48_bytes_of_headers() -> None:
+    assert big_probe_size(9000, ipv6=True) == 8952
+    assert big_probe_size(1500, ipv6=True) is None

@@ -27,6 +27,7 @@ from protocol.doctor import (
     decode_doctor_untrusted,
     decode_probe_untrusted,
     plan_burst,
+    probe_addresses,
     probe_datagram,
 )
 from protocol.errors import BadPacket
@@ -133,6 +134,24 @@ def test_datagram_sizes_follow_the_mtu_up_to_a_jumbo_frame() -> None:
     assert datagram_size(1500) == 1472
     assert datagram_size(9000) == 8972
     assert datagram_size(65535) == 8972
+
+
+def test_ipv6_datagrams_carry_20_bytes_less_and_pace_by_their_longer_headers() -> None:
+    assert datagram_size(1500, ipv6=True) == 1452
+    assert datagram_size(65535, ipv6=True) == 8952
+    # 1452 + 48 + 38 = 1538 bytes on the wire, as an IPv4 frame of 1472.
+    assert burst_count(10_000_000, 1452, ipv6=True) == burst_count(10_000_000, 1472) == 406
+    plan = plan_burst(BurstRequest(1, 2, 10_000_000, 1452, 10**9, 1500), 10**8, ipv6=True)
+    assert isinstance(plan, BurstPlan) and plan.count == 406
+    assert plan.interval == BurstPlan(1, 2, 10_000_000, 1472, 406).interval
+    # The largest IPv4 probe does not fit an IPv6 jumbo frame.
+    assert isinstance(plan_burst(BurstRequest(1, 2, 10**7, 8972, 5, 9000), 10**8, True), str)
+
+
+def test_each_family_probes_groups_of_its_own() -> None:
+    assert probe_addresses(False) == (("239.255.77.250", 9769), "239.255.77.251")
+    (probe6, port), querier6 = probe_addresses(True)
+    assert probe6.startswith("ff12::") and querier6.startswith("ff12::") and port == 9769
 
 
 def test_a_burst_holds_half_a_second_of_its_rate_within_the_count_limit() -> None:

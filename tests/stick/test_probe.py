@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stick.agent.probe import needed_size
-from stick.config import StickConfig
+from stick.agent.probe import hear_session, needed_size
+from stick.config import TRUST_NAME, StickConfig
 
 MIB = 1 << 20
 
@@ -37,10 +37,26 @@ def test_the_announced_sessions_size_is_heard(sender: tuple[int, Path],
                                               tmp_path: Path) -> None:
     port, _ = sender
     config = StickConfig(session="room-12")
-    assert needed_size(config, tmp_path, "lo", 20, ("239.255.77.1", port)) == 3 * MIB
+    assert needed_size(config, tmp_path, "lo", 20, [("239.255.77.1", port)]) == 3 * MIB
 
 
 def test_another_session_name_is_not_heard(sender: tuple[int, Path], tmp_path: Path) -> None:
     port, _ = sender
     config = StickConfig(session="room-13")
-    assert needed_size(config, tmp_path, "lo", 3, ("239.255.77.1", port)) is None
+    assert needed_size(config, tmp_path, "lo", 3, [("239.255.77.1", port)]) is None
+
+
+def test_a_session_signed_by_another_key_is_told_as_mcast_receive_tells_it(
+        sender: tuple[int, Path], tmp_path: Path) -> None:
+    port, _ = sender
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    other = stick / "other.key"
+    subprocess.run([sys.executable, "-m", "mcastd", "keygen", "--key", str(other)], check=True,
+                   capture_output=True)
+    (stick / TRUST_NAME).write_bytes((stick / "other.key.pub").read_bytes())
+    told: list[str] = []
+    heard = hear_session(StickConfig(trust=True), stick, "lo", 4, [("239.255.77.1", port)],
+                         told.append)
+    assert heard is None
+    assert len(told) == 1 and told[0].startswith("ignored session 'room-12' from 127.0.0.1: ")

@@ -43,6 +43,15 @@ def test_the_receiver_command_line_of_each_setting(config: StickConfig,
     assert args.state_dir == JOURNAL and args.report == REPORT
 
 
+def test_an_ipv6_session_is_said_outright() -> None:
+    # The link may have an IPv4 link-local address too, which mcast-receive would prefer.
+    argv = receiver_argv(StickConfig(session="lab"), STICK, "/dev/nvme0n1", "enp0s31f6",
+                         JOURNAL, REPORT, ipv6=True)
+    assert argv == [*BASE, "--ipv6", "--session", "lab"]
+    args = build_parser().parse_args(argv[1:])
+    assert args.ipv6 and args.session == "lab"
+
+
 def fake_receiver(tmp_path: Path, lines: list[str | dict[str, Any]], exit_code: int) -> list[str]:
     """A child program printing ``lines`` on stdout (dicts as JSON, one a line, flushed as
     the real one does), noise on stderr, then exiting with ``exit_code``."""
