@@ -489,6 +489,8 @@ class ReceiverDaemon:
         except ResizeError as exc:
             self._fail_disk(exc)
             return
+        if self.session.state is not ReceiverState.VERIFYING:
+            return  # it ended while the table was fitted (the sender went silent, say)
         self._verified_at = trio.current_time()
         self.session.image_verified(announce.image_sha256, self._verified_at,
                                     result.verified_bytes + checks.checked_bytes)

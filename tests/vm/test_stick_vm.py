@@ -45,6 +45,7 @@ LOGS = Path(__file__).resolve().parents[2] / ".vm-logs"  # serial logs kept for 
 
 
 _SENDERS: list[subprocess.Popen[bytes]] = []  # the senders the running test started
+_OUTPUT: dict[int, Path] = {}  # a sender's pid → its output files' stem (.out, .err)
 
 
 @pytest.fixture
@@ -82,13 +83,20 @@ def serve(room: VmRoom, golden: Golden, receivers: int, *extra: str) -> subproce
     argv = [sys.executable, "-m", "mcastd", "serve", str(golden.image), "--interface", IFNAME,
             "--min-receivers", str(receivers), "--key", str(golden.key), "--json",
             "--name", "room-12", *extra]
-    sender = room.lab.popen(room.sender, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # To files, not pipes: a pipe nobody reads fills up with progress lines during a long
+    # deployment, and a sender blocked writing to it falls silent to its laptops.
+    stem = room.workdir / f"sender-{len(_SENDERS)}"
+    with open(f"{stem}.out", "wb") as out, open(f"{stem}.err", "wb") as err:
+        sender = room.lab.popen(room.sender, argv, stdout=out, stderr=err)
     _SENDERS.append(sender)
+    _OUTPUT[sender.pid] = stem
     return sender
 
 
 def final_of(sender: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
-    out, err = sender.communicate(timeout=timeout)
+    sender.wait(timeout=timeout)
+    stem = _OUTPUT[sender.pid]
+    out, err = Path(f"{stem}.out").read_bytes(), Path(f"{stem}.err").read_bytes()
     for line in reversed(out.decode().splitlines()):
         event = json.loads(line)
         if event.get("event") == "final":
