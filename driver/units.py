@@ -95,3 +95,9 @@ def format_duration(seconds: float) -> str:
     minutes, secs = divmod(max(0, round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_addr(addr: tuple[str, int]) -> str:
+    """host:port, an IPv6 host in brackets ([ff12::6d63:1]:9770)."""
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

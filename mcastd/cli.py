@@ -58,7 +58,7 @@ from driver.udp import (
     open_group_listener,
     open_sender,
 )
-from driver.units import format_bytes
+from driver.units import format_addr, format_bytes
 from protocol.config import (
     CONTROL_PORTS,
     DATA_GROUPS,
@@ -312,7 +312,7 @@ class Serve:
         sealed = ", encrypted" if sealer is not None else ""
         console.message(
             f"session {config.name!r} on {ifname} ({endpoint.address[0]}), group "
-            f"{_addr_text(network.data)}, control port {endpoint.address[1]}, {mtu}-byte "
+            f"{format_addr(network.data)}, control port {endpoint.address[1]}, {mtu}-byte "
             f"packets, GSO {gso}, signed by "
             f"{signer.fingerprint}{sealed}; "
             f"waiting for {args.min_receivers} receiver(s)"
@@ -354,10 +354,6 @@ def session_network(args: argparse.Namespace, family: int, ifname: str) -> Sessi
         speed = interface_speed(ifname)
         rate = DEFAULT_RATE if speed is None else min(DEFAULT_RATE, speed)
     return SessionNetwork(ipv6, discovery, (group, args.port), rate)
-
-
-def _addr_text(addr: Addr) -> str:
-    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ itself, and what they mean for ours. Pure: the daemon feeds it what the group ca
 
 from __future__ import annotations
 
+from driver.units import format_addr
 from protocol.config import Addr
 from protocol.errors import BadPacket
 from protocol.wire import Announce, decode_control_untrusted
@@ -48,11 +49,10 @@ class Neighbours:
                 or len(self._sharers) >= _MAX_NOTED):
             return None
         self._sharers.add(msg.session_id)
-        host, port = self.data_addr
-        group = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return (f"session {msg.name!r} from {msg.control_host or source[0]} sends to this "
-                f"session's group {group} too: both rooms' laptops receive both streams; "
-                "restart one of them without --group, so that it draws its own")
+                f"session's group {format_addr(self.data_addr)} too: both rooms' laptops "
+                "receive both streams; restart one of them without --group, so that it draws "
+                "its own")
 
     def sending_here(self, now: float) -> int:
         """Other sessions sending from this machine, heard within NEIGHBOUR_SILENCE."""

@@ -16,7 +16,6 @@ a crash or a full disk leaves the old files, never half of a new one.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -28,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from driver.atomic_file import write_atomically
 from driver.report import FinalReport, ReceiverRow
 
 HISTORY_NAME = "history.log"
@@ -81,7 +81,7 @@ def write_session_report(directory: Path, facts: SessionFacts, report: FinalRepo
     laptops = [laptop_record(row) for row in report.receivers]
     stem = f"{_stamp(facts.started)}-{_UNSAFE_NAME.sub('_', facts.name)[:64] or 'session'}"
     csv_path, json_path = directory / f"{stem}.csv", directory / f"{stem}.json"
-    _write_atomically(csv_path, _csv_text(laptops))
+    write_atomically(csv_path, _csv_text(laptops).encode())
     session = {
         "session": facts.name,
         "image_sha256": facts.image_sha256.hex(),
@@ -92,7 +92,7 @@ def write_session_report(directory: Path, facts: SessionFacts, report: FinalRepo
         "message": report.message,
         "laptops": laptops,
     }
-    _write_atomically(json_path, json.dumps(session, indent=2) + "\n")
+    write_atomically(json_path, (json.dumps(session, indent=2) + "\n").encode())
     _append_history(directory / HISTORY_NAME, facts, laptops)
     return [csv_path, json_path]
 
@@ -134,20 +134,6 @@ def _append_history(path: Path, facts: SessionFacts, laptops: Sequence[dict[str,
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def _iso(when: float | None) -> str | None:

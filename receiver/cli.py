@@ -35,7 +35,7 @@ from driver.progress import TaskProgress
 from driver.report import FinalReport
 from driver.secret import SECRET_FILE_NAME, find_default_secret, load_secret
 from driver.udp import IGMP_REASSERT_INTERVAL, NetworkError, default_interface, interface_mtu
-from driver.units import format_bytes
+from driver.units import format_addr, format_bytes
 from protocol.config import DISCOVERY_ADDR, Addr, ReceiverConfig
 from protocol.receiver import ReceiverSession
 from protocol.seal import Sealer
@@ -153,8 +153,7 @@ async def receive(
     image: bytes | None = None  # after a lost sender: only a session of the same image will do
     host = host_identity(ifname, info.path)  # told to the sender, for the admin's summary
     try:
-        where = f"[{discovery[0]}]" if ipv6 else discovery[0]
-        console.message(f"listening for sessions on {ifname} ({where}:{discovery[1]})")
+        console.message(f"listening for sessions on {ifname} ({format_addr(discovery)})")
         if (slow := pure_path_warning()) is not None:
             console.message(slow, level=logging.WARNING)
         if trusted:

@@ -8,13 +8,12 @@ new one, never part of one.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from driver.atomic_file import write_atomically
 from driver.report import FinalReport
 
 IDENTITY = ("mac", "hostname", "dmi_serial", "disk_model", "disk_serial")  # identity.py
@@ -39,23 +38,4 @@ def report_record(report: FinalReport, finished_at: datetime) -> dict[str, Any]:
 
 def write_report(path: Path, record: dict[str, Any]) -> None:
     """Write ``record`` to ``path`` atomically (see the module docstring); OSError if not."""
-    tmp = path.with_name(path.name + ".tmp")
-    data = (json.dumps(record, indent=2) + "\n").encode()
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    # The rename itself must reach the medium too; a file system that cannot sync a
-    # directory has done what it can.
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    write_atomically(path, (json.dumps(record, indent=2) + "\n").encode())

@@ -1,6 +1,7 @@
 """The doctor on an IPv6-only LAN (no IPv4 address anywhere, link-local addresses only), the
 real programs in the kernel lab: both find IPv6 by themselves, the querier check asks MLD, and
-the faults of tests/lab/test_doctor_lab.py are named the same way."""
+the faults of tests/lab/test_doctor_lab.py are named the same way (the firewall and the MTU
+mismatch are tested there, on both families)."""
 
 from __future__ import annotations
 
@@ -58,35 +59,6 @@ def test_a_snooping_switch_without_an_mld_querier_is_named(tmp_path: Path) -> No
                 "cut laptops off after ~4 min; enable an MLD querier on the switch or router")
     assert problems(findings) == [expected]
     assert [f["finding"] for f in admin if not f["ok"] and "laptop" not in f] == [expected]
-
-
-def test_a_firewall_on_the_control_ports_is_named_on_ipv6(tmp_path: Path) -> None:
-    with Lab(1, querier=True, ipv6_only=True) as lab:
-        script = ("table inet doctorfw {\n chain input {\n"
-                  "  type filter hook input priority filter; policy accept;\n"
-                  "  udp dport 9772-9871 drop\n }\n}\n")
-        lab.run(lab.sender, ["nft", "-f", "-"], input=script.encode(), check=True,
-                capture_output=True, timeout=10)
-        responder = start_responder(lab, tmp_path, duration=10)
-        code, findings = laptop_doctor(lab, tmp_path)
-        finish(responder)
-    assert code == 1
-    assert problems(findings) == [
-        f"udp port 9772 of the sender {lab.sender.ip}%{IFNAME} gets no answer while its "
-        "multicast arrives: a firewall on the sender drops it; open udp 9772-9871"]
-
-
-def test_a_laptop_link_smaller_than_the_senders_is_named_on_ipv6(tmp_path: Path) -> None:
-    with Lab(1, querier=True, mtu=9000, ipv6_only=True) as lab:
-        lab.run(lab.receivers[0], ["ip", "link", "set", IFNAME, "mtu", "1500"], check=True,
-                timeout=10)
-        responder = start_responder(lab, tmp_path, duration=12)
-        code, findings = laptop_doctor(lab, tmp_path)
-        finish(responder)
-    assert code == 1
-    assert problems(findings) == [
-        "the sender's link takes 9000-byte packets and this laptop's 1500: serve with --mtu "
-        "1500, or give every link the same MTU"]
 
 
 def test_a_switch_that_drops_big_packets_is_named_with_ipv6_sizes(tmp_path: Path) -> None:

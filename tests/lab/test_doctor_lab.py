@@ -98,8 +98,9 @@ def test_a_snooping_switch_without_a_querier_is_named_on_both_sides(tmp_path: Pa
     assert [f["finding"] for f in admin if not f["ok"] and "laptop" not in f] == [expected]
 
 
-def test_a_firewall_on_the_control_ports_is_named(tmp_path: Path) -> None:
-    with Lab(1, querier=True) as lab:
+@pytest.mark.parametrize("ipv6_only", [False, True], ids=["ipv4", "ipv6-only"])
+def test_a_firewall_on_the_control_ports_is_named(tmp_path: Path, ipv6_only: bool) -> None:
+    with Lab(1, querier=True, ipv6_only=ipv6_only) as lab:
         script = ("table inet doctorfw {\n chain input {\n"
                   "  type filter hook input priority filter; policy accept;\n"
                   "  udp dport 9772-9871 drop\n }\n}\n")
@@ -108,14 +109,18 @@ def test_a_firewall_on_the_control_ports_is_named(tmp_path: Path) -> None:
         responder = start_responder(lab, tmp_path, duration=10)
         code, findings = laptop_doctor(lab, tmp_path)
         finish(responder)
+    # A link-local sender is named in the laptop's own zone.
+    sender = f"{lab.sender.ip}%{IFNAME}" if ipv6_only else lab.sender.ip
     assert code == 1
     assert problems(findings) == [
-        f"udp port 9772 of the sender {lab.sender.ip} gets no answer while its multicast "
+        f"udp port 9772 of the sender {sender} gets no answer while its multicast "
         "arrives: a firewall on the sender drops it; open udp 9772-9871"]
 
 
-def test_a_laptop_link_smaller_than_the_senders_is_named(tmp_path: Path) -> None:
-    with Lab(1, querier=True, mtu=9000) as lab:
+@pytest.mark.parametrize("ipv6_only", [False, True], ids=["ipv4", "ipv6-only"])
+def test_a_laptop_link_smaller_than_the_senders_is_named(tmp_path: Path,
+                                                         ipv6_only: bool) -> None:
+    with Lab(1, querier=True, mtu=9000, ipv6_only=ipv6_only) as lab:
         laptop = lab.receivers[0]
         lab.run(laptop, ["ip", "link", "set", IFNAME, "mtu", "1500"], check=True, timeout=10)
         responder = start_responder(lab, tmp_path, duration=12)
